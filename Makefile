@@ -1,0 +1,56 @@
+# quickturn — two commands for a newcomer: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ENV_STAMP := $(VENV)/.bootstrapped
+
+.PHONY: env demo test test-fast lint format gpu-check bench profile data train eval clean-env
+
+$(ENV_STAMP): pyproject.toml .ci/bootstrap.sh
+	VENV=$(VENV) .ci/bootstrap.sh
+
+env: $(ENV_STAMP)
+
+## Run the scripted multi-turn demo on the embedded default models (offline, no mic needed).
+demo: $(ENV_STAMP)
+	$(PY) -m agent.cli demo --out out/demo --json out/demo/report.json
+
+## The test suite (real models, real sockets; CUDA tests skip without a GPU).
+test: $(ENV_STAMP)
+	$(PY) -m pytest -q tests
+
+test-fast: $(ENV_STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+lint: $(ENV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(ENV_STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## CUDA tests plus the LM benchmark (run on a machine with a GPU).
+gpu-check: $(ENV_STAMP)
+	$(PY) -m pytest -q -m cuda tests
+	$(PY) -m benchmarks.lm_bench --device cuda --quick --json out/bench/lm_cuda.json
+
+## LM benchmark on this machine's CPU.
+bench: $(ENV_STAMP)
+	$(PY) -m benchmarks.lm_bench --device cpu --json out/bench/lm_cpu.json
+
+## Latency profile of the demo set.
+profile: $(ENV_STAMP)
+	$(PY) -m agent.cli profile --input demo --json out/profile/report.json --plot out/profile/plot.png --trace out/profile/trace.json
+
+## Embedded model: build the data set, train (resumable), evaluate.
+data: $(ENV_STAMP)
+	$(PY) -m agent.embedded.build_data --config configs/embedded_data.toml
+
+train: $(ENV_STAMP)
+	$(PY) -m dlm_core.train --config configs/train_embedded.toml
+
+eval: $(ENV_STAMP)
+	$(PY) -m agent.embedded.evaluate --config configs/embedded_data.toml
+
+clean-env:
+	rm -rf $(VENV)

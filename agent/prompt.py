@@ -1,0 +1,63 @@
+"""The reply model's prompt: injected context plus conversation history.
+
+The embedded model is trained on exactly these sentences (see ``agent/embedded``), so the wording here
+and in the training data must stay in step: change one, rebuild the data and retrain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+def spoken_time(now: datetime) -> str:
+    """'2:05 PM' — the form the TTS reads well and the model copies."""
+    hour = now.hour % 12 or 12
+    return f"{hour}:{now.minute:02d} {'AM' if now.hour < 12 else 'PM'}"
+
+
+def spoken_date(now: datetime) -> str:
+    """'Tuesday, November 26' (weekday first: the most asked-for part)."""
+    return f"{now.strftime('%A')}, {now.strftime('%B')} {now.day}"
+
+
+def context_sentences(assistant_name: str, now: datetime, extra_facts: tuple[str, ...] = ()) -> str:
+    """Plain sentences the agent injects as the system message of every turn."""
+    parts = [
+        f"Your name is {assistant_name}.",
+        f"Today is {spoken_date(now)}, {now.year}.",
+        f"The time is {spoken_time(now)}.",
+    ]
+    parts.extend(extra_facts)
+    return " ".join(parts)
+
+
+@dataclass
+class Conversation:
+    """History of finished turns; the assistant side holds only what the user actually heard."""
+
+    assistant_name: str = "Quinn"
+    max_turns: int = 6
+    turns: list[Message] = field(default_factory=list)
+
+    def add_user(self, text: str) -> None:
+        self.turns.append(Message("user", text))
+
+    def add_assistant(self, text: str) -> None:
+        if text.strip():
+            self.turns.append(Message("assistant", text))
+        self.turns = self.turns[-2 * self.max_turns :]
+
+    def messages_for(self, user_text: str, now: datetime) -> list[Message]:
+        """System context + recent history + the new user message."""
+        system = Message("system", context_sentences(self.assistant_name, now))
+        return [system, *self.turns, Message("user", user_text)]
