@@ -1,0 +1,33 @@
+"""dlm_core: a diffusion language-model engine (torch). Knows nothing of audio or agents.
+
+    from dlm_core import DiffusionEngine, SamplerConfig
+    engine = DiffusionEngine.from_pretrained("path/to/model")
+    engine.warmup()
+    reply = engine.generate([{"role": "user", "content": "Hello!"}], max_tokens=48, steps=8)
+"""
+
+from .config import ModelConfig
+from .constraints import Constraints, banned_token_ids, infill, prefix
+from .engine import BlockResult, DiffusionEngine, GenerationResult
+from .errors import DLMError, GenerationError, ModelLoadError, ShapeError
+from .loader import LoadedModel, load_model, save_quickturn_model
+from .sampling import SamplerConfig
+
+__all__ = [
+    "BlockResult",
+    "Constraints",
+    "DLMError",
+    "DiffusionEngine",
+    "GenerationError",
+    "GenerationResult",
+    "LoadedModel",
+    "ModelConfig",
+    "ModelLoadError",
+    "SamplerConfig",
+    "ShapeError",
+    "banned_token_ids",
+    "infill",
+    "load_model",
+    "prefix",
+    "save_quickturn_model",
+]

@@ -1,0 +1,390 @@
+"""Build the embedded reply model's data: train/held-out chats, pre-training pairs, stats, tokenizer.
+
+    python -m agent.embedded.build_data --config configs/embedded_data.toml
+
+Reproducible: everything is drawn from one seed, the teacher's replies come from the committed cache
+(``teacher_gen`` fills it), and files are written in a fixed order. See ``docs/data-card.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import re
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.embedded import sources
+from agent.embedded.config import DataConfig, load_config
+from agent.embedded.filters import first_sentences, normalise_prompt, spoken_problems, word_count
+from agent.embedded.intents import Ctx, Example, Intent, TableIntent, all_intents, random_ctx
+from agent.embedded.teacher_gen import STYLE_SHOTS
+
+# Held-out quota per kind (scaled to ``heldout.size``): context-use kinds first, then the rest.
+HELDOUT_QUOTA: dict[str, int] = {
+    "time": 40, "weekday": 25, "date": 30, "name": 30, "user_fact": 40, "user_fact_tell": 10, "repeat": 12,
+    "arithmetic": 15, "negative": 30, "user_fact_unknown": 15, "greeting": 15, "how_are_you": 12,
+    "thanks": 10, "goodbye": 10, "compliment": 8, "criticism": 6, "apology": 6, "acknowledge": 6,
+    "smalltalk": 40, "cannot": 25, "help": 6, "fact": 30, "joke": 10, "fortune": 5, "chatterbot": 40,
+    "teacher": 60,
+}  # fmt: skip
+CONTEXT_KINDS = ("time", "weekday", "date", "name", "user_fact", "user_fact_tell", "repeat")
+
+# First-person life stories the teacher invents ("my husband", "I went to the beach"): a voice
+# assistant has none, and they would teach the small model to make things up about itself.
+_PERSONA_RE = re.compile(
+    r"\b(my (wife|husband|boyfriend|girlfriend|mom|mum|dad|mother|father|sister|brother|son|daughter|kids?|"
+    r"family|friends?|cat|dog|pet|job|boss|house|home|car|team|parents|grandma|grandpa|school|class|wedding|"
+    r"childhood)|i (went|was|had|grew up|live|lived|work|worked|played|visited|saw|watched|ate|met|used to)|"
+    r"i'm (a|an) (student|teacher|mom|dad|nurse|doctor)|i've been|when i was|yesterday|last (night|week|year))\b",
+    re.I,
+)
+_ADDRESS_RE = re.compile(r"\b(smollm|hugging ?face|as an ai|language model|assistant:|user:)\b", re.I)
+
+
+class BuildError(RuntimeError):
+    """The data build cannot produce a valid dataset with this config."""
+
+
+@dataclass
+class TeacherStats:
+    prompts: int = 0
+    samples: int = 0
+    kept: int = 0
+    reasons: Counter | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _chat(ctx: Ctx, user: str, reply: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": ctx.system},
+        {"role": "user", "content": user},
+        {"role": "assistant", "content": reply},
+    ]
+
+
+def chatterbot_items(cfg: DataConfig) -> list[tuple[str, str]]:
+    """Clean (question, answer) pairs from chatterbot-corpus."""
+    files = cfg.chatterbot.files or sources.DEFAULT_CHATTERBOT_FILES
+    out: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for _cat, q, a in sources.chatterbot_pairs(tuple(files)):
+        q2 = sources.clean_turn(q, max_words=25, max_non_word_share=0.0)
+        # Questions must be full sentences ("frank herbert" is not one); answers must read as the
+        # assistant's own clean speech (no bot persona lore, quotes, colons, sloppy lower-case "i").
+        if not q2 or word_count(q2) < 3 or not re.match(r"^[A-Za-z]", q2):
+            continue
+        if re.search(r"chat ?bot|chatterbot|\bbot\b|robot|software|android|immortal|\bdie\b|mask|programmed|processor|\bbrain\b", a, re.I) or re.search(r"[\":;]|--|\bi\b", a):
+            continue
+        a = a[:1].upper() + a[1:]
+        if a and a[-1] not in ".!?":
+            a += "."
+        if spoken_problems(a, max_non_words=0) or _ADDRESS_RE.search(a) or sources.clean_turn(a) is None:
+            continue
+        if (q2.lower(), a) not in seen:
+            seen.add((q2.lower(), a))
+            out.append((q2, a))
+    if cfg.chatterbot.max_pairs:
+        out = out[: cfg.chatterbot.max_pairs]
+    return out
+
+
+def fortune_items(cfg: DataConfig, rng: random.Random) -> list[str]:
+    if not cfg.fortunes.enabled:
+        return []
+    jokes = [j for _f, e in sources.fortunes() if (j := sources.short_joke(e, max_words=25))]
+    jokes = [j for j in dict.fromkeys(jokes) if not spoken_problems(j, max_words=25)]
+    rng.shuffle(jokes)
+    return jokes[: cfg.fortunes.max_items]
+
+
+def teacher_items(cfg: DataConfig) -> tuple[list[tuple[str, str, str]], TeacherStats]:
+    """(origin, prompt, best reply) from the teacher cache after hard filtering; plus counts."""
+    stats = TeacherStats(reasons=Counter())
+    path = cfg.data_dir / cfg.teacher.cache_file
+    if not cfg.teacher.enabled or not path.is_file():
+        return [], stats
+    from agent.embedded.similarity import relevance
+
+    shot_grams = {g for _u, a in STYLE_SHOTS for g in _grams(a, 4)}
+    candidates: list[tuple[int, str, str]] = []  # (record index, prompt, cleaned reply)
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records.sort(key=lambda r: r["prompt"])  # cache order depends on the run; the build must not
+    for i, rec in enumerate(records):
+        stats.prompts += 1
+        context_bits = [m for m in re.findall(r"Your name is (\w+)|The time is ([^.]+)\.|Today is ([^,]+),", rec["system"]) for m in m if m]
+        for raw in rec["samples"]:
+            stats.samples += 1
+            reply = first_sentences(sources.tidy(raw), max_sentences=2, max_words=30)
+            why = None
+            if not reply:
+                why = "unfinished"
+            elif problems := spoken_problems(reply, max_non_words=1):
+                why = problems[0].split(" (")[0].split(" [")[0]
+            elif _PERSONA_RE.search(reply):
+                why = "invented persona"
+            elif _ADDRESS_RE.search(reply) or any(b.lower() in reply.lower() for b in context_bits):
+                why = "echoes context"
+            elif _grams(reply, 4) & shot_grams:
+                why = "copies a style example"
+            if why:
+                stats.reasons[why] += 1
+            else:
+                candidates.append((i, rec["prompt"], reply))
+    scores = relevance([p for _i, p, _r in candidates], [r for _i, _p, r in candidates]) if candidates else []
+    best: dict[int, tuple[float, str]] = {}
+    for (i, _p, reply), s in zip(candidates, scores):
+        if s < cfg.teacher.min_relevance:
+            stats.reasons["low relevance"] += 1
+            continue
+        if i not in best or s > best[i][0]:
+            best[i] = (s, reply)
+    items = [(records[i]["origin"], records[i]["prompt"], best[i][1]) for i in sorted(best)]
+    stats.kept = len(items)
+    return items, stats
+
+
+def _grams(text: str, n: int) -> set[tuple[str, ...]]:
+    toks = re.findall(r"[a-z']+", text.lower())
+    return {tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)}
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _scaled_quota(cfg: DataConfig, kinds_available: set[str]) -> dict[str, int]:
+    quota = {k: v for k, v in HELDOUT_QUOTA.items() if k in kinds_available}
+    total = sum(quota.values()) or 1
+    return {k: max(1, round(v * cfg.heldout.size / total)) for k, v in quota.items()} if cfg.heldout.size else {}
+
+
+def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-like callable
+    """Run the whole build; returns the stats dict (also written to stats.json)."""
+    t0 = time.time()
+    rng = random.Random(cfg.seed)
+    fortunes = fortune_items(cfg, random.Random(cfg.seed + 1))
+    intents = all_intents(fortunes, random.Random(cfg.seed + 2), cfg.templates.heldout_phrasing_share)
+    cb = chatterbot_items(cfg) if cfg.chatterbot.enabled else []
+    teach, tstats = teacher_items(cfg)
+    log(f"sources: {len(intents)} intents, {len(fortunes)} fortunes, {len(cb)} chatterbot pairs, {len(teach)} teacher replies")
+
+    kinds = {it.kind for it in intents} | ({"chatterbot"} if cb else set()) | ({"teacher"} if teach else set())
+    quota = _scaled_quota(cfg, kinds)
+
+    # ---- held-out: template kinds sampled from held-out phrasings; corpus items split by prompt ----
+    heldout: list[Example] = []
+    by_kind: dict[str, list[Intent]] = {}
+    for it in intents:
+        has_held = bool(it.held_phrasings) or (isinstance(it, TableIntent) and it.held_rows)
+        has_held = has_held or bool(getattr(it, "held", None))
+        if has_held:
+            by_kind.setdefault(it.kind, []).append(it)
+    hrng = random.Random(cfg.seed + 3)
+    for kind, n in quota.items():
+        if kind in ("chatterbot", "teacher"):
+            continue
+        pool = by_kind.get(kind, [])
+        if not pool:
+            continue
+        seen: set[str] = set()
+        tries = 0
+        while sum(1 for e in heldout if e.kind == kind) < n and tries < 50 * n:
+            tries += 1
+            ex = hrng.choice(pool).sample(hrng, True, random_ctx(hrng))
+            # Context items differ by their context as much as by wording: key on the whole chat.
+            key = normalise_prompt(ex.user_text)
+            if kind in CONTEXT_KINDS or kind == "user_fact_unknown":
+                key = _render(ex.messages[:-1])
+            if key not in seen and _clean_reply(ex.reply):
+                seen.add(key)
+                heldout.append(ex)
+
+    crng = random.Random(cfg.seed + 4)
+    cb_questions = list(dict.fromkeys(q.lower() for q, _a in cb))
+    crng.shuffle(cb_questions)
+    cb_held = set(cb_questions[: quota.get("chatterbot", 0)])
+    t_prompts = [p for _o, p, _r in teach]
+    crng.shuffle(t_prompts)
+    t_held = set(t_prompts[: quota.get("teacher", 0)])
+    for q, a in cb:
+        if q.lower() in cb_held and not any(e.source == "chatterbot" and e.user_text == q for e in heldout):
+            heldout.append(Example(_chat(random_ctx(crng), q, a), "chatterbot", "chatterbot"))
+    for origin, p, r in teach:
+        if p in t_held:
+            ctx = random_ctx(crng)
+            heldout.append(Example(_chat(ctx, p, r), "teacher", "teacher", expect_none=[ctx.slots["time"], ctx.name]))
+    held_keys = {normalise_prompt(e.user_text) for e in heldout}
+
+    # ---- train ----
+    train: list[Example] = []
+    weights = cfg.templates.weights
+    group_sizes = Counter(it.group for it in intents)
+    intent_w = [weights.get(it.group, 1.0) / group_sizes[it.group] for it in intents]
+    n_tmpl = cfg.templates.examples
+    dropped_overlap = 0
+    for _ in range(n_tmpl):
+        it = rng.choices(intents, weights=intent_w)[0]
+        ex = it.sample(rng, False, random_ctx(rng))
+        if normalise_prompt(ex.user_text) in held_keys:
+            dropped_overlap += 1
+            continue
+        train.append(ex)
+    for _rep in range(cfg.chatterbot.repeat):
+        for q, a in cb:
+            if normalise_prompt(q) not in held_keys:
+                train.append(Example(_chat(random_ctx(rng), _maybe_asr(rng, q), a), "chatterbot", "chatterbot"))
+    for _rep in range(cfg.teacher.repeat):
+        for origin, p, r in teach:
+            if normalise_prompt(p) not in held_keys:
+                train.append(Example(_chat(random_ctx(rng), p, r), "teacher", "teacher"))
+    train = [e for e in train if normalise_prompt(e.user_text) not in held_keys]
+    rng.shuffle(train)
+    heldout.sort(key=lambda e: (e.kind, e.user_text))
+
+    # ---- pre-training pairs (chitchat) ----
+    pretrain: list[dict[str, str]] = []
+    if cfg.chitchat.pretrain:
+        for pair in sources.chitchat_pairs(max_words=cfg.chitchat.max_words):
+            if normalise_prompt(pair.prev) not in held_keys:
+                pretrain.append({"prev": pair.prev, "reply": pair.reply})
+        if cfg.chitchat.max_pairs:
+            pretrain = pretrain[: cfg.chitchat.max_pairs]
+
+    # ---- write ----
+    d = cfg.data_dir
+    d.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(d / "train.jsonl", [e.as_json() for e in train])
+    _write_jsonl(d / "heldout.jsonl", [e.as_json() for e in heldout])
+    if pretrain:
+        _write_jsonl(d / cfg.chitchat.pretrain_file, pretrain)
+
+    stats = _stats(train, heldout, pretrain, tstats, len(cb), len(fortunes), dropped_overlap)
+    if cfg.tokenizer.enabled:
+        stats["tokenizer"] = build_tokenizer(cfg, train, pretrain)
+    stats["build_seconds"] = round(time.time() - t0, 1)
+    (d / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    log(f"wrote {len(train)} train, {len(heldout)} held-out, {len(pretrain)} pretrain pairs to {d}")
+    return stats
+
+
+def _maybe_asr(rng: random.Random, text: str) -> str:
+    return re.sub(r"[.,!?;]", "", text).lower() if rng.random() < 0.3 else text
+
+
+def _clean_reply(reply: str) -> bool:
+    return not spoken_problems(reply, max_non_words=2)
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
+    """Compact JSON lines; a ``.gz`` name writes gzip (mtime 0, so the bytes are reproducible)."""
+    data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows).encode("utf-8")
+    if path.suffix == ".gz":
+        with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+            gz.write(data)
+    else:
+        path.write_bytes(data)
+
+
+def _length_stats(values: Sequence[int]) -> dict:
+    if not values:
+        return {}
+    s = sorted(values)
+    return {
+        "mean": round(statistics.fmean(s), 2),
+        "min": s[0],
+        "median": s[len(s) // 2],
+        "p95": s[int(0.95 * (len(s) - 1))],
+        "max": s[-1],
+    }
+
+
+def _stats(train, heldout, pretrain, tstats: TeacherStats, n_cb: int, n_fortunes: int, dropped: int) -> dict:  # noqa: ANN001
+    def count(exs: list[Example], attr: str) -> dict[str, int]:
+        return dict(sorted(Counter(getattr(e, attr) for e in exs).items()))
+
+    return {
+        "train": {
+            "examples": len(train),
+            "by_source": count(train, "source"),
+            "by_kind": count(train, "kind"),
+            "reply_words": _length_stats([word_count(e.reply) for e in train]),
+            "user_words": _length_stats([word_count(e.user_text) for e in train]),
+            "turns": _length_stats([len(e.messages) for e in train]),
+            "distinct_replies": len({e.reply for e in train}),
+            "distinct_user_texts": len({normalise_prompt(e.user_text) for e in train}),
+            "template_examples_dropped_for_heldout_overlap": dropped,
+        },
+        "heldout": {
+            "examples": len(heldout),
+            "by_source": count(heldout, "source"),
+            "by_kind": count(heldout, "kind"),
+            "with_expect_any": sum(1 for e in heldout if e.expect_any),
+            "with_expect_none": sum(1 for e in heldout if e.expect_none),
+            "context_use": sum(1 for e in heldout if e.expect_any and e.kind in CONTEXT_KINDS),
+        },
+        "pretrain": {
+            "pairs": len(pretrain),
+            "reply_words": _length_stats([word_count(p["reply"]) for p in pretrain]),
+        },
+        "sources": {
+            "chatterbot_pairs_kept": n_cb,
+            "fortunes_kept": n_fortunes,
+            "teacher": {
+                "prompts": tstats.prompts,
+                "samples": tstats.samples,
+                "prompts_kept": tstats.kept,
+                "prompt_keep_rate": round(tstats.kept / tstats.prompts, 3) if tstats.prompts else None,
+                "sample_rejections": dict(sorted((tstats.reasons or Counter()).items())),
+            },
+        },
+    }
+
+
+def _render(messages: list[dict[str, str]]) -> str:
+    return "\n".join(m["content"] for m in messages)
+
+
+def build_tokenizer(cfg: DataConfig, train: list[Example], pretrain: list[dict[str, str]]) -> dict:
+    """Prune SmolLM2's BPE to ``vocab_size`` on our text; write tokenizer.json and vocab_map.json."""
+    from agent.embedded.teacher import tokenizer_json_path
+    from dlm_core.vocab import SPECIAL_TOKENS, prune_bpe_tokenizer
+
+    texts = [_render(e.messages) for e in train] + [f"{p['prev']}\n{p['reply']}" for p in pretrain]
+    pruned = prune_bpe_tokenizer(tokenizer_json_path(), texts, cfg.tokenizer.vocab_size, SPECIAL_TOKENS)
+    d = cfg.data_dir
+    pruned.tokenizer.save(str(d / "tokenizer.json"))
+    (d / "vocab_map.json").write_text(json.dumps({"kept_old_ids": pruned.kept_old_ids}) + "\n", encoding="utf-8")
+    tok = pruned.tokenizer
+    reply_lens = [len(tok.encode(e.reply).ids) for e in train]
+    words = sum(word_count(e.reply) for e in train)
+    prompt_lens = [len(tok.encode(_render(e.messages[:-1])).ids) for e in train[:5000]]
+    return {
+        "vocab_size": tok.get_vocab_size(),
+        "special_tokens": {t: tok.token_to_id(t) for t in SPECIAL_TOKENS},
+        "reply_tokens": _length_stats(reply_lens),
+        "reply_tokens_per_word": round(sum(reply_lens) / max(1, words), 3),
+        "share_replies_le_32_tokens": round(sum(n <= 32 for n in reply_lens) / len(reply_lens), 4),
+        "share_replies_le_48_tokens": round(sum(n <= 48 for n in reply_lens) / len(reply_lens), 4),
+        "prompt_tokens_first_5000": _length_stats(prompt_lens),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", type=Path, default=Path("configs/embedded_data.toml"))
+    args = ap.parse_args(argv)
+    build(load_config(args.config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

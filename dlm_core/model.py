@@ -1,0 +1,260 @@
+"""One native transformer for every diffusion-LM family we load.
+
+A decoder-style stack (RMSNorm, RoPE, MHA/GQA, SwiGLU) whose attention pattern is chosen by the caller:
+there is no built-in causal mask. Three entry points cover all uses:
+
+* ``forward_masked(tokens, mask)``       no cache, explicit boolean mask: training and parity tests;
+* ``forward_context(tokens, start)``     append tokens to the static KV cache (prefill / block commit);
+* ``forward_block(tokens, start, ...)``  one denoising step: the block attends to the cached context
+                                         and to itself, and writes nothing to the cache.
+
+The KV cache is allocated once (static shapes, gpt-fast style) so the block step can be captured in a
+CUDA graph. Positions enter as device tensors; nothing in ``forward_block`` synchronises with the host.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import ModelConfig
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Normalise in fp32 like the reference implementations, then cast back.
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * xf.to(x.dtype)
+
+
+class RotaryTable(nn.Module):
+    """Precomputed cos/sin for every position; rows are gathered by a positions tensor."""
+
+    def __init__(self, rotary_dim: int, max_positions: int, theta: float) -> None:
+        super().__init__()
+        inv_freq = 1.0 / (theta ** (torch.arange(0, rotary_dim, 2, dtype=torch.float64) / rotary_dim))
+        angles = torch.outer(torch.arange(max_positions, dtype=torch.float64), inv_freq)
+        emb = torch.cat([angles, angles], dim=-1)  # "rotate_half" layout used by LLaMA/Qwen
+        self.register_buffer("cos", emb.cos().float(), persistent=False)
+        self.register_buffer("sin", emb.sin().float(), persistent=False)
+
+    def forward(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        return self.cos[positions].to(dtype), self.sin[positions].to(dtype)
+
+
+def _rotate_half(x: Tensor) -> Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x: [B, H, T, D]; cos/sin: [T, R] with R ≤ D (partial rotary leaves the tail untouched)."""
+    rot = cos.shape[-1]
+    if rot == x.shape[-1]:
+        return x * cos + _rotate_half(x) * sin
+    x_rot, x_pass = x[..., :rot], x[..., rot:]
+    return torch.cat([x_rot * cos + _rotate_half(x_rot) * sin, x_pass], dim=-1)
+
+
+class KVCache(nn.Module):
+    """Static per-layer key/value storage: [batch, kv_heads, max_len, head_dim]."""
+
+    def __init__(self, batch: int, kv_heads: int, max_len: int, head_dim: int, dtype, device) -> None:
+        super().__init__()
+        shape = (batch, kv_heads, max_len, head_dim)
+        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[2]
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        self.q_proj = nn.Linear(cfg.hidden_size, cfg.num_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.k_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.v_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.o_proj = nn.Linear(cfg.num_heads * cfg.head_dim, cfg.hidden_size, bias=False)
+        self.q_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
+        self.cache: KVCache | None = None
+
+    def _project(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        if self.q_norm is not None and self.k_norm is not None:  # Qwen3 / SDAR: norm before RoPE
+            q, k = self.q_norm(q), self.k_norm(k)
+        return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        if self.num_kv_heads != self.num_heads:
+            rep = self.num_heads // self.num_kv_heads
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        b, _, t, _ = out.shape
+        return self.o_proj(out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim))
+
+    def forward(
+        self,
+        x: Tensor,
+        cos: Tensor,
+        sin: Tensor,
+        mask: Tensor | None,
+        mode: str,
+        write_at: Tensor | None = None,
+        kv_len: int = 0,
+    ) -> Tensor:
+        q, k, v = self._project(x, cos, sin)
+        if mode == "masked":  # no cache
+            return self._attend(q, k, v, mask)
+        cache = self.cache
+        assert cache is not None, "call Transformer.setup_cache() first"
+        if mode == "context":  # write, then read everything up to kv_len
+            cache.k.index_copy_(2, write_at, k)
+            cache.v.index_copy_(2, write_at, v)
+            return self._attend(q, cache.k[:, :, :kv_len], cache.v[:, :, :kv_len], mask)
+        # mode == "block": read cached context, append this block's keys without storing them
+        keys = torch.cat([cache.k[:, :, :kv_len], k], dim=2)
+        values = torch.cat([cache.v[:, :, :kv_len], v], dim=2)
+        return self._attend(q, keys, values, mask)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.attn = Attention(cfg)
+        self.mlp_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None, **attn_kw) -> Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask, **attn_kw)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.lm_head = None if cfg.tie_word_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.rotary = RotaryTable(cfg.rotary_dim, cfg.max_position_embeddings, cfg.rope_theta)
+        self.cache_len = 0
+
+    # -- weights -----------------------------------------------------------------------------------
+    def head(self, h: Tensor) -> Tensor:
+        weight = self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
+        return F.linear(h, weight)
+
+    def init_weights(self, std: float = 0.02, seed: int | None = None) -> None:
+        """Small-normal init with scaled residual projections (GPT-2 style) for training from scratch."""
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        residual_std = std / (2 * self.cfg.num_layers) ** 0.5
+        for name, p in self.named_parameters():
+            if p.dim() == 1:
+                if name.endswith("bias"):
+                    nn.init.zeros_(p)
+                else:
+                    nn.init.ones_(p)
+                continue
+            scale = residual_std if name.endswith(("o_proj.weight", "down_proj.weight")) else std
+            with torch.no_grad():
+                p.copy_(torch.randn(p.shape, generator=gen) * scale)
+
+    # -- cache -------------------------------------------------------------------------------------
+    def setup_cache(self, max_len: int, batch: int = 1, device=None, dtype=None) -> None:
+        """Allocate the static KV cache once; later calls with the same shape keep it."""
+        param = self.embed_tokens.weight
+        device = device or param.device
+        dtype = dtype or param.dtype
+        for layer in self.layers:
+            c = layer.attn.cache
+            if c is not None and c.k.shape[0] == batch and c.max_len == max_len and c.k.dtype == dtype:
+                continue
+            layer.attn.cache = KVCache(batch, self.cfg.num_kv_heads, max_len, self.cfg.head_dim, dtype, device)
+        self.cache_len = max_len
+
+    def drop_cache(self) -> None:
+        for layer in self.layers:
+            layer.attn.cache = None
+        self.cache_len = 0
+
+    # -- forward modes -----------------------------------------------------------------------------
+    def _trunk(self, tokens: Tensor, positions: Tensor, mask: Tensor | None, **attn_kw) -> Tensor:
+        x = self.embed_tokens(tokens)
+        cos, sin = self.rotary(positions, x.dtype)
+        for layer in self.layers:
+            x = layer(x, cos, sin, mask, **attn_kw)
+        return self.norm(x)
+
+    def forward_masked(self, tokens: Tensor, mask: Tensor | None, positions: Tensor | None = None) -> Tensor:
+        """Logits [B, T, V] for a whole sequence under an explicit bool mask [B|1, 1, T, T] (True = see)."""
+        if positions is None:
+            positions = torch.arange(tokens.shape[1], device=tokens.device)
+        return self.head(self._trunk(tokens, positions, mask, mode="masked"))
+
+    def hidden_masked(self, tokens: Tensor, mask: Tensor | None, positions: Tensor | None = None) -> Tensor:
+        """Final hidden states (before the head), for losses that only need some positions' logits."""
+        if positions is None:
+            positions = torch.arange(tokens.shape[1], device=tokens.device)
+        return self._trunk(tokens, positions, mask, mode="masked")
+
+    def forward_context(self, tokens: Tensor, start: int, last_logits_only: bool = True) -> Tensor:
+        """Append ``tokens`` (positions start..start+T) to the cache; returns logits (last or all)."""
+        t = tokens.shape[1]
+        end = start + t
+        positions = torch.arange(start, end, device=tokens.device)
+        mask = self.context_mask(start, t, tokens.device)
+        h = self._trunk(tokens, positions, mask, mode="context", write_at=positions, kv_len=end)
+        return self.head(h[:, -1:] if last_logits_only else h)
+
+    def forward_block(
+        self, tokens: Tensor, positions: Tensor, ctx_len: int, key_mask: Tensor | None = None
+    ) -> Tensor:
+        """One denoising step: logits [B, L, V] for a block attending to cache[:ctx_len] and itself.
+
+        ``key_mask`` (bool [1, 1, 1, ctx_len + L]) hides padded cache slots when ``ctx_len`` is a static
+        bucket bound rather than the true context length (CUDA-graph replay).
+        """
+        h = self._trunk(tokens, positions, key_mask, mode="block", kv_len=ctx_len)
+        return self.head(h)
+
+    def context_mask(self, start: int, t: int, device) -> Tensor | None:
+        """Mask for appending t tokens at ``start`` to a cache holding ``start`` tokens."""
+        if self.cfg.attention == "full":
+            return None
+        b = self.cfg.block_size
+        q = torch.arange(start, start + t, device=device)
+        k = torch.arange(start + t, device=device)
+        return ((k[None, :] // b) <= (q[:, None] // b))[None, None]
+
+
+def block_causal_mask(length: int, block_size: int, device=None) -> Tensor:
+    """[1, 1, T, T] bool mask: j visible from i iff j // b <= i // b (b = 1: causal)."""
+    idx = torch.arange(length, device=device)
+    return ((idx[None, :] // block_size) <= (idx[:, None] // block_size))[None, None]

@@ -1,0 +1,97 @@
+"""Training objective for block-diffusion chat models (masked diffusion ELBO + optional AR term).
+
+A training sequence is ``[causal prefix | noised block]``: the prefix is the prompt plus the reply's
+earlier blocks (clean), attended causally exactly as the engine caches them; the block is one reply
+block of L tokens in which each position is masked with probability t ~ U(ε, 1). The block attends to
+the prefix and to itself. Loss (LLaDA/MDLM ELBO): Σ_masked CE / t, normalised by L.
+
+Because the prefix is causal, the same pass also yields next-token predictions for every prefix
+position; ``ar_weight`` adds that cross-entropy (dense extra signal for a small model, and it makes the
+same weights a working autoregressive baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..model import Transformer
+
+
+@dataclass
+class Batch:
+    tokens: Tensor  # [B, T] input ids (block positions partly masked)
+    targets: Tensor  # [B, T] clean ids (pad beyond each row's length)
+    prefix_len: Tensor  # [B] length of the causal prefix C
+    block_len: int  # L
+    lengths: Tensor  # [B] C + L
+    t: Tensor  # [B] masking rate of each row's block
+    noised: Tensor  # [B, T] bool: positions masked in the input
+
+
+def attention_mask(prefix_len: Tensor, block_len: int, total: int) -> Tensor:
+    """[B, 1, T, T] bool: causal over the prefix; the block sees prefix + block; pad rows stay causal."""
+    idx = torch.arange(total, device=prefix_len.device)
+    i, j = idx[None, :, None], idx[None, None, :]
+    c = prefix_len[:, None, None]
+    in_block = (i >= c) & (i < c + block_len)
+    return torch.where(in_block, j < c + block_len, j <= i)[:, None]
+
+
+def make_batch(
+    prefixes: list[list[int]],
+    blocks: list[list[int]],
+    *,
+    mask_id: int,
+    pad_id: int,
+    eps: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> Batch:
+    """Noise each block at its own rate; t values are stratified across the batch (low variance)."""
+    b = len(prefixes)
+    block_len = len(blocks[0])
+    lengths = [len(p) + block_len for p in prefixes]
+    total = max(lengths)
+    targets = torch.full((b, total), pad_id, dtype=torch.long)
+    for r, (p, blk) in enumerate(zip(prefixes, blocks)):
+        targets[r, : len(p) + block_len] = torch.tensor(p + blk)
+    prefix_len = torch.tensor([len(p) for p in prefixes])
+    u = (torch.rand(1, generator=generator) + torch.arange(b)) / b
+    t = eps + (1 - eps) * u[torch.randperm(b, generator=generator)]
+    pos = torch.arange(total)[None, :]
+    in_block = (pos >= prefix_len[:, None]) & (pos < prefix_len[:, None] + block_len)
+    noised = in_block & (torch.rand(b, total, generator=generator) < t[:, None])
+    # every row masks at least one block position, so every row contributes to the loss
+    forced = prefix_len + torch.randint(0, block_len, (b,), generator=generator)
+    noised[torch.arange(b), forced] |= ~noised.any(-1)
+    tokens = torch.where(noised, torch.full_like(targets, mask_id), targets)
+    return Batch(tokens, targets, prefix_len, block_len, torch.tensor(lengths), t, noised)
+
+
+def loss_terms(model: Transformer, batch: Batch, ar_weight: float, pad_id: int) -> dict[str, Tensor]:
+    """Returns {"loss", "diffusion", "ar"} (scalars); only ``loss`` carries gradients for training."""
+    mask = attention_mask(batch.prefix_len, batch.block_len, batch.tokens.shape[1])
+    hidden = model.hidden_masked(batch.tokens, mask)
+    # Diffusion term: only masked block positions need logits.
+    rows, cols = batch.noised.nonzero(as_tuple=True)
+    logits = model.head(hidden[rows, cols])
+    ce = F.cross_entropy(logits.float(), batch.targets[rows, cols], reduction="none")
+    per_row = torch.zeros(batch.tokens.shape[0]).index_add_(0, rows, ce / batch.t[rows])
+    diffusion = (per_row / batch.block_len).mean()
+    out = {"diffusion": diffusion}
+    loss = diffusion
+    if ar_weight > 0:
+        pos = torch.arange(batch.tokens.shape[1])[None, :]
+        # prefix position i predicts token i+1 (the last prefix position predicts the block's first token)
+        valid = pos < batch.prefix_len[:, None]
+        nxt = torch.roll(batch.targets, -1, dims=1)
+        valid &= nxt != pad_id
+        r, c = valid.nonzero(as_tuple=True)
+        ar = F.cross_entropy(model.head(hidden[r, c]).float(), nxt[r, c])
+        out["ar"] = ar
+        loss = loss + ar_weight * ar
+    out["loss"] = loss
+    return out

