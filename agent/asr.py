@@ -217,6 +217,8 @@ class SpeechRecognizer:
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
         if device == "auto":
             device = "cuda" if _cuda_available() else "cpu"
+        elif device == "cuda" and not _cuda_available():
+            raise AsrError("device='cuda' but CTranslate2 sees no CUDA device; use device='auto' or 'cpu'")
         if compute_type is None:
             compute_type = "float16" if device == "cuda" else "int8"
         if cpu_threads < 1:

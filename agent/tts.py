@@ -176,7 +176,12 @@ class Synthesizer:
         # cores the LM and ASR need on a 2-core machine.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
-        use_cuda = device == "cuda" or (device == "auto" and _ort_cuda_available())
+        if device == "cuda" and not _ort_cuda_available():
+            raise TtsError(
+                "device='cuda' but onnxruntime has no CUDAExecutionProvider "
+                "(install onnxruntime-gpu, the `gpu` extra); use device='auto' or 'cpu'"
+            )
+        use_cuda = device != "cpu" and _ort_cuda_available()
         providers: list = ["CPUExecutionProvider"]
         if use_cuda:
             providers.insert(0, ("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"}))

@@ -94,11 +94,15 @@ def read_wav(path: str | Path, *, target_rate: int | None = None, strict: bool =
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> Path:
-    """Write float mono samples as a 16-bit PCM WAV; values outside [-1, 1] are clipped, not wrapped."""
-    x = to_float32(samples)
+    """Write float samples as a 16-bit PCM WAV; values outside [-1, 1] are clipped, not wrapped.
+
+    ``samples`` is mono [n] or multi-channel [n, channels] (interleaved on disk)."""
+    arr = np.asarray(samples)
+    channels = 1 if arr.ndim == 1 else arr.shape[1]
+    x = to_float32(arr.reshape(-1) if arr.ndim == 2 else arr)
     path = Path(path)
     with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
+        w.setnchannels(channels)
         w.setsampwidth(2)
         w.setframerate(int(rate))
         w.writeframes(float_to_pcm16_bytes(x))

@@ -94,6 +94,23 @@ def run_config(fn: Callable[[], float], reps: int, load_threads: int) -> tuple[l
     return times, load.rate
 
 
+def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
+    """Share of all cores busy over ``seconds`` (other tenants' processes are invisible to ps)."""
+
+    def snap() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), idle
+
+    try:
+        t0, i0 = snap()
+        time.sleep(seconds)
+        t1, i1 = snap()
+    except (OSError, IndexError, ValueError):
+        return None
+    return round(1.0 - (i1 - i0) / max(1, t1 - t0), 3)
+
+
 def machine_info() -> dict:
     cpu = platform.processor()
     try:
@@ -116,6 +133,7 @@ def machine_info() -> dict:
         "onnxruntime": onnxruntime.__version__,
         "torch": torch.__version__,
         "loadavg_start": list(os.getloadavg()),
+        "cpu_busy_before": cpu_busy_fraction(),
     }
 
 
@@ -130,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine_info()
     rows: list[dict] = []
+    if info["cpu_busy_before"] is not None and info["cpu_busy_before"] > 0.1:
+        print(
+            f"WARNING: the CPU was {info['cpu_busy_before']:.0%} busy before starting; numbers are contended"
+        )
 
     # Test speech from the piper voice itself (16 kHz, 200 ms of silence either side).
     maker = Synthesizer(sample_rate=SAMPLE_RATE, threads=2, warmup=False)
@@ -226,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{stage:10} {threads:>3} {spin:>5} | " + " | ".join(cells))
 
     info["loadavg_end"] = list(os.getloadavg())
+    info["cpu_busy_after"] = cpu_busy_fraction()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {

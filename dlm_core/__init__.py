@@ -1,9 +1,9 @@
 """dlm_core: a diffusion language-model engine (torch). Knows nothing of audio or agents.
 
-    from dlm_core import DiffusionEngine, SamplerConfig
-    engine = DiffusionEngine.from_pretrained("path/to/model")
-    engine.warmup()
-    reply = engine.generate([{"role": "user", "content": "Hello!"}], max_tokens=48, steps=8)
+from dlm_core import DiffusionEngine, SamplerConfig
+engine = DiffusionEngine.from_pretrained("path/to/model")
+engine.warmup()
+reply = engine.generate([{"role": "user", "content": "Hello!"}], max_tokens=48, steps=8)
 """
 
 from .config import ModelConfig

@@ -22,6 +22,10 @@ class ModelConfig:
       * ``block_causal``: token i sees token j iff ``j // block_size <= i // block_size``. With
         ``block_size == 1`` this is plain causal attention (our own models). Cached context is exact.
     In both cases the block being denoised sees all context plus itself (bidirectionally).
+
+    Block-causal models with ``block_size > 1`` (Fast-dLLM v2, SDAR) denoise blocks aligned to absolute
+    positions, exactly ``block_size`` long; ``ar_block_start`` (Fast-dLLM v2) decodes the first token of
+    a block whose predecessor is cached autoregressively, before the block is denoised (see ``engine``).
     """
 
     vocab_size: int
@@ -41,6 +45,7 @@ class ModelConfig:
     block_size: int = 1  # granularity of block-causal context attention
     gen_block_size: int = 32  # default length of a denoising block
     shift_logits: bool = False  # AR-adapted models predict token i at position i-1
+    ar_block_start: bool = False  # first token of each block comes from the previous position's logits
     max_position_embeddings: int = 2048
     mask_token_id: int = 0
     eos_token_ids: tuple[int, ...] = ()
@@ -58,6 +63,8 @@ class ModelConfig:
             raise ModelLoadError(
                 f"num_heads {self.num_heads} must be a multiple of num_kv_heads {self.num_kv_heads}"
             )
+        if self.block_size < 1:
+            raise ModelLoadError(f"block_size must be ≥ 1, got {self.block_size}")
         if self.attention not in ("full", "block_causal"):
             raise ModelLoadError(f"unknown attention pattern {self.attention!r} (full | block_causal)")
         self.eos_token_ids = tuple(int(i) for i in self.eos_token_ids)
@@ -65,6 +72,11 @@ class ModelConfig:
             value = getattr(self, name)
             if not 0 <= value < self.vocab_size:
                 raise ModelLoadError(f"{name}={value} is outside the vocabulary (size {self.vocab_size})")
+
+    @property
+    def aligned_blocks(self) -> bool:
+        """Whether denoising blocks must sit on absolute multiples of ``block_size`` (block-causal, b > 1)."""
+        return self.attention == "block_causal" and self.block_size > 1
 
     @property
     def rotary_dim(self) -> int:

@@ -95,7 +95,9 @@ UNSPEAKABLE_PRESETS = {
 }
 
 
-def banned_token_ids(tokenizer: ChatTokenizer, presets: Sequence[str] = ("markdown", "urls", "emoji", "newlines")) -> tuple[int, ...]:
+def banned_token_ids(
+    tokenizer: ChatTokenizer, presets: Sequence[str] = ("markdown", "urls", "emoji", "newlines")
+) -> tuple[int, ...]:
     """Ids of ordinary tokens whose text matches any preset (special tokens are left alone)."""
     unknown = set(presets) - set(UNSPEAKABLE_PRESETS)
     if unknown:

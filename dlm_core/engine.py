@@ -5,6 +5,22 @@ template tokens) and is denoised in exactly S steps, each one forward pass of th
 cached conversation. A finished block is appended to the cache (one more forward) before the next
 block starts, and the stream yields it at once so speech synthesis can begin on block 1.
 
+Block alignment (block-causal families with attention blocks of b > 1 tokens: Fast-dLLM v2, SDAR).
+Their attention blocks sit on absolute multiples of b, so the engine follows the reference generators
+(``Fast_dLLM_QwenForCausalLM.generate``, ``JetAstra/SDAR:generate.py``):
+  * only the prompt's whole blocks are cached; its tail (P mod b tokens) becomes the fixed head of the
+    first denoising block, which is masked up to b positions — the first reply block therefore holds
+    b − (P mod b) reply tokens, and every later block b;
+  * every denoising block is exactly b long (``block_len`` must equal b); a finished block, tail
+    included, is appended to the cache as one whole attention block;
+  * Fast-dLLM v2 (``ar_block_start``): when a block starts right after cached context, its first token
+    is decoded autoregressively from the last cached position's logits before denoising begins, as the
+    reference does after each block (``next_token = logits[:, -1:].argmax(-1)``);
+  * shifted-logit families predict position i from the output at i-1: inside a block from the block's
+    own outputs, at position 0 from the cached context's last logits (the "anchor").
+A reply cut short by ``max_tokens`` still denoises its whole last block (the extra positions are
+dropped), because the block's attention pattern is fixed at b.
+
 KV-cache policy across turns:
   * causal / block-causal models (our own, Fast-dLLM v2, SDAR): the cache is exact. A new prompt
     reuses the longest common token prefix with what is cached (rounded down to a whole attention
@@ -13,6 +29,9 @@ KV-cache policy across turns:
     conversation is prefilled afresh at each turn (exact at the turn's start); within a turn the
     blocks use the prefix cache as Fast-dLLM's PrefixCache does (an approximation they measured as
     near-lossless). ``refresh_each_block=True`` re-prefills at every block boundary as well.
+
+On CUDA the S-step loop of a block runs through ``graphs.BlockGraphRunner`` (captured CUDA graphs) when
+it can; sampling with temperature and the ``random`` rule stay eager.
 """
 
 from __future__ import annotations
@@ -30,7 +49,7 @@ from .constraints import Constraints
 from .errors import GenerationError
 from .families import Messages
 from .loader import LoadedModel, load_model
-from .sampling import SamplerConfig, StepPlan, build_plan, denoise_step
+from .sampling import SamplerConfig, StepPlan, build_plan, denoise_step, reveal_first
 
 
 @dataclass
@@ -40,7 +59,7 @@ class BlockResult:
     text: str
     finished: bool  # this block ended the reply (EOS, or the length limit)
     denoise_ms: float
-    steps: int
+    steps: int  # denoising forwards spent on this block
 
 
 @dataclass
@@ -71,6 +90,7 @@ class DiffusionEngine:
         default_block_len: int | None = None,
         refresh_each_block: bool = False,
         use_cuda_graphs: bool = True,
+        graph_mode: str = "block",
     ) -> None:
         self.loaded = loaded
         self.model = loaded.model
@@ -79,6 +99,8 @@ class DiffusionEngine:
         self.device = next(self.model.parameters()).device
         self.max_context = min(max_context, self.cfg.max_position_embeddings)
         self.block_len = default_block_len or self.cfg.gen_block_size
+        if self.cfg.aligned_blocks:
+            self._check_block_len(self.block_len)
         self.refresh_each_block = refresh_each_block
         self.model.setup_cache(self.max_context)
         self._cached: list[int] = []  # token ids whose keys/values are in the cache, in order
@@ -89,7 +111,7 @@ class DiffusionEngine:
         if use_cuda_graphs and self.device.type == "cuda":
             from .graphs import BlockGraphRunner
 
-            self.graphs = BlockGraphRunner(self)
+            self.graphs = BlockGraphRunner(self.model, mode=graph_mode)
 
     @classmethod
     def from_pretrained(
@@ -106,13 +128,27 @@ class DiffusionEngine:
         return cls(load_model(path, device=device, dtype=dtype, family=family), **kwargs)
 
     # -- public API --------------------------------------------------------------------------------
-    def warmup(self, steps: Sequence[int] = (8,), block_lens: Sequence[int] | None = None, rounds: int = 2) -> None:
-        """Run every (S, L) once or twice (and capture CUDA graphs) so the first real turn is not slower."""
+    def warmup(
+        self,
+        steps: Sequence[int] = (8,),
+        block_lens: Sequence[int] | None = None,
+        rounds: int = 2,
+        sampler: SamplerConfig | None = None,
+    ) -> None:
+        """Capture CUDA graphs for every (S, L, context bucket) and run every (S, L) once or twice, so
+        the first real turn is not slower than the rest."""
+        sampler = sampler or SamplerConfig()
+        block_lens = tuple(block_lens or (self.block_len,))
+        if self.graphs is not None:
+            with torch.inference_mode():
+                self.graphs.capture([(b, s) for b in block_lens for s in steps if s <= b], sampler)
         messages = [{"role": "user", "content": "Hello there."}]
-        for block_len in block_lens or (self.block_len,):
+        for block_len in block_lens:
             for s in steps:
                 for _ in range(rounds):
-                    self.generate(messages, max_tokens=block_len, steps=s, block_len=block_len)
+                    self.generate(
+                        messages, max_tokens=block_len, steps=s, block_len=block_len, sampler=sampler
+                    )
         self.reset()
 
     def reset(self) -> None:
@@ -145,53 +181,110 @@ class DiffusionEngine:
     ) -> Iterator[BlockResult]:
         """Yield each finished block of the reply; ``last_result`` holds the totals afterwards.
 
-        The engine is locked while the generator runs: a consumer that stops early must ``close()`` it
+        Bad arguments raise ``GenerationError`` at once (not at the first ``next``). The engine is locked
+        while the generator runs: a consumer that stops early must ``close()`` it
         (``contextlib.closing``) so the next request is not blocked until garbage collection.
         """
+        return self.stream_ids(
+            self.tokenizer.encode_chat(messages, add_generation_prompt=True),
+            max_tokens=max_tokens,
+            steps=steps,
+            sampler=sampler,
+            constraints=constraints,
+            block_len=block_len,
+        )
+
+    def generate_ids(self, prompt: Sequence[int], **kwargs) -> GenerationResult:
+        """Like ``generate`` for an already tokenised prompt (benchmarks, raw continuation)."""
+        for _ in self.stream_ids(prompt, **kwargs):
+            pass
+        return self._result
+
+    def stream_ids(
+        self,
+        prompt: Sequence[int],
+        *,
+        max_tokens: int = 48,
+        steps: int = 8,
+        sampler: SamplerConfig | None = None,
+        constraints: Constraints | None = None,
+        block_len: int | None = None,
+    ) -> Iterator[BlockResult]:
+        """Like ``stream`` for an already tokenised prompt (chat template applied by the caller)."""
         sampler = sampler or SamplerConfig()
         constraints = constraints or Constraints()
         block_len = block_len or self.block_len
+        if self.cfg.aligned_blocks:
+            self._check_block_len(block_len)
         if constraints.max_tokens is not None:
             max_tokens = min(max_tokens, constraints.max_tokens)
         if max_tokens < 1:
             raise GenerationError(f"max_tokens must be ≥ 1, got {max_tokens}")
+        if steps < 1:
+            raise GenerationError(f"steps must be ≥ 1, got {steps}")
         if steps > block_len:
             raise GenerationError(
                 f"steps ({steps}) cannot exceed the block length ({block_len}): each step reveals ≥ 1 token"
             )
         constraints.validate(max_tokens)
-        prompt = self.tokenizer.encode_chat(messages, add_generation_prompt=True)
-        if len(prompt) + max_tokens > self.max_context:
+        prompt = [int(t) for t in prompt]
+        if not prompt:
+            raise GenerationError("the prompt is empty")
+        needed = self._context_needed(len(prompt), max_tokens)
+        if needed > self.max_context:
             raise GenerationError(
-                f"prompt of {len(prompt)} tokens + reply of {max_tokens} exceeds the context of "
-                f"{self.max_context} tokens; shorten the history or raise max_context"
+                f"prompt of {len(prompt)} tokens + reply of {max_tokens} needs {needed} context positions but "
+                f"the context holds {self.max_context}; shorten the history or raise max_context"
             )
+        return self._stream(prompt, max_tokens, steps, sampler, constraints, block_len)
+
+    @property
+    def last_result(self) -> GenerationResult:
+        return self._result
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _stream(
+        self,
+        prompt: list[int],
+        max_tokens: int,
+        steps: int,
+        sampler: SamplerConfig,
+        constraints: Constraints,
+        block_len: int,
+    ) -> Iterator[BlockResult]:
         with self._lock, torch.inference_mode():
             t0 = time.perf_counter()
             prefilled = self._prefill(prompt, fresh=self.cfg.attention == "full")
             prefill_ms = (time.perf_counter() - t0) * 1e3
-            result = GenerationResult(text="", token_ids=[], prompt_tokens=len(prompt),
-                                      prefill_tokens=prefilled, prefill_ms=prefill_ms)
+            result = GenerationResult(
+                text="",
+                token_ids=[],
+                prompt_tokens=len(prompt),
+                prefill_tokens=prefilled,
+                prefill_ms=prefill_ms,
+            )
             self._result = result
+            lead = prompt[len(self._cached) :]  # prompt tail heading the first block (aligned families)
             reply_pos = 0
             index = 0
             while reply_pos < max_tokens:
-                length = min(block_len, max_tokens - reply_pos)
-                block_steps = min(steps, length)
+                length = block_len if self.cfg.aligned_blocks else min(block_len, max_tokens - reply_pos)
+                n_reply = min(length - len(lead), max_tokens - reply_pos)
                 tb = time.perf_counter()
-                ids = self._denoise_block(reply_pos, length, block_steps, max_tokens, sampler, constraints)
-                kept, ended = self._cut_at_terminator(ids)
-                reply_pos += length
+                ids, n_steps = self._denoise_block(lead, reply_pos, length, steps, sampler, constraints)
+                kept, ended = self._cut_at_terminator(ids[len(lead) : len(lead) + n_reply])
+                reply_pos += n_reply
                 finished = ended or reply_pos >= max_tokens
                 if not finished:  # commit the block so the next one can attend to it
                     self._append(ids)
+                lead = []
                 block = BlockResult(
                     index=index,
                     token_ids=kept,
                     text=self.tokenizer.decode(kept),
                     finished=finished,
                     denoise_ms=(time.perf_counter() - tb) * 1e3,
-                    steps=block_steps,
+                    steps=n_steps,
                 )
                 result.blocks.append(block)
                 result.token_ids.extend(kept)
@@ -202,11 +295,26 @@ class DiffusionEngine:
             result.text = self.tokenizer.decode(result.token_ids).strip()
             result.total_ms = (time.perf_counter() - t0) * 1e3
 
-    @property
-    def last_result(self) -> GenerationResult:
-        return self._result
+    def _check_block_len(self, block_len: int) -> None:
+        b = self.cfg.block_size
+        if block_len != b:
+            raise GenerationError(
+                f"the {self.cfg.family!r} model attends in aligned blocks of {b} tokens, so its denoising "
+                f"blocks must be exactly {b} long; got block_len={block_len}"
+            )
 
-    # -- internals ---------------------------------------------------------------------------------
+    def _context_needed(self, prompt_len: int, max_tokens: int) -> int:
+        if not self.cfg.aligned_blocks:
+            return prompt_len + max_tokens
+        b = self.cfg.block_size
+        return -(-(prompt_len + max_tokens) // b) * b  # whole aligned blocks
+
+    def _cacheable(self, n: int) -> int:
+        """How many of n prompt tokens may be cached: all, or only whole blocks for aligned families."""
+        if not self.cfg.aligned_blocks:
+            return n
+        return n - n % self.cfg.block_size
+
     def _reusable_prefix(self, ids: list[int]) -> int:
         common = 0
         for a, b in zip(self._cached, ids):
@@ -221,8 +329,9 @@ class DiffusionEngine:
         return (common // b) * b
 
     def _prefill(self, ids: list[int], fresh: bool = False) -> int:
+        ids = ids[: self._cacheable(len(ids))]
         keep = 0 if fresh else self._reusable_prefix(ids)
-        if keep == len(ids) and keep > 0:  # identical: recompute the last token for its logits
+        if keep == len(ids) and keep > 0:  # identical: recompute the last block for its logits
             keep = ((len(ids) - 1) // self.cfg.block_size) * self.cfg.block_size
         new = ids[keep:]
         self._cached = self._cached[:keep]
@@ -230,6 +339,8 @@ class DiffusionEngine:
             tokens = torch.tensor([new], device=self.device)
             self._anchor = self.model.forward_context(tokens, start=keep)[:, -1:]
             self._cached.extend(new)
+        elif not self._cached:
+            self._anchor = None
         return len(new)
 
     def _append(self, ids: list[int]) -> None:
@@ -240,15 +351,31 @@ class DiffusionEngine:
         self._anchor = self.model.forward_context(tokens, start=len(self._cached))[:, -1:]
         self._cached.extend(ids)
 
-    def _plan(self, length: int, steps: int, sampler: SamplerConfig, banned: tuple[int, ...], min_len: int) -> StepPlan:
-        key = (length, steps, sampler, banned, min_len)
+    def _plan(
+        self,
+        length: int,
+        steps: int,
+        sampler: SamplerConfig,
+        banned: tuple[int, ...],
+        min_len: int,
+        free: int,
+    ) -> StepPlan:
+        key = (length, steps, sampler, banned, min_len, free)
         plan = self._plans.get(key)
         if plan is None:
             banned_t = torch.tensor(banned, dtype=torch.long, device=self.device) if banned else None
             plan = build_plan(
-                sampler, block_len=length, steps=steps, vocab_size=self.cfg.vocab_size,
-                mask_id=self.cfg.mask_token_id, pad_id=self.cfg.pad_token_id, eos_ids=self.cfg.eos_token_ids,
-                banned_ids=banned_t, min_len_in_block=min_len, device=self.device,
+                sampler,
+                block_len=length,
+                steps=steps,
+                vocab_size=self.cfg.vocab_size,
+                mask_id=self.cfg.mask_token_id,
+                pad_id=self.cfg.pad_token_id,
+                eos_ids=self.cfg.eos_token_ids,
+                banned_ids=banned_t,
+                min_len_in_block=min_len,
+                device=self.device,
+                free=free,
             )
             if len(self._plans) > 64:
                 self._plans.clear()
@@ -257,42 +384,63 @@ class DiffusionEngine:
             plan.generator.manual_seed(sampler.seed)  # same seed → same reply
         return plan
 
-    def _initial_block(self, start: int, length: int, max_tokens: int, c: Constraints) -> tuple[Tensor, Tensor, int]:
-        """Masked block with pinned tokens; returns (x, fixed, min length inside this block)."""
+    def _initial_block(
+        self, lead: list[int], start: int, length: int, c: Constraints
+    ) -> tuple[Tensor, Tensor, int, list[bool]]:
+        """[lead | masks] with pinned tokens: (x, fixed, minimum reply length in block coordinates, fixed
+        as a host list).
+
+        Reply position p of this block sits at block index ``len(lead) + p - start``.
+        """
+        n_lead = len(lead)
+        span = range(start, start + length - n_lead)  # reply positions inside this block
         x = torch.full((1, length), self.cfg.mask_token_id, dtype=torch.long)
         fixed = torch.zeros((1, length), dtype=torch.bool)
+        if n_lead:
+            x[0, :n_lead] = torch.tensor(lead)
+            fixed[0, :n_lead] = True
         for pos, tid in c.fixed.items():
-            if start <= pos < start + length:
-                x[0, pos - start] = tid
-                fixed[0, pos - start] = True
-        if c.end_at is not None and start <= c.end_at < start + length:
-            eos = self.cfg.eos_token_ids[0] if self.cfg.eos_token_ids else self.cfg.pad_token_id
-            x[0, c.end_at - start] = eos
-            fixed[0, c.end_at - start] = True
-            x[0, c.end_at - start + 1 :] = self.cfg.pad_token_id
-            fixed[0, c.end_at - start + 1 :] = True
-        last_fixed = max((p for p in c.fixed if start <= p < start + length), default=-1)
+            if pos in span:
+                x[0, n_lead + pos - start] = tid
+                fixed[0, n_lead + pos - start] = True
+        if c.end_at is not None and c.end_at in span:
+            j = n_lead + c.end_at - start
+            x[0, j] = self.cfg.eos_token_ids[0] if self.cfg.eos_token_ids else self.cfg.pad_token_id
+            x[0, j + 1 :] = self.cfg.pad_token_id
+            fixed[0, j:] = True
+        last_fixed = max((p for p in c.fixed if p in span), default=-1)
         min_len = max(c.min_tokens - start, last_fixed - start + 1, 0)
-        return x.to(self.device), fixed.to(self.device), min(min_len, length)
+        return x.to(self.device), fixed.to(self.device), min(n_lead + min_len, length), fixed[0].tolist()
 
     def _denoise_block(
-        self, start: int, length: int, steps: int, max_tokens: int, sampler: SamplerConfig, c: Constraints
-    ) -> list[int]:
-        x, fixed, min_len = self._initial_block(start, length, max_tokens, c)
-        plan = self._plan(length, steps, sampler, c.banned_ids, min_len)
-        ctx_len = len(self._cached)
-        if self.graphs is not None and self.graphs.can_run(length, steps, ctx_len):
-            x = self.graphs.run(x, fixed, ctx_len, steps, sampler, plan, self._anchor)
-        else:
-            positions = torch.arange(ctx_len, ctx_len + length, device=self.device)
-            for s in range(steps):
-                x = denoise_step(self._block_logits(x, positions, ctx_len), x, fixed, s, sampler, plan)
-        return x[0].tolist()
+        self, lead: list[int], start: int, length: int, steps: int, sampler: SamplerConfig, c: Constraints
+    ) -> tuple[list[int], int]:
+        """Denoise one block; returns its token ids (lead included) and the number of forwards spent."""
+        x, fixed, min_len, fixed_host = self._initial_block(lead, start, length, c)
+        ar_first = self.cfg.ar_block_start and not lead and not fixed_host[0] and self._anchor is not None
+        free = fixed_host.count(False) - int(ar_first)  # positions the denoiser has to fill
+        n_steps = min(steps, free)
+        plan = self._plan(length, max(1, n_steps), sampler, c.banned_ids, min_len, max(1, free))
+        if ar_first:
+            x = reveal_first(self._anchor, x, fixed, sampler, plan)
+        if n_steps:
+            ctx_len = len(self._cached)
+            graphs = self.graphs
+            if graphs is not None and graphs.can_run(length, n_steps, ctx_len, sampler):
+                x = graphs.run(x, fixed, ctx_len, n_steps, sampler, plan, self._anchor)
+            else:
+                positions = torch.arange(ctx_len, ctx_len + length, device=self.device)
+                for s in range(n_steps):
+                    x = denoise_step(self._block_logits(x, positions, ctx_len), x, fixed, s, sampler, plan)
+        return x[0].tolist(), n_steps
 
-    def _block_logits(self, x: Tensor, positions: Tensor, ctx_len: int, key_mask: Tensor | None = None) -> Tensor:
+    def _block_logits(
+        self, x: Tensor, positions: Tensor, ctx_len: int, key_mask: Tensor | None = None
+    ) -> Tensor:
         logits = self.model.forward_block(x, positions, ctx_len, key_mask)
         if self.cfg.shift_logits:  # position i is predicted by the output at i-1
-            logits = torch.cat([self._anchor.to(logits.dtype), logits[:, :-1]], dim=1)
+            head = logits[:, :1] if self._anchor is None else self._anchor.to(logits.dtype)
+            logits = torch.cat([head, logits[:, :-1]], dim=1)
         return logits
 
     def _cut_at_terminator(self, ids: list[int]) -> tuple[list[int], bool]:

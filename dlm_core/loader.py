@@ -35,7 +35,9 @@ def read_config_json(folder: Path) -> dict:
     if not folder.is_dir():
         raise ModelLoadError(f"model folder not found: {folder}")
     if not path.is_file():
-        raise ModelLoadError(f"{folder} has no config.json (expected config.json + *.safetensors + tokenizer.json)")
+        raise ModelLoadError(
+            f"{folder} has no config.json (expected config.json + *.safetensors + tokenizer.json)"
+        )
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -77,16 +79,14 @@ def load_model(
     folder = Path(path)
     cfg_json = read_config_json(folder)
     spec = detect_family(cfg_json, family)
+    # The tokenizer comes first: families look special ids up by token string when config.json lacks them.
+    tokenizer = ChatTokenizer.from_file(folder / "tokenizer.json", spec)
     try:
-        cfg = spec.to_config(cfg_json)
+        cfg = spec.to_config(cfg_json, tokenizer.tokenizer.token_to_id)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{folder}/config.json does not fit the {spec.name!r} family: {exc}") from exc
-    tokenizer = ChatTokenizer.from_file(folder / "tokenizer.json", spec)
 
-    with torch.device("meta"):
-        model = Transformer(cfg)
-    model = model.to_empty(device=device).to(dtype)
-    model.rotary = type(model.rotary)(cfg.rotary_dim, cfg.max_position_embeddings, cfg.rope_theta).to(device)
+    model = Transformer.empty(cfg, device=device, dtype=dtype)
 
     names = spec.weight_names(cfg)
     files = _weight_files(folder)
@@ -101,7 +101,12 @@ def load_model(
         for native, src in names.items():
             f = files[src]
             if f not in handles:
-                handles[f] = safe_open(str(f), framework="pt", device="cpu")
+                try:
+                    handles[f] = safe_open(str(f), framework="pt", device="cpu")
+                except (SafetensorError, OSError) as exc:
+                    raise ModelLoadError(
+                        f"cannot read {f} (corrupt or truncated safetensors?): {exc}"
+                    ) from exc
             tensor = handles[f].get_tensor(src)
             target = params[native]
             if tuple(tensor.shape) != tuple(target.shape):

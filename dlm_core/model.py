@@ -77,6 +77,13 @@ class KVCache(nn.Module):
         return self.k.shape[2]
 
 
+def _repeat_kv(x: Tensor, rep: int) -> Tensor:
+    """[B, Hkv, T, D] -> [B, Hkv * rep, T, D], each kv head repeated for its query group (expand + reshape:
+    no host sync, unlike some versions of ``repeat_interleave``)."""
+    b, h, t, d = x.shape
+    return x[:, :, None].expand(b, h, rep, t, d).reshape(b, h * rep, t, d)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -100,8 +107,10 @@ class Attention(nn.Module):
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         if self.num_kv_heads != self.num_heads:
-            rep = self.num_heads // self.num_kv_heads
-            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+            k, v = (
+                _repeat_kv(k, self.num_heads // self.num_kv_heads),
+                _repeat_kv(v, self.num_heads // self.num_kv_heads),
+            )
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         b, _, t, _ = out.shape
         return self.o_proj(out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim))
@@ -162,9 +171,23 @@ class Transformer(nn.Module):
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.lm_head = None if cfg.tie_word_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.lm_head = (
+            None if cfg.tie_word_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        )
         self.rotary = RotaryTable(cfg.rotary_dim, cfg.max_position_embeddings, cfg.rope_theta)
         self.cache_len = 0
+
+    @classmethod
+    def empty(
+        cls, cfg: ModelConfig, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> Transformer:
+        """Allocate on ``device`` without initialising the weights (a loader or ``init_weights`` fills them)."""
+        with torch.device("meta"):
+            model = cls(cfg)
+        model = model.to_empty(device=device).to(dtype)
+        # Buffers are not weights: the rotary table must really be computed (in fp32).
+        model.rotary = RotaryTable(cfg.rotary_dim, cfg.max_position_embeddings, cfg.rope_theta).to(device)
+        return model
 
     # -- weights -----------------------------------------------------------------------------------
     def head(self, h: Tensor) -> Tensor:
@@ -196,7 +219,9 @@ class Transformer(nn.Module):
             c = layer.attn.cache
             if c is not None and c.k.shape[0] == batch and c.max_len == max_len and c.k.dtype == dtype:
                 continue
-            layer.attn.cache = KVCache(batch, self.cfg.num_kv_heads, max_len, self.cfg.head_dim, dtype, device)
+            layer.attn.cache = KVCache(
+                batch, self.cfg.num_kv_heads, max_len, self.cfg.head_dim, dtype, device
+            )
         self.cache_len = max_len
 
     def drop_cache(self) -> None:
@@ -224,12 +249,18 @@ class Transformer(nn.Module):
             positions = torch.arange(tokens.shape[1], device=tokens.device)
         return self._trunk(tokens, positions, mask, mode="masked")
 
-    def forward_context(self, tokens: Tensor, start: int, last_logits_only: bool = True) -> Tensor:
-        """Append ``tokens`` (positions start..start+T) to the cache; returns logits (last or all)."""
+    def forward_context(
+        self, tokens: Tensor, start: int, last_logits_only: bool = True, causal: bool = False
+    ) -> Tensor:
+        """Append ``tokens`` (positions start..start+T) to the cache; returns logits (last or all).
+
+        ``causal=True`` forces a token-causal mask whatever the family's pattern (the autoregressive
+        baseline runs full-attention models this way, for timing only).
+        """
         t = tokens.shape[1]
         end = start + t
         positions = torch.arange(start, end, device=tokens.device)
-        mask = self.context_mask(start, t, tokens.device)
+        mask = self.context_mask(start, t, tokens.device, block_size=1 if causal else None)
         h = self._trunk(tokens, positions, mask, mode="context", write_at=positions, kv_len=end)
         return self.head(h[:, -1:] if last_logits_only else h)
 
@@ -244,11 +275,11 @@ class Transformer(nn.Module):
         h = self._trunk(tokens, positions, key_mask, mode="block", kv_len=ctx_len)
         return self.head(h)
 
-    def context_mask(self, start: int, t: int, device) -> Tensor | None:
+    def context_mask(self, start: int, t: int, device, block_size: int | None = None) -> Tensor | None:
         """Mask for appending t tokens at ``start`` to a cache holding ``start`` tokens."""
-        if self.cfg.attention == "full":
+        if block_size is None and self.cfg.attention == "full":
             return None
-        b = self.cfg.block_size
+        b = block_size or self.cfg.block_size
         q = torch.arange(start, start + t, device=device)
         k = torch.arange(start + t, device=device)
         return ((k[None, :] // b) <= (q[:, None] // b))[None, None]

@@ -62,7 +62,9 @@ def reveal_schedule(length: int, steps: int, kind: str = "linear") -> list[int]:
     if steps < 1:
         raise GenerationError(f"steps must be ≥ 1, got {steps}")
     if steps > length:
-        raise GenerationError(f"steps ({steps}) cannot exceed the block length ({length}): each step reveals ≥ 1 token")
+        raise GenerationError(
+            f"steps ({steps}) cannot exceed the block length ({length}): each step reveals ≥ 1 token"
+        )
     if kind == "linear":
         base, extra = divmod(length, steps)
         return [base + (1 if s < extra else 0) for s in range(steps)]
@@ -109,8 +111,12 @@ def build_plan(
     banned_ids: Tensor | None,
     min_len_in_block: int,
     device: torch.device | str,
+    free: int | None = None,
 ) -> StepPlan:
-    counts = torch.tensor(reveal_schedule(block_len, steps, cfg.schedule), dtype=torch.long, device=device)
+    """``free``: how many positions start masked (default: the whole block); the schedule covers them."""
+    counts = torch.tensor(
+        reveal_schedule(free or block_len, steps, cfg.schedule), dtype=torch.long, device=device
+    )
     bias = torch.zeros(vocab_size, device=device)
     if banned_ids is not None and banned_ids.numel():
         bias[banned_ids.to(device)] = float("-inf")
@@ -129,14 +135,16 @@ def _confidence(probs: Tensor, logp: Tensor, cand: Tensor, kind: str) -> Tensor:
     if kind == "margin":
         top2 = probs.topk(2, dim=-1).values
         return top2[..., 0] - top2[..., 1]
-    return (probs * logp).sum(-1)  # negative entropy
+    return torch.xlogy(probs, probs).sum(-1)  # negative entropy (0·log 0 = 0 for banned tokens)
 
 
 def _ranks(score: Tensor) -> Tensor:
     """Rank of each position by descending score (0 = best); ties broken by position."""
     order = torch.sort(score, dim=-1, descending=True, stable=True).indices
     ranks = torch.empty_like(order)
-    ranks.scatter_(-1, order, torch.arange(score.shape[-1], device=score.device).expand_as(order).contiguous())
+    ranks.scatter_(
+        -1, order, torch.arange(score.shape[-1], device=score.device).expand_as(order).contiguous()
+    )
     return ranks
 
 
@@ -144,22 +152,11 @@ def denoise_step(
     logits: Tensor, x: Tensor, fixed: Tensor, step: int | Tensor, cfg: SamplerConfig, plan: StepPlan
 ) -> Tensor:
     """One reveal step. logits [B, L, V]; x [B, L]; fixed [B, L] bool (never changed). Returns new x."""
-    logits = logits.float() + plan.logit_bias
-    # No EOS/pad before the minimum length or a fixed (template) token.
-    term_cols = logits[..., plan.terminator_ids]
-    logits[..., plan.terminator_ids] = torch.where(
-        plan.no_terminator_before[None, :, None], torch.full_like(term_cols, float("-inf")), term_cols
-    )
+    logits = _constrain(logits, plan, plan.no_terminator_before)
     logp = torch.log_softmax(logits, dim=-1)
     probs = logp.exp()
     masked = x == plan.mask_id
-
-    if cfg.temperature > 0:
-        u = torch.rand(logits.shape, generator=plan.generator, device=logits.device, dtype=torch.float64)
-        gumbel = -torch.log(-torch.log(u.clamp_min(1e-20)))
-        cand = (logp.double() / cfg.temperature + gumbel).argmax(-1)
-    else:
-        cand = logits.argmax(-1)
+    cand = _candidates(logits, logp, cfg, plan)
 
     steps_left = plan.steps - step  # ≥ 1 by construction
     n_masked = masked.sum(-1, keepdim=True)
@@ -172,27 +169,67 @@ def denoise_step(
         conf = _confidence(probs, logp, cand, cfg.confidence)
         neg_inf = torch.full_like(conf, float("-inf"))
         if cfg.rule == "low_confidence":
-            k = plan.reveal_counts[step]
+            # A 0-dim tensor used as an index would be read back to the host: gather instead.
+            k = (
+                plan.reveal_counts[step]
+                if isinstance(step, int)
+                else plan.reveal_counts.gather(0, step.view(1))
+            )
             reveal = masked & (_ranks(torch.where(masked, conf, neg_inf)) < k)
         elif cfg.rule == "threshold":
             ranks = _ranks(torch.where(masked, conf, neg_inf))
             reveal = masked & ((conf >= cfg.threshold) | (ranks < floor))
         else:  # entropy_bound: lowest entropy first while the running sum stays within γ
-            entropy = -(probs * logp).sum(-1)
+            entropy = -torch.xlogy(probs, probs).sum(-1)  # banned tokens have p = 0: no NaN
             key = torch.where(masked, -entropy, neg_inf)
             order = torch.sort(key, dim=-1, descending=True, stable=True).indices
-            sorted_ent = torch.where(masked.gather(-1, order), entropy.gather(-1, order), torch.zeros_like(entropy))
+            sorted_ent = torch.where(
+                masked.gather(-1, order), entropy.gather(-1, order), torch.zeros_like(entropy)
+            )
             within = sorted_ent.cumsum(-1) <= cfg.entropy_bound
             ranks = torch.empty_like(order)
-            ranks.scatter_(-1, order, torch.arange(x.shape[-1], device=x.device).expand_as(order).contiguous())
+            ranks.scatter_(
+                -1, order, torch.arange(x.shape[-1], device=x.device).expand_as(order).contiguous()
+            )
             reveal = masked & (within.gather(-1, ranks) | (ranks < floor))
 
     x = torch.where(reveal, cand, x)
     return _terminate(x, fixed, plan)
 
 
+def _constrain(logits: Tensor, plan: StepPlan, no_terminator: Tensor) -> Tensor:
+    """fp32 logits with banned tokens and the mask removed, and no EOS/pad where ``no_terminator``."""
+    logits = logits.float() + plan.logit_bias
+    term_cols = logits[..., plan.terminator_ids]
+    logits[..., plan.terminator_ids] = torch.where(
+        no_terminator[None, :, None], torch.full_like(term_cols, float("-inf")), term_cols
+    )
+    return logits
+
+
+def _candidates(logits: Tensor, logp: Tensor, cfg: SamplerConfig, plan: StepPlan) -> Tensor:
+    if cfg.temperature > 0:
+        u = torch.rand(logits.shape, generator=plan.generator, device=logits.device, dtype=torch.float64)
+        gumbel = -torch.log(-torch.log(u.clamp_min(1e-20)))
+        return (logp.double() / cfg.temperature + gumbel).argmax(-1)
+    return logits.argmax(-1)
+
+
+def reveal_first(anchor: Tensor, x: Tensor, fixed: Tensor, cfg: SamplerConfig, plan: StepPlan) -> Tensor:
+    """Decode position 0 from the previous position's logits ``anchor`` [B, 1, V] (Fast-dLLM v2's
+    autoregressive block start), honouring bans and the minimum length. Other positions are untouched."""
+    logits = _constrain(anchor, plan, plan.no_terminator_before[:1])
+    cand = _candidates(logits, torch.log_softmax(logits, dim=-1), cfg, plan)
+    first = torch.where(x[:, :1] == plan.mask_id, cand, x[:, :1])
+    return _terminate(torch.cat([first, x[:, 1:]], dim=1), fixed, plan)
+
+
 def _terminate(x: Tensor, fixed: Tensor, plan: StepPlan) -> Tensor:
-    """Everything after the first revealed EOS/pad becomes pad (fixed template tokens excepted)."""
-    is_term = torch.isin(x, plan.terminator_ids)
+    """Everything after the first generated EOS/pad becomes pad (fixed tokens neither trigger this nor change).
+
+    Fixed tokens include the prompt's tail at the head of an aligned block, which may well hold an
+    end-of-turn token; a broadcast compare stands in for ``isin`` (whose sorting path synchronises).
+    """
+    is_term = (x.unsqueeze(-1) == plan.terminator_ids).any(-1) & ~fixed
     after_first = (is_term.long().cumsum(-1) - is_term.long()) > 0
     return torch.where(after_first & ~fixed, torch.full_like(x, plan.pad_id), x)

@@ -15,7 +15,9 @@ class ChatTokenizer:
         self.tokenizer = tokenizer
         self.family = family
         self._special_ids = {
-            tokenizer.token_to_id(t.content) for t in tokenizer.get_added_tokens_decoder().values() if t.special
+            tokenizer.token_to_id(t.content)
+            for t in tokenizer.get_added_tokens_decoder().values()
+            if t.special
         }
 
     @classmethod

@@ -25,7 +25,14 @@ from pathlib import Path
 from tokenizers import Tokenizer
 from tokenizers.pre_tokenizers import ByteLevel
 
-SPECIAL_TOKENS: tuple[str, ...] = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|pad|>", "<|mask|>")
+SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|end|>",
+    "<|pad|>",
+    "<|mask|>",
+)
 NO_OLD_ID = -1  # kept_old_ids entry of a special token: no row in the source embedding
 
 
@@ -145,7 +152,9 @@ def prune_bpe_tokenizer(
         if a + b not in kept and rank.get(a + b) is not None:
             try_add(a + b)
     if len(merged_kept) < budget:
-        raise VocabError(f"source tokenizer has only {len(alphabet) + len(merged_kept)} tokens; asked for {vocab_size}")
+        raise VocabError(
+            f"source tokenizer has only {len(alphabet) + len(merged_kept)} tokens; asked for {vocab_size}"
+        )
 
     ordered = alphabet + sorted(merged_kept, key=lambda t: old_vocab[t])
     n_special = len(special_tokens)
@@ -177,14 +186,21 @@ def prune_bpe_tokenizer(
         for i, t in enumerate(special_tokens)
     ]
     # The source's post-processor may name its own special tokens; ours adds none.
-    new_spec["post_processor"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": True}
+    new_spec["post_processor"] = {
+        "type": "ByteLevel",
+        "add_prefix_space": False,
+        "trim_offsets": False,
+        "use_regex": True,
+    }
     new_spec["truncation"] = None
     new_spec["padding"] = None
     tokenizer = Tokenizer.from_str(json.dumps(new_spec))
     if tokenizer.get_vocab_size() != vocab_size or any(
         tokenizer.token_to_id(t) != i for i, t in enumerate(special_tokens)
     ):
-        raise VocabError(f"built {tokenizer.get_vocab_size()} ids with misplaced specials, expected {vocab_size}")
+        raise VocabError(
+            f"built {tokenizer.get_vocab_size()} ids with misplaced specials, expected {vocab_size}"
+        )
     kept_old_ids = [NO_OLD_ID] * n_special + [old_vocab.get(t, NO_OLD_ID) for t in ordered]
     return PrunedTokenizer(tokenizer, kept_old_ids)
 

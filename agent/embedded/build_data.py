@@ -25,6 +25,7 @@ from agent.embedded import sources
 from agent.embedded.config import DataConfig, load_config
 from agent.embedded.filters import first_sentences, normalise_prompt, spoken_problems, word_count
 from agent.embedded.intents import Ctx, Example, Intent, TableIntent, all_intents, random_ctx
+from agent.embedded.lexicon import ASSISTANT_NAMES, PET_NAMES, USER_NAMES
 from agent.embedded.teacher_gen import STYLE_SHOTS
 
 # Held-out quota per kind (scaled to ``heldout.size``): context-use kinds first, then the rest.
@@ -42,8 +43,10 @@ CONTEXT_KINDS = ("time", "weekday", "date", "name", "user_fact", "user_fact_tell
 _PERSONA_RE = re.compile(
     r"\b(my (wife|husband|boyfriend|girlfriend|mom|mum|dad|mother|father|sister|brother|son|daughter|kids?|"
     r"family|friends?|cat|dog|pet|job|boss|house|home|car|team|parents|grandma|grandpa|school|class|wedding|"
-    r"childhood)|i (went|was|had|grew up|live|lived|work|worked|played|visited|saw|watched|ate|met|used to)|"
-    r"i'm (a|an) (student|teacher|mom|dad|nurse|doctor)|i've been|when i was|yesterday|last (night|week|year))\b",
+    r"childhood|cousin|uncle|aunt|grandmother|grandfather|sketchbook|life)|"
+    r"i (went|was|had|grew up|live|lived|work|worked|played|visited|saw|watched|ate|met|used to|love to cook)|"
+    r"i'm (a|an) (student|teacher|mom|dad|nurse|doctor|professional)|i'm not a robot|i'm (a )?human|i'm a person|"
+    r"i've got|i've been|when i was|yesterday|last (night|week|year)|tomorrow|tonight)\b",
     re.I,
 )
 _ADDRESS_RE = re.compile(r"\b(smollm|hugging ?face|as an ai|language model|assistant:|user:)\b", re.I)
@@ -83,7 +86,11 @@ def chatterbot_items(cfg: DataConfig) -> list[tuple[str, str]]:
         # assistant's own clean speech (no bot persona lore, quotes, colons, sloppy lower-case "i").
         if not q2 or word_count(q2) < 3 or not re.match(r"^[A-Za-z]", q2):
             continue
-        if re.search(r"chat ?bot|chatterbot|\bbot\b|robot|software|android|immortal|\bdie\b|mask|programmed|processor|\bbrain\b", a, re.I) or re.search(r"[\":;]|--|\bi\b", a):
+        if re.search(
+            r"chat ?bot|chatterbot|\bbot\b|robot|software|android|immortal|\bdie\b|mask|programmed|processor|\bbrain\b",
+            a,
+            re.I,
+        ) or re.search(r"[\":;]|--|\bi\b", a):
             continue
         a = a[:1].upper() + a[1:]
         if a and a[-1] not in ".!?":
@@ -121,7 +128,17 @@ def teacher_items(cfg: DataConfig) -> tuple[list[tuple[str, str, str]], TeacherS
     records.sort(key=lambda r: r["prompt"])  # cache order depends on the run; the build must not
     for i, rec in enumerate(records):
         stats.prompts += 1
-        context_bits = [m for m in re.findall(r"Your name is (\w+)|The time is ([^.]+)\.|Today is ([^,]+),", rec["system"]) for m in m if m]
+        # Prompts cached under an older, looser prompt filter are dropped, not trained on.
+        if rec["origin"] == "chitchat" and sources.standalone_prompt(rec["prompt"]) != rec["prompt"]:
+            stats.reasons["prompt filtered"] += len(rec["samples"])
+            stats.samples += len(rec["samples"])
+            continue
+        context_bits = [
+            m
+            for m in re.findall(r"Your name is (\w+)|The time is ([^.]+)\.|Today is ([^,]+),", rec["system"])
+            for m in m
+            if m
+        ]
         for raw in rec["samples"]:
             stats.samples += 1
             reply = first_sentences(sources.tidy(raw), max_sentences=2, max_words=30)
@@ -141,10 +158,27 @@ def teacher_items(cfg: DataConfig) -> tuple[list[tuple[str, str, str]], TeacherS
             else:
                 candidates.append((i, rec["prompt"], reply))
     scores = relevance([p for _i, p, _r in candidates], [r for _i, _p, r in candidates]) if candidates else []
+    # Factual questions: a 135M model is often confidently wrong ("stars are made of ice"). Keep an
+    # answer only when the other sample says much the same (self-consistency), which wrong guesses
+    # rarely do.
+    agreement: dict[int, float] = {}
+    if candidates:
+        from agent.embedded.similarity import embed
+
+        vecs = embed([r for _i, _p, r in candidates])
+        by_rec: dict[int, list[int]] = {}
+        for k, (i, _p, _r) in enumerate(candidates):
+            by_rec.setdefault(i, []).append(k)
+        for i, ks in by_rec.items():
+            pairs = [float(vecs[a] @ vecs[b]) for x, a in enumerate(ks) for b in ks[x + 1 :]]
+            agreement[i] = max(pairs) if pairs else 0.0
     best: dict[int, tuple[float, str]] = {}
     for (i, _p, reply), s in zip(candidates, scores):
         if s < cfg.teacher.min_relevance:
             stats.reasons["low relevance"] += 1
+            continue
+        if records[i]["origin"] == "question" and agreement.get(i, 0.0) < cfg.teacher.min_agreement:
+            stats.reasons["samples disagree (question)"] += 1
             continue
         if i not in best or s > best[i][0]:
             best[i] = (s, reply)
@@ -164,7 +198,9 @@ def _grams(text: str, n: int) -> set[tuple[str, ...]]:
 def _scaled_quota(cfg: DataConfig, kinds_available: set[str]) -> dict[str, int]:
     quota = {k: v for k, v in HELDOUT_QUOTA.items() if k in kinds_available}
     total = sum(quota.values()) or 1
-    return {k: max(1, round(v * cfg.heldout.size / total)) for k, v in quota.items()} if cfg.heldout.size else {}
+    return (
+        {k: max(1, round(v * cfg.heldout.size / total)) for k, v in quota.items()} if cfg.heldout.size else {}
+    )
 
 
 def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-like callable
@@ -175,9 +211,13 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
     intents = all_intents(fortunes, random.Random(cfg.seed + 2), cfg.templates.heldout_phrasing_share)
     cb = chatterbot_items(cfg) if cfg.chatterbot.enabled else []
     teach, tstats = teacher_items(cfg)
-    log(f"sources: {len(intents)} intents, {len(fortunes)} fortunes, {len(cb)} chatterbot pairs, {len(teach)} teacher replies")
+    log(
+        f"sources: {len(intents)} intents, {len(fortunes)} fortunes, {len(cb)} chatterbot pairs, {len(teach)} teacher replies"
+    )
 
-    kinds = {it.kind for it in intents} | ({"chatterbot"} if cb else set()) | ({"teacher"} if teach else set())
+    kinds = (
+        {it.kind for it in intents} | ({"chatterbot"} if cb else set()) | ({"teacher"} if teach else set())
+    )
     quota = _scaled_quota(cfg, kinds)
 
     # ---- held-out: template kinds sampled from held-out phrasings; corpus items split by prompt ----
@@ -211,17 +251,20 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
     crng = random.Random(cfg.seed + 4)
     cb_questions = list(dict.fromkeys(q.lower() for q, _a in cb))
     crng.shuffle(cb_questions)
-    cb_held = set(cb_questions[: quota.get("chatterbot", 0)])
+    # Corpus items: at most ~15% of each source goes to held-out, so train keeps most of it.
+    cb_held = set(cb_questions[: min(quota.get("chatterbot", 0), round(0.15 * len(cb_questions)))])
     t_prompts = [p for _o, p, _r in teach]
     crng.shuffle(t_prompts)
-    t_held = set(t_prompts[: quota.get("teacher", 0)])
+    t_held = set(t_prompts[: min(quota.get("teacher", 0), round(0.15 * len(t_prompts)))])
     for q, a in cb:
         if q.lower() in cb_held and not any(e.source == "chatterbot" and e.user_text == q for e in heldout):
             heldout.append(Example(_chat(random_ctx(crng), q, a), "chatterbot", "chatterbot"))
-    for origin, p, r in teach:
+    for _origin, p, r in teach:
         if p in t_held:
             ctx = random_ctx(crng)
-            heldout.append(Example(_chat(ctx, p, r), "teacher", "teacher", expect_none=[ctx.slots["time"], ctx.name]))
+            heldout.append(
+                Example(_chat(ctx, p, r), "teacher", "teacher", expect_none=[ctx.slots["time"], ctx.name])
+            )
     held_keys = {normalise_prompt(e.user_text) for e in heldout}
 
     # ---- train ----
@@ -231,19 +274,25 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
     intent_w = [weights.get(it.group, 1.0) / group_sizes[it.group] for it in intents]
     n_tmpl = cfg.templates.examples
     dropped_overlap = 0
+    rejected_templates = 0
     for _ in range(n_tmpl):
         it = rng.choices(intents, weights=intent_w)[0]
         ex = it.sample(rng, False, random_ctx(rng))
         if normalise_prompt(ex.user_text) in held_keys:
             dropped_overlap += 1
             continue
+        if not _clean_reply(ex.reply):  # a template bug, not noise: counted so it shows in stats
+            rejected_templates += 1
+            continue
         train.append(ex)
     for _rep in range(cfg.chatterbot.repeat):
         for q, a in cb:
             if normalise_prompt(q) not in held_keys:
-                train.append(Example(_chat(random_ctx(rng), _maybe_asr(rng, q), a), "chatterbot", "chatterbot"))
+                train.append(
+                    Example(_chat(random_ctx(rng), _maybe_asr(rng, q), a), "chatterbot", "chatterbot")
+                )
     for _rep in range(cfg.teacher.repeat):
-        for origin, p, r in teach:
+        for _origin, p, r in teach:
             if normalise_prompt(p) not in held_keys:
                 train.append(Example(_chat(random_ctx(rng), p, r), "teacher", "teacher"))
     train = [e for e in train if normalise_prompt(e.user_text) not in held_keys]
@@ -268,6 +317,7 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
         _write_jsonl(d / cfg.chitchat.pretrain_file, pretrain)
 
     stats = _stats(train, heldout, pretrain, tstats, len(cb), len(fortunes), dropped_overlap)
+    stats["train"]["template_examples_rejected_by_filters"] = rejected_templates
     if cfg.tokenizer.enabled:
         stats["tokenizer"] = build_tokenizer(cfg, train, pretrain)
     stats["build_seconds"] = round(time.time() - t0, 1)
@@ -280,13 +330,19 @@ def _maybe_asr(rng: random.Random, text: str) -> str:
     return re.sub(r"[.,!?;]", "", text).lower() if rng.random() < 0.3 else text
 
 
+_ALLOWED_NAMES = frozenset(ASSISTANT_NAMES + USER_NAMES + PET_NAMES)
+
+
 def _clean_reply(reply: str) -> bool:
-    return not spoken_problems(reply, max_non_words=2)
+    """Templated replies obey the full spoken-style rules (names copied from context allowed)."""
+    return not spoken_problems(reply, max_non_words=0, allowed_words=_ALLOWED_NAMES)
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
     """Compact JSON lines; a ``.gz`` name writes gzip (mtime 0, so the bytes are reproducible)."""
-    data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows).encode("utf-8")
+    data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows).encode(
+        "utf-8"
+    )
     if path.suffix == ".gz":
         with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
             gz.write(data)
@@ -362,7 +418,9 @@ def build_tokenizer(cfg: DataConfig, train: list[Example], pretrain: list[dict[s
     pruned = prune_bpe_tokenizer(tokenizer_json_path(), texts, cfg.tokenizer.vocab_size, SPECIAL_TOKENS)
     d = cfg.data_dir
     pruned.tokenizer.save(str(d / "tokenizer.json"))
-    (d / "vocab_map.json").write_text(json.dumps({"kept_old_ids": pruned.kept_old_ids}) + "\n", encoding="utf-8")
+    (d / "vocab_map.json").write_text(
+        json.dumps({"kept_old_ids": pruned.kept_old_ids}) + "\n", encoding="utf-8"
+    )
     tok = pruned.tokenizer
     reply_lens = [len(tok.encode(e.reply).ids) for e in train]
     words = sum(word_count(e.reply) for e in train)

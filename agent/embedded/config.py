@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
+import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - py3.10
-    import tomli as tomllib
 
 
 class DataConfigError(ValueError):
@@ -58,7 +53,8 @@ class TeacherConfig:
     repetition_penalty: float = 1.05
     no_repeat_ngram_size: int = 3
     max_new_tokens: int = 40
-    min_relevance: float = 0.35  # MiniLM cosine prompt↔reply of the best kept sample
+    min_relevance: float = 0.5  # MiniLM cosine prompt↔reply of the best kept sample
+    min_agreement: float = 0.6  # general questions: MiniLM cosine between two clean samples
     repeat: int = 2
 
 

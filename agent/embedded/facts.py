@@ -14,7 +14,7 @@ CAPITALS: tuple[tuple[str, str], ...] = (
     ("Finland", "Helsinki"), ("Denmark", "Copenhagen"), ("Poland", "Warsaw"), ("Austria", "Vienna"),
     ("Switzerland", "Bern"), ("Belgium", "Brussels"), ("the Netherlands", "Amsterdam"), ("Turkey", "Ankara"),
     ("South Korea", "Seoul"), ("Thailand", "Bangkok"), ("Vietnam", "Hanoi"), ("Indonesia", "Jakarta"),
-    ("the Philippines", "Manila"), ("Peru", "Lima"), ("Chile", "Santiago"), 
+    ("the Philippines", "Manila"), ("Peru", "Lima"), ("Chile", "Santiago"),
     ("Cuba", "Havana"), ("the United States", "Washington"), ("Hungary", "Budapest"), ("Iceland", "Reykjavik"),
     ("Israel", "Jerusalem"), ("Iran", "Tehran"), ("Iraq", "Baghdad"), ("Pakistan", "Islamabad"),
     ("New Zealand", "Wellington"), ("Nigeria", "Abuja"), ("Czechia", "Prague"),
@@ -27,7 +27,7 @@ CAPITAL_Q = (
     "What is the capital of {c}?", "What's the capital of {c}?", "Capital of {c}?", "Do you know the capital of {c}?",
     "Tell me the capital of {c}.", "Which city is the capital of {c}?", "What city is the capital of {c}?",
 )  # fmt: skip
-CAPITAL_A = ("The capital of {c} is {k}.", "It's {k}.", "{k} is the capital of {c}.")
+CAPITAL_A = ("The capital of {c} is {k}.", "The capital is {k}.", "{k} is the capital of {c}.")
 
 LEGS: tuple[tuple[str, str, str], ...] = (
     ("a spider", "spiders", "eight"), ("a dog", "dogs", "four"), ("a cat", "cats", "four"), ("a horse", "horses", "four"),
@@ -298,9 +298,20 @@ def fact_rows() -> list[Row]:
         rows.append((qs, tuple(a.format(c=country, k=capital) for a in CAPITAL_A)))
     for sing, plural, n in LEGS:
         qs = (f"How many legs does {sing} have?", f"How many legs do {plural} have?")
-        rows.append((qs, (n,) if n.endswith(".") else (f"{_cap(sing)} has {n} legs.", f"{_cap(plural)} have {n} legs.")))
+        rows.append(
+            (
+                qs,
+                (n,)
+                if n.endswith(".")
+                else (f"{_cap(sing)} has {n} legs.", f"{_cap(plural)} have {n} legs."),
+            )
+        )
     for animal, sound in SOUNDS:
-        qs = (f"What sound does {animal} make?", f"What does {animal} say?", f"What noise does {animal} make?")
+        qs = (
+            f"What sound does {animal} make?",
+            f"What does {animal} say?",
+            f"What noise does {animal} make?",
+        )
         rows.append((qs, (f"{_cap(animal)} says {sound}.",)))
     for animal, baby in BABIES:
         qs = (f"What is a baby {animal} called?", f"What do you call a baby {animal}?")

@@ -16,10 +16,13 @@ DICT_PATH = Path("/usr/share/dict/american-english")  # Debian wamerican
 _WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 _URL_RE = re.compile(r"(https?://|www\.|\b[\w-]+\.(com|org|net|io|gov|edu)\b|@\w)", re.I)
 # Markdown / list / code markers that a TTS would read out or that never occur in speech.
-_MARKDOWN_RE = re.compile(r"(\*\*|__|`|#|^\s*[-*+•]\s|^\s*\d+[.)]\s|\[[^\]]*\]\(|\|.*\||<[^>]+>|\\n|[{}\[\]<>~^=_|\\])", re.M)
+_MARKDOWN_RE = re.compile(
+    r"(\*\*|__|`|#|^\s*[-*+•]\s|^\s*\d+[.)]\s|\[[^\]]*\]\(|\|.*\||<[^>]+>|\\n|[{}\[\]<>~^=_|\\])", re.M
+)
 # Anything outside plain printable ASCII: emoji, typographic quotes, other scripts.
 _NON_ASCII_RE = re.compile(r"[^\x20-\x7e]")
-_ALLOWED_CHARS_RE = re.compile(r"^[A-Za-z0-9 .,!?'\-:;%$\"()/&]*$")
+# Parentheses, quotes, slashes and the like are read out oddly (or not at all) by a TTS.
+_ALLOWED_CHARS_RE = re.compile(r"^[A-Za-z0-9 .,!?'\-:;%$]*$")
 
 
 class DictionaryMissingError(FileNotFoundError):
@@ -53,10 +56,7 @@ def is_word(token: str, vocab: frozenset[str] | None = None) -> bool:
     t = token.lower()
     if t in vocab:
         return True
-    for tail in _CONTRACTION_TAILS:
-        if t.endswith(tail) and t[: -len(tail)] in vocab:
-            return True
-    return False
+    return any(t.endswith(tail) and t[: -len(tail)] in vocab for tail in _CONTRACTION_TAILS)
 
 
 def non_words(text: str, vocab: frozenset[str] | None = None) -> list[str]:

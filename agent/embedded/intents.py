@@ -205,22 +205,35 @@ TIME_Q = (
     "Is it late?", "What hour is it?", "Please tell me the current time.", "Remind me what time it is.",
 )  # fmt: skip
 TIME_A = (
-    "It's {time}.", "The time is {time}.", "It's {time} right now.", "Right now it's {time}.",
+    "It's {time} now.", "The time is {time}.", "It's {time} right now.", "Right now it's {time}.",
     "It is {time}.", "It's currently {time}.", "It's {time} at the moment.", "Sure, it's {time}.",
     "The clock says {time}.", "It's {time} now.",
 )  # fmt: skip
 PART_Q = (
-    "Is it morning or afternoon?", "Is it morning right now?", "Is it the evening yet?",
-    "What part of the day is it?", "Is it still morning?",
+    "Is it morning or afternoon?",
+    "Is it morning right now?",
+    "Is it the evening yet?",
+    "What part of the day is it?",
+    "Is it still morning?",
 )
-PART_A = ("It's {time}, so it's {part_phrase}.", "It's {part_phrase}. The time is {time}.", "It's {time}, so it's {part_phrase} now.")
+PART_A = (
+    "It's {time}, so it's {part_phrase}.",
+    "It's {part_phrase}. The time is {time}.",
+    "It's {time}, so it's {part_phrase} now.",
+)
 DAY_Q = (
     "What day is it?", "What day is it today?", "What's today?", "Which day of the week is it?",
     "What day of the week is it?", "Do you know what day it is?", "Tell me what day it is.",
     "What's the day today?", "Remind me what day it is.", "Can you tell me the day?",
     "I lost track of the days, what day is it?", "What day are we on?",
 )  # fmt: skip
-DAY_A = ("It's {weekday}.", "Today is {weekday}.", "It's {weekday} today.", "Today is {date}.", "It's {date}.")
+DAY_A = (
+    "Today is {date}.",
+    "It's {date}.",
+    "Today is a {weekday}.",
+    "It's a {weekday} today.",
+    "It's {weekday} today, {day_month}.",
+)
 DATE_Q = (
     "What's the date?", "What's today's date?", "What is the date today?", "Can you tell me the date?",
     "What date is it?", "Tell me today's date.", "Do you know the date?", "What's the date today?",
@@ -228,14 +241,23 @@ DATE_Q = (
 )  # fmt: skip
 DATE_A = (
     "Today is {date}, {year}.", "It's {date}, {year}.", "It's {day_month}, {year}.",
-    "Today's date is {date}, {year}.", "The date is {day_month}, {year}.", "It's {date}.",
+    "Today's date is {date}, {year}.", "The date is {day_month}, {year}.", "Today is {date}.",
 )  # fmt: skip
 MONTH_Q = ("What month is it?", "Which month are we in?", "What month is it now?", "Tell me the month.")
-MONTH_A = ("It's {month}.", "We're in {month}.", "It's {month}, {year}.")
+MONTH_A = (
+    "It's {month} right now.",
+    "We're in {month} now.",
+    "The month is {month}.",
+    "It's {month} of {year}.",
+)
 YEAR_Q = ("What year is it?", "Which year is it?", "What year are we in?", "Tell me the year.")
-YEAR_A = ("It's {year}.", "The year is {year}.", "We're in {year}.")
+YEAR_A = ("It's {year} right now.", "The year is {year}.", "We're in {year} now.", "It's the year {year}.")
 IS_DAY_Q = ("Is it {guess} today?", "Is today {guess}?", "Is it {guess}?", "Today is {guess}, right?")
-IS_DAY_A = ("{yes_no}, today is {weekday}.", "{yes_no}, it's {weekday}.", "{yes_no}, {tail} Today is {weekday}.")
+IS_DAY_A = (
+    "{yes_no}, today is {weekday}.",
+    "{yes_no}, it's {weekday} today.",
+    "{yes_no}, {tail} Today is {weekday}.",
+)
 NAME_Q = (
     "What's your name?", "What is your name?", "Who are you?", "What should I call you?",
     "Do you have a name?", "What are you called?", "Tell me your name.", "May I ask your name?",
@@ -243,13 +265,18 @@ NAME_Q = (
     "What's your name again?", "Who is this?", "What do I call you?", "How should I address you?",
 )  # fmt: skip
 NAME_A = (
-    "My name is {name}.", "I'm {name}.", "I'm {name}, your voice assistant.", "You can call me {name}.",
+    "My name is {name}.", "I'm {name}, your assistant.", "I'm {name}, your voice assistant.", "You can call me {name}.",
     "I'm {name}. How can I help you?", "My name is {name}. Nice to talk with you.",
-    "I'm {name}, a voice assistant. What can I do for you?", "It's {name}.",
+    "I'm {name}, a voice assistant. What can I do for you?", "The name is {name}.",
 )  # fmt: skip
 ROBOT_Q = (
-    "Are you a robot?", "Are you human?", "Are you a real person?", "Are you a computer?",
-    "Are you an AI?", "Are you alive?", "Are you a person?",
+    "Are you a robot?",
+    "Are you human?",
+    "Are you a real person?",
+    "Are you a computer?",
+    "Are you an AI?",
+    "Are you alive?",
+    "Are you a person?",
 )
 ROBOT_A = (
     "I'm {name}, a computer program that talks with you. I'm not a person.",
@@ -262,7 +289,7 @@ def context_intents() -> list[Intent]:
     """Questions answered by copying from the injected context."""
     return [
         Intent("time", "time", TIME_Q, TIME_A, expect=("time",)),
-        Intent("time", "time", PART_Q, PART_A, expect=("part",)),
+        Intent("time", "time", PART_Q, PART_A, expect=("time",)),
         Intent("weekday", "date", DAY_Q, DAY_A, expect=("weekday",)),
         Intent("date", "date", DATE_Q, DATE_A, expect=("day_month",)),
         Intent("date", "date", MONTH_Q, MONTH_A, expect=("month",)),
@@ -338,8 +365,8 @@ def social_intents() -> list[Intent]:
                 ("Thanks.", "Thank you.", "Thanks a lot.", "Thank you so much.", "Thanks for your help.",
                  "Cheers.", "Much appreciated.", "Thanks, that helps.", "Great, thanks.", "Perfect, thank you.",
                  "Thanks a bunch.", "I appreciate it.", "That was helpful, thanks."),
-                ("You're welcome!", "You're very welcome. Happy to help.", "Anytime! Let me know if you need more.",
-                 "My pleasure.", "No problem at all.", "Glad I could help!", "Happy to help anytime."),
+                ("You're welcome, happy to help!", "You're very welcome. Happy to help.", "Anytime! Let me know if you need more.",
+                 "It was my pleasure.", "No problem at all.", "Glad I could help!", "Happy to help anytime."),
             ),
         ],
     )  # fmt: skip
@@ -393,7 +420,7 @@ def social_intents() -> list[Intent]:
             (
                 ("Sorry.", "I'm sorry.", "My bad.", "Oops, sorry.", "Sorry about that.", "I didn't mean that.",
                  "Sorry, I was rude.", "Forgive me.", "I apologize."),
-                ("No worries at all.", "That's okay, don't worry about it.", "It's all good.",
+                ("No worries at all.", "That's okay, don't worry about it.", "It's all good, really.",
                  "No problem. We all have those moments.", "Apology accepted. No harm done."),
             ),
         ],
@@ -410,7 +437,7 @@ def social_intents() -> list[Intent]:
             ),
             (
                 ("Never mind.", "Forget it.", "Cancel that.", "Stop.", "That's enough."),
-                ("Okay, no problem.", "Sure, I'll stop there.", "Alright, forgotten. Anything else?"),
+                ("Okay, no problem at all.", "Sure, I'll stop there.", "Alright, forgotten. Anything else?"),
             ),
         ],
     )  # fmt: skip
@@ -440,9 +467,12 @@ def smalltalk_intents() -> list[Intent]:
         (("I'm sick.", "I have a cold.", "I don't feel well.", "I have a headache."),
          ("I'm sorry to hear that. Rest up and drink plenty of water.", "Feel better soon! Take it easy today.",
           "That's no fun. Get some rest, and see a doctor if it gets worse.")),
-        (("I'm excited.", "I'm so excited!", "Guess what, I got the job!", "I passed my exam!", "I got a promotion!"),
-         ("That's fantastic! Congratulations!", "Wow, congratulations! You must be thrilled.",
+        (("Guess what, I got the job!", "I passed my exam!", "I got a promotion!", "I won the game today!"),
+         ("That's fantastic news! Congratulations!", "Wow, congratulations! You must be thrilled.",
           "That's great news! You earned it.")),
+        (("I'm excited.", "I'm so excited!", "I can't wait for the weekend."),
+         ("That's great! What are you excited about?", "I love that energy! What's coming up?",
+          "How fun! Tell me what's happening.")),
         (("It's my birthday today.", "Today is my birthday.", "I turned thirty today."),
          ("Happy birthday! I hope it's a wonderful day.", "Happy birthday! Any fun plans?",
           "Happy birthday to you! Enjoy your special day.")),
@@ -450,7 +480,7 @@ def smalltalk_intents() -> list[Intent]:
          ("Try putting your phone away and dimming the lights.", "A warm drink and some slow breathing might help.",
           "Maybe read something calm for a few minutes.")),
         (("I'm going for a run.", "I'm going to the gym.", "I'm heading out for a walk."),
-         ("Have a great time! Stay safe.", "Enjoy it! Don't forget some water.", "Nice! Have a good workout.")),
+         ("Have a great time! Stay safe.", "Enjoy it! Don't forget some water.", "Nice! Have fun and take it easy.")),
         (("I just got back from work.", "Work was long today.", "I finished work."),
          ("Welcome back! Time to relax.", "You made it! How was your day?", "Nice, now you can unwind a bit.")),
         (("I'm cooking dinner.", "I'm making dinner.", "I'm baking a cake."),
@@ -568,11 +598,11 @@ def negative_intents() -> list[Intent]:
         (("I don't have time for this.", "I'm running out of time.", "I never have enough time."),
          ("That sounds stressful. Take things one step at a time.", "I understand. Let's keep it quick then.")),
         (("Do you have a minute?", "Got a second?", "Can I ask you something?"),
-         ("Of course! What's on your mind?", "Sure, go ahead.", "Always. What would you like to ask?")),
+         ("Of course! What's on your mind?", "Sure, go ahead and ask.", "Always. What would you like to ask?")),
         (("What a long day.", "This week is taking forever.", "Today went by so fast."),
          ("It sounds like you've earned some rest.", "Busy days can be tiring. Take it easy tonight.")),
         (("Name a fruit.", "Name an animal.", "Name a color."),
-         ("How about a mango?", "Sure, a giraffe.", "Let's go with purple.")),
+         ("How about a mango?", "Sure, how about a giraffe?", "Let's go with purple.")),
         (("Time flies.", "Time flies when you're having fun."),
          ("It really does! It's good to enjoy the moments.", "It sure does. Enjoy the fun while it lasts.")),
         (("What's a good name for a dog?", "Suggest a name for my cat.", "What should I name my fish?"),
@@ -654,7 +684,12 @@ ARITH_Q = (
     "What is {a} {op} {b}?", "What's {a} {op} {b}?", "How much is {a} {op} {b}?", "Calculate {a} {op} {b}.",
     "{a} {op} {b}?", "Can you tell me {a} {op} {b}?", "Quick math, {a} {op} {b}?", "What does {a} {op} {b} make?",
 )  # fmt: skip
-ARITH_A = ("{a} {op} {b} is {result}.", "That's {result}.", "It's {result}.", "The answer is {result}.")
+ARITH_A = (
+    "{a} {op} {b} is {result}.",
+    "The result is {result}.",
+    "It comes to {result}.",
+    "The answer is {result}.",
+)
 
 
 def arithmetic_intent() -> Intent:
@@ -677,6 +712,10 @@ class UserFact:
     unknown_ask: tuple[str, ...] = ()
 
 
+def _with_article(job: str) -> dict[str, str]:
+    return {"v": job, "a_v": f"{'an' if job[0] in 'aeiou' else 'a'} {job}"}
+
+
 def _pick(seq: Sequence[str]) -> Callable[[random.Random], dict[str, str]]:
     return lambda rng: {"v": rng.choice(seq)}
 
@@ -690,8 +729,7 @@ USER_FACTS: tuple[UserFact, ...] = (
          "Hello {v}! I'll remember that."),
         ("What's my name?", "Do you remember my name?", "Who am I?", "What did I say my name was?",
          "Do you know my name?", "What's my name again?", "Can you tell me my name?", "Say my name."),
-        ("Your name is {v}.", "You're {v}.", "You told me your name is {v}.", "You're {v}, of course.",
-         "Your name is {v}, right?"),
+        ("Your name is {v}.", "You told me your name is {v}.", "You're {v}, of course.", "Your name is {v}, right?"),
         _pick(USER_NAMES),
     ),
     UserFact(
@@ -701,17 +739,17 @@ USER_FACTS: tuple[UserFact, ...] = (
         ("{V} is a lovely color!", "Nice choice, {v} is a great color.", "Got it, {v} it is.", "I'll remember you like {v}."),
         ("What's my favorite color?", "Do you remember my favorite color?", "Which color do I like?",
          "What color did I say I like?", "What is my favorite color?"),
-        ("Your favorite color is {v}.", "You said you like {v}.", "It's {v}.", "You told me {v}."),
+        ("Your favorite color is {v}.", "You said you like {v}.", "You told me it's {v}.", "It's {v}, you told me."),
         _pick(COLORS),
     ),
     UserFact(
         "city",
         ("I live in {v}.", "I'm from {v}.", "My home is in {v}.", "I just moved to {v}.", "I grew up in {v}."),
-        ("{V} sounds like a nice place.", "Oh, {v}! Got it.", "Nice, I'll remember you're in {v}.",
-         "{V}, how nice!"),
+        ("{V} sounds like a nice place.", "Oh, {v}! Got it, thanks.", "Nice, I'll remember you're in {v}.",
+         "Oh, {v} sounds lovely!"),
         ("Where do I live?", "Do you remember where I live?", "Which city am I from?", "Where am I from?",
          "What city did I mention?"),
-        ("You live in {v}.", "You told me {v}.", "You said {v}.", "You're in {v}."),
+        ("You live in {v}.", "You told me you live in {v}.", "You said you're from {v}.", "You're living in {v}."),
         _pick(CITIES),
     ),
     UserFact(
@@ -719,27 +757,27 @@ USER_FACTS: tuple[UserFact, ...] = (
         ("I have a {v2} called {v}.", "My {v2} is named {v}.", "I have a {v2} named {v}.", "My {v2}'s name is {v}.",
          "We have a {v2} called {v}."),
         ("{V} is a great name for a {v2}!", "Aw, I'd love to meet {v}.", "A {v2} named {v}, how lovely!",
-         "{V} sounds adorable."),
+         "{V} sounds so adorable."),
         ("What's my {v2} called?", "What's my {v2}'s name?", "Do you remember my {v2}'s name?",
          "What is the name of my {v2}?", "What did I say my {v2} is called?"),
-        ("Your {v2} is called {v}.", "Your {v2}'s name is {v}.", "It's {v}.", "You told me {v}."),
+        ("Your {v2} is called {v}.", "Your {v2}'s name is {v}.", "It's {v}, your {v2}.", "You told me it's {v}."),
         lambda rng: {"v": rng.choice(PET_NAMES), "v2": rng.choice(PETS)},
     ),
     UserFact(
         "job",
-        ("I work as a {v}.", "I'm a {v}.", "My job is {v}.", "I'm working as a {v}."),
-        ("Being a {v} sounds interesting!", "A {v}, that's great.", "Nice, I'll remember you're a {v}."),
+        ("I work as {a_v}.", "I'm {a_v}.", "I have a job as {a_v}.", "I'm working as {a_v}."),
+        ("Being {a_v} sounds interesting!", "Working as {a_v} sounds great.", "Nice, I'll remember you're {a_v}."),
         ("What do I do for work?", "What's my job?", "Do you remember my job?", "What do I do for a living?"),
-        ("You work as a {v}.", "You're a {v}.", "You told me you're a {v}."),
-        _pick(JOBS),
+        ("You work as {a_v}.", "You told me you're {a_v}.", "You work as {a_v}, right?"),
+        lambda rng: _with_article(rng.choice(JOBS)),
     ),
     UserFact(
         "food",
         ("My favorite food is {v}.", "I love {v}.", "I could eat {v} every day.", "{V} is my favorite food."),
-        ("Yum, {v} is a great choice!", "{V} sounds delicious.", "Good taste! {V} is a classic."),
+        ("Yum, {v} is a great choice!", "{V} sounds really delicious.", "Good taste! {V} is a classic."),
         ("What's my favorite food?", "What food do I love?", "Do you remember my favorite food?",
          "What did I say I could eat every day?"),
-        ("Your favorite food is {v}.", "You love {v}.", "It's {v}.", "You said {v}."),
+        ("Your favorite food is {v}.", "You said you love {v}.", "You told me it's {v}.", "You love {v}, you said."),
         _pick(FOODS),
     ),
     UserFact(
@@ -747,7 +785,7 @@ USER_FACTS: tuple[UserFact, ...] = (
         ("I like {v}.", "My hobby is {v}.", "I enjoy {v}.", "In my free time I like {v}."),
         ("{V} is a great hobby!", "Nice, {v} sounds fun.", "Oh, I'll remember you like {v}."),
         ("What's my hobby?", "What do I like to do?", "Do you remember my hobby?", "What do I do for fun?"),
-        ("You like {v}.", "Your hobby is {v}.", "You enjoy {v}.", "You told me {v}."),
+        ("You said you like {v}.", "Your hobby is {v}.", "You told me you enjoy {v}.", "You enjoy {v}, right?"),
         _pick(HOBBIES),
     ),
 )  # fmt: skip
@@ -797,10 +835,16 @@ class UserFactIntent(Intent):
         ack = _fmt_fact(rng.choice(fact.ack), vals)
         msgs = [{"role": "system", "content": ctx.system}]
         if self.mode == "tell":
-            msgs += [{"role": "user", "content": asr_variant(rng, tell)}, {"role": "assistant", "content": ack}]
+            msgs += [
+                {"role": "user", "content": asr_variant(rng, tell)},
+                {"role": "assistant", "content": ack},
+            ]
             return Example(msgs, "templates", "user_fact_tell", expect_any=[vals["v"]])
         if self.mode == "ask":
-            msgs += [{"role": "user", "content": asr_variant(rng, tell)}, {"role": "assistant", "content": ack}]
+            msgs += [
+                {"role": "user", "content": asr_variant(rng, tell)},
+                {"role": "assistant", "content": ack},
+            ]
             msgs += filler_turns(rng, ctx, rng.choice((0, 0, 1, 1, 2)))
             q = _fmt_fact(rng.choice(asks), vals)
             a = _fmt_fact(rng.choice(fact.answer), vals)
@@ -816,7 +860,10 @@ class UserFactIntent(Intent):
         ]
         msgs += filler_turns(rng, ctx, rng.choice((0, 1)))
         q = _fmt_fact(rng.choice(asks), vals)
-        msgs += [{"role": "user", "content": asr_variant(rng, q)}, {"role": "assistant", "content": rng.choice(UNKNOWN_FACT_A)}]
+        msgs += [
+            {"role": "user", "content": asr_variant(rng, q)},
+            {"role": "assistant", "content": rng.choice(UNKNOWN_FACT_A)},
+        ]
         return Example(msgs, "templates", "user_fact_unknown", expect_none=[vals["v"], ovals["v"]])
 
 
@@ -890,6 +937,7 @@ def all_intents(fortune_items: Sequence[str], rng: random.Random, heldout_share:
     _FILLER_INTENTS[:] = [
         it
         for it in intents
-        if it.kind in ("greeting", "how_are_you", "thanks", "smalltalk", "fact", "joke", "compliment", "cannot")
+        if it.kind
+        in ("greeting", "how_are_you", "thanks", "smalltalk", "fact", "joke", "compliment", "cannot")
     ]
     return intents

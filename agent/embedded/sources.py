@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.embedded.filters import has_markdown, has_odd_chars, has_url, non_words, word_count, words
+from agent.embedded.filters import (
+    has_markdown,
+    has_odd_chars,
+    has_repeated_ngram,
+    has_url,
+    non_words,
+    word_count,
+    words,
+)
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 
@@ -44,7 +52,7 @@ _CHATSPEAK_RE = re.compile(
 _OFFENSIVE_RE = re.compile(
     r"\b(fuck\w*|shit\w*|damn\w*|bitch\w*|ass|asshole|sex\w*|porn\w*|crap|hell|dick|piss\w*|kill\w*|drunk|"
     r"drugs?|gun|guns|nazi\w*|suicid\w*|rape\w*|racis\w*|religio\w*|god|jesus|church|mormon\w*|lds|"
-    r"mission|missionary|byu|bible|pray\w*)\b",
+    r"mission|missionary|byu|bible|pray\w*|scriptures?|temple|served|utah|provo)\b",
     re.I,
 )
 
@@ -100,7 +108,16 @@ def chitchat_pairs(max_words: int = 40) -> list[ChatTurnPair]:
 _DANGLING_START_RE = re.compile(
     r"^(and|but|or|so|because|that|this|it|its|it's|he|she|they|them|those|these|yes|yeah|yep|no|nope|"
     r"ok|okay|oh|ah|wow|cool|nice|same|true|right|haha|me too|lol|well|also|then|what about|how about|"
-    r"thanks|thank you|sure|exactly|agreed|definitely|sounds|i agree|i know|ikr)\b",
+    r"thanks|thank you|sure|exactly|agreed|definitely|sounds|i agree|i know|ikr|"
+    # answers to a question the teacher never saw, and hedges that need a previous turn
+    r"i would|i'd|i think|i mean|i thought|i will|i'll|i guess|i feel like|i haven't|i didn't|i got|"
+    r"i personally|i also|do you not|what do you get|are you considered)\b",
+    re.I,
+)
+# Campus-chat topics of this corpus (its chats come from one university's students) and hypotheticals.
+_OFF_TOPIC_RE = re.compile(
+    r"\b(seminary|sophomore|freshman|freshmen|upperclassm[ae]n|major|chats?|would|points?|account|score|"
+    r"message|dead|security|no idea)\b|\d",
     re.I,
 )
 _SMALLTALK_START_RE = re.compile(
@@ -110,7 +127,23 @@ _SMALLTALK_START_RE = re.compile(
     re.I,
 )
 # Words that point back into an earlier conversation the teacher cannot see.
-_REFERENCE_RE = re.compile(r"\b(it|that|this|there|them|he|she|they|him|her|his|those|these|too|either|also)\b", re.I)
+_REFERENCE_RE = re.compile(
+    r"\b(it|that|this|there|them|he|she|they|him|her|his|those|these|too|either|also)\b", re.I
+)
+
+
+def standalone_prompt(text: str, min_words: int = 4, max_words: int = 16) -> str | None:
+    """``text`` cleaned if it works as a stand-alone small-talk prompt (no earlier turn needed), else None."""
+    c = clean_turn(text, max_words=max_words, max_non_word_share=0.0)
+    if not c or word_count(c) < min_words or _DANGLING_START_RE.search(c) or _CHATSPEAK_RE.search(c):
+        return None
+    if not _SMALLTALK_START_RE.search(c) or _REFERENCE_RE.search(c) or _OFF_TOPIC_RE.search(c):
+        return None
+    if has_repeated_ngram(c, 2) or c.count("?") > 1 or len(re.findall(r"[.!?]", c)) > 1:
+        return None
+    if re.search(r"\s[A-Z][a-z]|\b[A-Z]{2,}\b", c):  # private names mid-sentence; shouting
+        return None
+    return c
 
 
 def chitchat_prompts(min_words: int = 4, max_words: int = 16) -> list[str]:
@@ -119,17 +152,8 @@ def chitchat_prompts(min_words: int = 4, max_words: int = 16) -> list[str]:
     out = []
     for conv in chitchat_turns():
         for t in conv:
-            c = clean_turn(t, max_words=max_words, max_non_word_share=0.0)
-            if not c or word_count(c) < min_words or _DANGLING_START_RE.search(c) or _CHATSPEAK_RE.search(c):
-                continue
-            if not _SMALLTALK_START_RE.search(c) or _REFERENCE_RE.search(c):
-                continue
-            if c.count("?") > 1 or len(re.findall(r"[.!?]", c)) > 1:
-                continue
-            if re.search(r"\s[A-Z][a-z]", c):  # a capitalised word mid-sentence: usually a private name
-                continue
-            key = c.lower().rstrip(".!?")
-            if key not in seen:
+            c = standalone_prompt(t, min_words, max_words)
+            if c and (key := c.lower().rstrip(".!?")) not in seen:
                 seen.add(key)
                 out.append(c)
     return out

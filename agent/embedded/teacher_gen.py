@@ -26,7 +26,10 @@ from agent.prompt import context_sentences
 # that no single example leaks into many replies).
 STYLE_SHOTS: tuple[tuple[str, str], ...] = (
     ("I'm hungry.", "Maybe grab a snack. What are you in the mood for?"),
-    ("what's your favorite food", "I don't eat, but pizza seems to make a lot of people happy. What's yours?"),
+    (
+        "what's your favorite food",
+        "I don't eat, but pizza seems to make a lot of people happy. What's yours?",
+    ),
     ("I went hiking yesterday", "That sounds lovely! Where did you go?"),
     ("how does a rainbow form", "Sunlight bends inside raindrops and splits into its colors."),
     ("I just finished my exams", "Congratulations! That must feel like a weight off your shoulders."),
@@ -34,7 +37,10 @@ STYLE_SHOTS: tuple[tuple[str, str], ...] = (
     ("my car broke down today", "Oh no, that's a rough day. I hope the repair is quick and cheap."),
     ("why do we yawn", "Nobody is completely sure, but it may help cool the brain and keep us alert."),
     ("I'm learning to play guitar", "That's great! Start slowly and practice a little every day."),
-    ("what should I cook tonight", "How about a simple pasta with garlic and vegetables? It's quick and tasty."),
+    (
+        "what should I cook tonight",
+        "How about a simple pasta with garlic and vegetables? It's quick and tasty.",
+    ),
     ("I can't sleep", "Try dimming the lights and putting your phone away for a while."),
     ("do you have any hobbies", "I spend my time chatting with people like you, and I enjoy it."),
     ("my friend is moving away", "That's hard. You can still keep in touch with calls and visits."),

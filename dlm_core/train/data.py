@@ -6,6 +6,7 @@ earlier blocks join the causal prefix and the rest of the reply is dropped for t
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from dataclasses import dataclass
@@ -25,19 +26,30 @@ class DataError(DLMError):
     """Training data is missing or malformed."""
 
 
+def _messages(record: dict) -> list[dict[str, str]]:
+    """{"messages": [...]} or a raw dialogue pair {"prev": ..., "reply": ...} (pre-training text)."""
+    if "messages" in record:
+        return record["messages"]
+    return [{"role": "user", "content": record["prev"]}, {"role": "assistant", "content": record["reply"]}]
+
+
 def read_chat_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
+    """Read .jsonl or .jsonl.gz chat examples."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"training data not found: {path}")
     out = []
-    with path.open() as f:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                messages = json.loads(line)["messages"]
+                messages = _messages(json.loads(line))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DataError(f"{path}:{n}: expected a JSON object with 'messages': {exc}") from exc
+                raise DataError(
+                    f"{path}:{n}: expected a JSON object with 'messages' (or 'prev' and 'reply'): {exc}"
+                ) from exc
             if not messages or messages[-1].get("role") != "assistant":
                 raise DataError(f"{path}:{n}: the last message must be the assistant's reply")
             out.append(messages)
@@ -71,7 +83,9 @@ def tokenize_examples(
     return examples, skipped
 
 
-def sample_block(example: Example, block_len: int, pad_id: int, rng: random.Random) -> tuple[list[int], list[int]]:
+def sample_block(
+    example: Example, block_len: int, pad_id: int, rng: random.Random
+) -> tuple[list[int], list[int]]:
     """(causal prefix, block of exactly ``block_len`` ids) for a uniformly chosen reply block."""
     n_blocks = -(-len(example.reply) // block_len)
     k = rng.randrange(n_blocks)

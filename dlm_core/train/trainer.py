@@ -205,7 +205,9 @@ class Trainer:
             p, b = sample_block(ex, self.cfg.block_len, self.pad_id, self.rng)
             prefixes.append(p)
             blocks.append(b)
-        batch = make_batch(prefixes, blocks, mask_id=self.mask_id, pad_id=self.pad_id, generator=self.torch_gen)
+        batch = make_batch(
+            prefixes, blocks, mask_id=self.mask_id, pad_id=self.pad_id, generator=self.torch_gen
+        )
         return batch
 
     def train(self) -> None:
@@ -293,8 +295,13 @@ class Trainer:
         for i in range(0, len(examples), self.cfg.batch_size):
             chunk = examples[i : i + self.cfg.batch_size]
             pairs = [sample_block(ex, self.cfg.block_len, self.pad_id, rng) for ex in chunk]
-            batch = make_batch([p for p, _ in pairs], [b for _, b in pairs], mask_id=self.mask_id,
-                               pad_id=self.pad_id, generator=gen)
+            batch = make_batch(
+                [p for p, _ in pairs],
+                [b for _, b in pairs],
+                mask_id=self.mask_id,
+                pad_id=self.pad_id,
+                generator=gen,
+            )
             total += float(loss_terms(self.model, batch, 0.0, self.pad_id)["diffusion"]) * len(chunk)
             count += len(chunk)
         return total / max(1, count)
@@ -305,11 +312,14 @@ class Trainer:
 
     def evaluate(self) -> None:
         elbo = self.heldout_elbo()
-        self.log(f"eval step {self.step}: heldout diffusion loss {elbo:.3f} (ppl ≤ {math.exp(min(elbo, 20)):.1f})")
+        self.log(
+            f"eval step {self.step}: heldout diffusion loss {elbo:.3f} (ppl ≤ {math.exp(min(elbo, 20)):.1f})"
+        )
         engine = self.engine()
         for conv in self.heldout_conversations[: self.cfg.sample_prompts]:
-            reply = engine.generate(conv[:-1], max_tokens=self.cfg.block_len, steps=8,
-                                    sampler=SamplerConfig()).text
+            reply = engine.generate(
+                conv[:-1], max_tokens=self.cfg.block_len, steps=8, sampler=SamplerConfig()
+            ).text
             self.log(f"  user: {conv[-2]['content']!r} -> {reply!r}")
         self.model.drop_cache()
         with (self.out / "eval.jsonl").open("a") as f:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from dlm_core import ModelConfig, load_model, save_quickturn_model
 from dlm_core.families import QUICKTURN_SPECIALS
+from dlm_core.loader import LoadedModel
+from dlm_core.model import Transformer
 
 CORPUS = [
     "hello there, how are you today?",
@@ -18,15 +23,49 @@ CORPUS = [
 ] * 20
 
 
-def train_tokenizer(path: Path, vocab_size: int = 300) -> Path:
+def train_tokenizer(path: Path, vocab_size: int = 300, specials: Sequence[str] = QUICKTURN_SPECIALS) -> Path:
+    """A byte-level BPE on a tiny corpus; ``specials`` get the first ids, in order."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=list(QUICKTURN_SPECIALS),
+        special_tokens=list(specials),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(CORPUS, trainer)
     tok.save(str(path))
     return path
+
+
+def tiny_quickturn(
+    folder: Path, *, seed: int = 0, block_size: int = 1, attention: str = "block_causal", **overrides
+) -> LoadedModel:
+    """A random-weight quickturn model written to ``folder`` in our own format and loaded back."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tok_path = train_tokenizer(folder / "tok_src.json")
+    tok = Tokenizer.from_file(str(tok_path))
+    ids = {t: tok.token_to_id(t) for t in QUICKTURN_SPECIALS}
+    cfg = ModelConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=overrides.pop("hidden_size", 64),
+        num_layers=overrides.pop("num_layers", 2),
+        num_heads=overrides.pop("num_heads", 4),
+        num_kv_heads=overrides.pop("num_kv_heads", 2),
+        intermediate_size=overrides.pop("intermediate_size", 128),
+        max_position_embeddings=overrides.pop("max_position_embeddings", 256),
+        mask_token_id=ids["<|mask|>"],
+        pad_token_id=ids["<|pad|>"],
+        eos_token_ids=(ids["<|end|>"],),
+        attention=attention,  # type: ignore[arg-type]
+        block_size=block_size,
+        **overrides,
+    )
+    model = Transformer(cfg)
+    model.init_weights(std=0.5, seed=seed)  # large weights: peaked, well-separated logits
+    save_quickturn_model(model, tok_path, folder)
+    return load_model(folder)
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)

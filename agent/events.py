@@ -1,0 +1,199 @@
+"""The one vocabulary of a turn: small typed events with monotonic timestamps.
+
+Every stage emits these; ``talk``, ``serve``, ``profile``, the demo and MQTT all consume the same
+stream, so latency is measured once, from the same clock (``time.monotonic()``), everywhere.
+Voice-to-voice latency runs from ``SpeechPaused.last_voiced_t`` (the end of the last voiced frame) to
+``FirstReplySample.t`` (the first reply sample handed to the output device or sink).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+def now() -> float:
+    return time.monotonic()
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: ClassVar[str] = "event"
+    turn: int
+    t: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class SpeechStarted(Event):
+    kind: ClassVar[str] = "speech.started"
+    audio_start_t: float  # when the first voiced frame (incl. pre-roll) was captured
+
+
+@dataclass(frozen=True)
+class SpeechPaused(Event):
+    """Silence began after speech; speculative processing starts now."""
+
+    kind: ClassVar[str] = "speech.paused"
+    last_voiced_t: float  # capture time of the end of the last voiced frame
+
+
+@dataclass(frozen=True)
+class SpeechResumed(Event):
+    kind: ClassVar[str] = "speech.resumed"
+    pause_ms: float
+
+
+@dataclass(frozen=True)
+class PartialTranscript(Event):
+    kind: ClassVar[str] = "transcript.partial"
+    committed: str
+    tentative: str
+
+
+@dataclass(frozen=True)
+class FinalTranscript(Event):
+    kind: ClassVar[str] = "transcript.final"
+    text: str
+    audio_s: float
+    asr_ms: float
+    speculative: bool
+
+
+@dataclass(frozen=True)
+class EndpointCommitted(Event):
+    kind: ClassVar[str] = "endpoint.committed"
+    last_voiced_t: float
+    hangover_ms: float
+
+
+@dataclass(frozen=True)
+class SpeculationDiscarded(Event):
+    kind: ClassVar[str] = "speculation.discarded"
+    reason: str
+    wasted_ms: float
+
+
+@dataclass(frozen=True)
+class LMStarted(Event):
+    kind: ClassVar[str] = "lm.started"
+    model: str
+    prompt_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class LMBlock(Event):
+    kind: ClassVar[str] = "lm.block"
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class LMFinished(Event):
+    kind: ClassVar[str] = "lm.finished"
+    text: str
+    steps: int
+    tokens: int
+    forwards: int
+    lm_ms: float
+    prefill_ms: float
+
+
+@dataclass(frozen=True)
+class TTSChunk(Event):
+    kind: ClassVar[str] = "tts.chunk"
+    index: int
+    text: str
+    synth_ms: float
+    audio_s: float
+
+
+@dataclass(frozen=True)
+class FirstReplySample(Event):
+    kind: ClassVar[str] = "playback.first_sample"
+
+
+@dataclass(frozen=True)
+class PlaybackFinished(Event):
+    kind: ClassVar[str] = "playback.finished"
+    heard_text: str
+    heard_s: float
+
+
+@dataclass(frozen=True)
+class BargeIn(Event):
+    kind: ClassVar[str] = "barge_in"
+    speech_t: float  # when the interrupting speech started
+    heard_text: str
+    heard_s: float
+    stop_ms: float  # barge-in decision → output silent
+
+
+@dataclass(frozen=True)
+class BargeInIgnored(Event):
+    kind: ClassVar[str] = "barge_in.ignored"
+    reason: str  # e.g. "backchannel: mm-hm"
+    text: str
+
+
+@dataclass(frozen=True)
+class StageError(Event):
+    kind: ClassVar[str] = "error"
+    stage: str
+    message: str
+
+
+@dataclass(frozen=True)
+class LatencyReport(Event):
+    """quickturn.latency — one per finished turn; the WebSocket API and MQTT publish it too."""
+
+    kind: ClassVar[str] = "quickturn.latency"
+    transcript: str
+    reply: str
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    v2v_ms: float | None = None
+    discarded_speculations: int = 0
+    interrupted: bool = False
+
+
+Listener = Callable[[Event], None]
+
+
+class EventBus:
+    """Fan-out of events to sync listeners and bounded async queues.
+
+    Publishing is cheap (append + call): profiling overhead stays far below a millisecond per turn.
+    Async consumers that fall behind lose their oldest events rather than blocking the pipeline.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self._queues: list[asyncio.Queue[Event]] = []
+        self.dropped = 0
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def queue(self, maxsize: int = 1000) -> asyncio.Queue[Event]:
+        q: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self._queues.append(q)
+        return q
+
+    def unqueue(self, q: asyncio.Queue[Event]) -> None:
+        if q in self._queues:
+            self._queues.remove(q)
+
+    def publish(self, event: Event) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+        for q in self._queues:
+            if q.full():
+                q.get_nowait()
+                self.dropped += 1
+            q.put_nowait(event)

@@ -1,0 +1,212 @@
+"""Reply models behind one small interface, so any engine config (or a baseline) drops in.
+
+* ``DiffusionReply``  the dlm_core engine: S parallel denoising steps per block (the default);
+* ``ARBaselineReply`` the same weights decoded autoregressively, one token per forward (profiling);
+* ``TeacherReply``    SmolLM2-135M-Instruct through transformers, when installed (profiling reference).
+
+All are synchronous; the pipeline calls them from a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dlm_core import Constraints, DiffusionEngine, ModelLoadError, SamplerConfig, banned_token_ids
+
+from .config import LMSection
+
+EMBEDDED_MODEL = Path(__file__).resolve().parent / "embedded" / "model"
+
+Messages = Sequence[dict[str, str]]
+
+
+@dataclass
+class ReplyPiece:
+    text: str
+    last: bool  # the model has finished; ``last_stats`` is final
+
+
+@dataclass
+class ReplyStats:
+    model: str
+    steps: int = 0
+    tokens: int = 0
+    forwards: int = 0
+    lm_ms: float = 0.0
+    prefill_ms: float = 0.0
+    prompt_tokens: int = 0
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"lm.device={name!r} but no CUDA GPU is available (use lm.device=cpu)")
+    return name
+
+
+def default_model_path() -> Path:
+    if not (EMBEDDED_MODEL / "config.json").is_file():
+        raise ModelLoadError(
+            f"the embedded reply model is missing at {EMBEDDED_MODEL} (a git checkout should include it; "
+            "`make train` rebuilds it), or set lm.model_path to a local dLLM folder"
+        )
+    return EMBEDDED_MODEL
+
+
+class ReplyModel:
+    name = "reply"
+
+    def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[ReplyPiece]:
+        """Yield the reply in pieces (one per finished block); stop early when ``cancel`` is set."""
+        raise NotImplementedError
+
+    def reply(self, messages: Messages) -> str:
+        return " ".join(p.text.strip() for p in self.stream(messages)).strip()
+
+    def warmup(self) -> None:
+        """Run once on a dummy prompt so the first real turn is as fast as the tenth."""
+
+    def prefill(self, messages: Messages) -> None:
+        """Optionally cache the conversation so far while the user is still speaking."""
+
+    @property
+    def last_stats(self) -> ReplyStats:
+        raise NotImplementedError
+
+
+class DiffusionReply(ReplyModel):
+    def __init__(self, cfg: LMSection) -> None:
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        device = resolve_device(cfg.device)
+        path = Path(cfg.model_path) if cfg.model_path else default_model_path()
+        self.engine = DiffusionEngine.from_pretrained(
+            path,
+            device=device,
+            family=cfg.family or None,
+            max_context=cfg.max_context,
+            default_block_len=cfg.block_len,
+            use_cuda_graphs=cfg.cuda_graphs,
+        )
+        self.name = f"dlm:{path.name}"
+        self.sampler = SamplerConfig(
+            rule=cfg.sampler,
+            confidence=cfg.confidence,
+            threshold=cfg.threshold,
+            temperature=cfg.temperature,
+            seed=cfg.seed,
+        )
+        banned = banned_token_ids(self.engine.tokenizer, cfg.ban) if cfg.ban else ()
+        self.constraints = Constraints(banned_ids=banned, min_tokens=cfg.min_tokens)
+        self._stats = ReplyStats(self.name)
+
+    def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[ReplyPiece]:
+        t0 = time.perf_counter()
+        gen = self.engine.stream(
+            messages,
+            max_tokens=self.cfg.max_tokens,
+            steps=self.cfg.steps,
+            sampler=self.sampler,
+            constraints=self.constraints,
+        )
+        try:
+            for block in gen:
+                r = self.engine.last_result
+                self._stats = ReplyStats(
+                    self.name,
+                    steps=self.cfg.steps,
+                    tokens=len(r.token_ids),
+                    forwards=r.forwards,
+                    lm_ms=(time.perf_counter() - t0) * 1e3,  # up to this block, prefill included
+                    prefill_ms=r.prefill_ms,
+                    prompt_tokens=r.prompt_tokens,
+                )
+                yield ReplyPiece(block.text, block.finished)
+                if cancel is not None and cancel.is_set():
+                    break
+        finally:
+            gen.close()  # releases the engine lock even when the consumer stops early
+
+    def warmup(self) -> None:
+        self.engine.warmup(steps=(self.cfg.steps,), block_lens=(min(self.cfg.block_len, self.cfg.max_tokens),))
+
+    def prefill(self, messages: Messages) -> None:
+        self.engine.prefill(messages)
+
+    @property
+    def last_stats(self) -> ReplyStats:
+        return self._stats
+
+
+class ARBaselineReply(ReplyModel):
+    """The diffusion model's own weights decoded left to right: the autoregressive baseline."""
+
+    def __init__(self, cfg: LMSection) -> None:
+        from dlm_core.ar import ar_generate
+
+        self._ar_generate = ar_generate
+        self.cfg = cfg
+        self.inner = DiffusionReply(cfg)
+        self.name = f"ar:{Path(cfg.model_path).name if cfg.model_path else EMBEDDED_MODEL.name}"
+        self._stats = ReplyStats(self.name)
+
+    def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[str]:
+        engine = self.inner.engine
+        prompt = engine.tokenizer.encode_chat(messages)
+        t0 = time.perf_counter()
+        ids = self._ar_generate(engine.model, prompt, self.cfg.max_tokens, engine.cfg.eos_token_ids)
+        ms = (time.perf_counter() - t0) * 1e3
+        self._stats = ReplyStats(self.name, steps=len(ids), tokens=len(ids), forwards=len(ids) + 1, lm_ms=ms,
+                                 prompt_tokens=len(prompt))
+        yield ReplyPiece(engine.tokenizer.decode(ids).strip(), True)
+
+    def warmup(self) -> None:
+        for _ in range(2):
+            self.reply([{"role": "user", "content": "Hello there."}])
+
+    @property
+    def last_stats(self) -> ReplyStats:
+        return self._stats
+
+
+class TeacherReply(ReplyModel):
+    """SmolLM2-135M-Instruct (autoregressive, transformers), the embedded model's teacher."""
+
+    def __init__(self, cfg: LMSection) -> None:
+        from .embedded.teacher import load_teacher, teacher_reply
+
+        self._teacher = load_teacher()
+        self._teacher_reply = teacher_reply
+        self.name = "teacher:smollm2-135m-instruct"
+        self._stats = ReplyStats(self.name)
+
+    def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[str]:
+        t0 = time.perf_counter()
+        text = self._teacher_reply(self._teacher, list(messages))
+        self._stats = ReplyStats(self.name, lm_ms=(time.perf_counter() - t0) * 1e3)
+        yield ReplyPiece(text, True)
+
+    def warmup(self) -> None:
+        self.reply([{"role": "user", "content": "Hello there."}])
+
+    @property
+    def last_stats(self) -> ReplyStats:
+        return self._stats
+
+
+def build_reply_model(cfg: LMSection, kind: str = "diffusion") -> ReplyModel:
+    if kind == "diffusion":
+        return DiffusionReply(cfg)
+    if kind == "ar":
+        return ARBaselineReply(cfg)
+    if kind == "teacher":
+        return TeacherReply(cfg)
+    raise ValueError(f"unknown reply model kind {kind!r} (diffusion | ar | teacher)")

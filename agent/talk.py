@@ -1,0 +1,93 @@
+"""``quickturn talk``: the local voice assistant on a real microphone and speaker.
+
+Echo cancellation (WebRTC APM) uses what the speaker plays as its reference, so the assistant does
+not hear itself and barge-in works on speakers, not only headphones. Ctrl-C exits cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from audio.aec import EchoCanceller, PlaybackReference
+from audio.devices import AudioDeviceError, check_portaudio, list_devices, resolve_device
+from audio.sinks import SpeakerSink
+from audio.sources import MicSource
+
+from .config import QuickturnConfig
+from .events import BargeIn, EventBus, LatencyReport, PartialTranscript, StageError
+
+
+def list_devices_text() -> str:
+    check_portaudio()
+    lines = ["audio devices (> default output, < default input):"]
+    lines += [f"  {d}" for d in list_devices()]
+    return "\n".join(lines)
+
+
+def _printer(console):
+    def on_event(event) -> None:
+        if isinstance(event, PartialTranscript):
+            console.print(f"[dim]… {event.committed} {event.tentative}[/dim]")
+        elif isinstance(event, LatencyReport):
+            v2v = f"{event.v2v_ms:.0f} ms" if event.v2v_ms is not None else "—"
+            console.print(f"[cyan]you:[/cyan] {event.transcript}")
+            console.print(f"[green]agent:[/green] {event.reply}  [dim](voice-to-voice {v2v})[/dim]")
+        elif isinstance(event, BargeIn):
+            console.print(f"[yellow]interrupted[/yellow] after {event.heard_s:.1f} s")
+        elif isinstance(event, StageError):
+            console.print(f"[red]{event.stage} error:[/red] {event.message}")
+
+    return on_event
+
+
+async def _talk(cfg: QuickturnConfig, console, load_services, duration_s: float) -> int:
+    from .pipeline import VoicePipeline
+
+    try:
+        check_portaudio()
+        in_dev = resolve_device(cfg.audio.input_device or None, "input")
+        out_dev = resolve_device(cfg.audio.output_device or None, "output")
+    except AudioDeviceError as exc:
+        console.print(f"[red]audio error:[/red] {exc}")
+        return 2
+    services = await asyncio.to_thread(load_services)
+    reference = PlaybackReference(cfg.audio.sample_rate) if cfg.audio.echo_cancellation else None
+    aec = EchoCanceller(cfg.audio.sample_rate) if reference is not None else None
+    bus = EventBus()
+    bus.subscribe(_printer(console))
+    try:
+        sink = SpeakerSink(out_dev, block_ms=cfg.audio.output_block_ms, reference=reference)
+        sink.wait_running()
+        mic = MicSource(in_dev, cfg.audio.sample_rate, round(cfg.audio.sample_rate * cfg.audio.frame_ms / 1000))
+    except (AudioDeviceError, OSError) as exc:
+        console.print(f"[red]audio error:[/red] could not open the audio device: {exc}")
+        return 2
+    pipeline = VoicePipeline(cfg, services, sink, bus, echo_canceller=aec, reference=reference)
+    console.print(f"[bold]{cfg.agent.name} is listening.[/bold] Speak; Ctrl-C to quit.")
+    task = asyncio.ensure_future(pipeline.run(mic))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+    try:
+        waiters = [asyncio.ensure_future(stop.wait()), task]
+        timeout = duration_s if duration_s > 0 else None
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if task in done and task.exception() is not None:
+            console.print(f"[red]audio input failed:[/red] {task.exception()}")
+            return 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        mic.close()
+        pipeline.close()
+        sink.close()
+        console.print("bye.")
+    return 0
+
+
+def run_talk(cfg: QuickturnConfig, console, load_services, duration_s: float = 0.0) -> int:
+    return asyncio.run(_talk(cfg, console, load_services, duration_s))

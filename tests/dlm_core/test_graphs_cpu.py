@@ -1,0 +1,92 @@
+"""What can be checked of the CUDA-graph runner without a GPU: buckets, key masks, and its bodies run
+eagerly (the exact code a graph records) giving the engine's own results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlm_core import Constraints, DiffusionEngine, GenerationError, SamplerConfig, load_model
+from dlm_core.graphs import BlockGraphRunner, bucket_key_mask, context_buckets, pick_bucket
+
+from .family_fixtures import write_family
+from .helpers import tiny_quickturn
+
+
+def test_buckets() -> None:
+    assert context_buckets(1024) == (128, 256, 512, 1024)
+    assert context_buckets(300) == (128, 256, 300)
+    assert context_buckets(64) == (64,)
+    assert [pick_bucket(n, (128, 256, 300)) for n in (0, 128, 129, 300, 301)] == [128, 128, 256, 300, None]
+
+
+def test_bucket_key_mask() -> None:
+    m = bucket_key_mask(3, 5, 2)
+    assert m.shape == (1, 1, 1, 7)
+    assert m[0, 0, 0].tolist() == [True, True, True, False, False, True, True]
+    assert torch.equal(bucket_key_mask(torch.tensor(3), 5, 2), m)
+
+
+@pytest.mark.parametrize(("attention", "block_size"), [("block_causal", 1), ("full", 1), ("block_causal", 4)])
+def test_padded_bucket_with_key_mask_equals_unpadded(tmp_path: Path, attention: str, block_size: int) -> None:
+    lm = tiny_quickturn(tmp_path / "m", attention=attention, block_size=block_size)
+    model = lm.model
+    model.setup_cache(64)
+    for layer in model.layers:  # stale garbage in the slots the mask must hide
+        layer.attn.cache.k.normal_()
+        layer.attn.cache.v.normal_()
+    tokens = torch.randint(0, lm.config.vocab_size, (1, 20), generator=torch.Generator().manual_seed(0))
+    ctx, block = tokens[:, :12], tokens[:, 12:]
+    positions = torch.arange(12, 20)
+    with torch.no_grad():
+        model.forward_context(ctx, start=0)
+        exact = model.forward_block(block, positions, 12)
+        padded = model.forward_block(block, positions, 32, bucket_key_mask(12, 32, 8))
+    assert (exact - padded).abs().max() < 1e-5
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runner")
+    tiny_quickturn(root / "quickturn", seed=5)
+    write_family(root / "fast_dllm_v2", "fast_dllm_v2", seed=2, block=8)
+    return {name: root / name for name in ("quickturn", "fast_dllm_v2")}
+
+
+@pytest.mark.parametrize("mode", ["block", "step"])
+@pytest.mark.parametrize("name", ["quickturn", "fast_dllm_v2"])
+def test_runner_bodies_equal_the_eager_engine(folders, mode: str, name: str) -> None:
+    lm = load_model(folders[name])
+    eager = DiffusionEngine(load_model(folders[name]), max_context=256)  # its own model: its own KV cache
+    runner_engine = DiffusionEngine(lm, max_context=256)
+    runner_engine.graphs = BlockGraphRunner(
+        lm.model, mode=mode, use_graphs=False, buckets=(16, 32, 64, 128, 256)
+    )
+    no_stop = Constraints(banned_ids=tuple(sorted({*lm.config.eos_token_ids, lm.config.pad_token_id})))
+    turn1 = [{"role": "user", "content": "hello there"}]
+    b = lm.config.block_size if lm.config.aligned_blocks else 8
+    for sampler in (SamplerConfig(), SamplerConfig(rule="entropy_bound")):
+        kw = dict(max_tokens=2 * b, steps=4, block_len=b, sampler=sampler, constraints=no_stop)
+        a = eager.generate(turn1, **kw)
+        r = runner_engine.generate(turn1, **kw)
+        assert r.token_ids == a.token_ids
+        turn2 = [*turn1, {"role": "assistant", "content": a.text}, {"role": "user", "content": "and then?"}]
+        assert runner_engine.generate(turn2, **kw).token_ids == eager.generate(turn2, **kw).token_ids
+    assert len(runner_engine.graphs._slots) >= 3  # several buckets and samplers were used
+
+
+def test_runner_declines_what_it_cannot_capture(folders) -> None:
+    lm = load_model(folders["quickturn"])
+    lm.model.setup_cache(128)
+    runner = BlockGraphRunner(lm.model, use_graphs=False)
+    assert runner.can_run(8, 4, 10)
+    assert not runner.can_run(8, 4, 10, SamplerConfig(temperature=0.7))
+    assert not runner.can_run(8, 4, 10, SamplerConfig(rule="random"))
+    assert not runner.can_run(8, 9, 10)
+    assert not runner.can_run(8, 4, 129)  # larger than every bucket
+    with pytest.raises(GenerationError, match="unknown graph mode 'loop'"):
+        BlockGraphRunner(lm.model, mode="loop")
+    with pytest.raises(GenerationError, match="CUDA graphs need the model on a CUDA device"):
+        BlockGraphRunner(lm.model, use_graphs=True)
