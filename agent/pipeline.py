@@ -85,28 +85,41 @@ class Services:
     @classmethod
     def load(cls, cfg: QuickturnConfig, reply_kind: str = "diffusion", warmup: bool = True) -> Services:
         """Load and warm every model (blocking: call it from a thread in async code)."""
-        asr = SpeechRecognizer(
-            cfg.asr.model_path or None,
-            device=cfg.asr.device,
-            compute_type=None if cfg.asr.compute_type == "auto" else cfg.asr.compute_type,
-            cpu_threads=cfg.asr.threads,
-            window_s=cfg.asr.window_s,
-            beam_size=cfg.asr.beam_size,
-            warmup=warmup,
-        )
-        tts = Synthesizer(
-            cfg.tts.model_path or None,
-            cfg.tts.config_path or None,
-            threads=cfg.tts.threads,
-            device=cfg.tts.device,
-            target_rms=cfg.tts.target_rms,
-            length_scale=cfg.tts.length_scale,
-            warmup=warmup,
-        )
+        asr = load_asr(cfg, warmup)
+        tts = load_tts(cfg, warmup)
         reply = build_reply_model(cfg.lm, reply_kind)
         if warmup:
             reply.warmup()
-        return cls(asr, tts, reply, lambda: SileroVAD(cfg.audio.sample_rate, threads=1))
+        return cls(asr, tts, reply, vad_factory(cfg))
+
+
+def load_asr(cfg: QuickturnConfig, warmup: bool = True) -> SpeechRecognizer:
+    return SpeechRecognizer(
+        cfg.asr.model_path or None,
+        device=cfg.asr.device,
+        compute_type=None if cfg.asr.compute_type == "auto" else cfg.asr.compute_type,
+        cpu_threads=cfg.asr.threads,
+        window_s=cfg.asr.window_s,
+        beam_size=cfg.asr.beam_size,
+        warmup=warmup,
+    )
+
+
+def load_tts(cfg: QuickturnConfig, warmup: bool = True) -> Synthesizer:
+    return Synthesizer(
+        cfg.tts.model_path or None,
+        cfg.tts.config_path or None,
+        threads=cfg.tts.threads,
+        device=cfg.tts.device,
+        target_rms=cfg.tts.target_rms,
+        length_scale=cfg.tts.length_scale,
+        warmup=warmup,
+    )
+
+
+def vad_factory(cfg: QuickturnConfig) -> Callable[[], SileroVAD]:
+    rate = cfg.audio.sample_rate
+    return lambda: SileroVAD(rate, threads=1)
 
 
 @dataclass
@@ -214,6 +227,21 @@ class VoicePipeline:
     def _emit_threadsafe(self, event: Event) -> None:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self.emit, event)
+
+    def _emit_for_reply(self, reply: _Reply, event: Event) -> None:
+        """From the worker thread: emit unless the reply was discarded by the time the loop runs it.
+
+        A cancelled attempt's worker finishes its current block before it sees the cancel; without
+        this check its LM/TTS events would land after ``SpeculationDiscarded`` and be taken for the
+        committed attempt's (``latency.summarize_turn`` keeps only events after the last discard).
+        """
+        assert self._loop is not None
+
+        def emit() -> None:
+            if not reply.cancel.is_set():
+                self.emit(event)
+
+        self._loop.call_soon_threadsafe(emit)
 
     async def _in_thread(self, pool: ThreadPoolExecutor, fn, *args):
         assert self._loop is not None
@@ -399,7 +427,7 @@ class VoicePipeline:
         and TTS of the first clause is what the user waits for.
         """
         model, tts = self.services.reply, self.services.tts
-        self._emit_threadsafe(LMStarted(reply.turn, now(), model.name))
+        self._emit_for_reply(reply, LMStarted(reply.turn, now(), model.name))
         pieces: list[str] = []
         index = 0
         finished = False
@@ -407,14 +435,15 @@ class VoicePipeline:
         try:
             for b, piece in enumerate(blocks):
                 pieces.append(piece.text.strip())
-                self._emit_threadsafe(LMBlock(reply.turn, now(), b, piece.text))
+                self._emit_for_reply(reply, LMBlock(reply.turn, now(), b, piece.text))
                 if piece.last:
                     finished = True
                     self._lm_finished(reply, model, pieces)
-                for chunk in tts.stream(piece.text):
+                for chunk in tts.stream(piece.text, pause_after_last=not piece.last):
                     if reply.cancel.is_set():
                         return
-                    self._emit_threadsafe(
+                    self._emit_for_reply(
+                        reply,
                         TTSChunk(reply.turn, now(), index, chunk.text, chunk.synth_ms, chunk.duration_s)
                     )
                     self._loop.call_soon_threadsafe(reply.chunks.put_nowait, chunk)
@@ -428,7 +457,8 @@ class VoicePipeline:
     def _lm_finished(self, reply: _Reply, model: ReplyModel, pieces: list[str]) -> None:
         stats = model.last_stats
         reply.text = " ".join(p for p in pieces if p).strip()
-        self._emit_threadsafe(
+        self._emit_for_reply(
+            reply,
             LMFinished(reply.turn, now(), reply.text, stats.steps, stats.tokens, stats.forwards,
                        stats.lm_ms, stats.prefill_ms)
         )

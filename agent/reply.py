@@ -76,9 +76,19 @@ class ReplyModel:
     def prefill(self, messages: Messages) -> None:
         """Optionally cache the conversation so far while the user is still speaking."""
 
+    def reconfigure(self, cfg: LMSection) -> None:
+        """Apply run-time settings (steps, sampler, limits) without reloading weights (profiling sweeps)."""
+
+    def reset(self) -> None:
+        """Forget any cached conversation, so a new session starts from the same state."""
+
     @property
     def last_stats(self) -> ReplyStats:
         raise NotImplementedError
+
+
+# LMSection fields that shape the loaded engine: changing one needs a new model, not ``reconfigure``.
+LOAD_FIELDS = ("model_path", "family", "device", "max_context", "block_len", "cuda_graphs")
 
 
 class DiffusionReply(ReplyModel):
@@ -97,6 +107,11 @@ class DiffusionReply(ReplyModel):
             use_cuda_graphs=cfg.cuda_graphs,
         )
         self.name = f"dlm:{path.name}"
+        self._warmed: set[int] = set()
+        self._apply_runtime(cfg)
+        self._stats = ReplyStats(self.name)
+
+    def _apply_runtime(self, cfg: LMSection) -> None:
         self.sampler = SamplerConfig(
             rule=cfg.sampler,
             confidence=cfg.confidence,
@@ -106,7 +121,20 @@ class DiffusionReply(ReplyModel):
         )
         banned = banned_token_ids(self.engine.tokenizer, cfg.ban) if cfg.ban else ()
         self.constraints = Constraints(banned_ids=banned, min_tokens=cfg.min_tokens)
-        self._stats = ReplyStats(self.name)
+
+    def reconfigure(self, cfg: LMSection) -> None:
+        changed = [k for k in LOAD_FIELDS if getattr(cfg, k) != getattr(self.cfg, k)]
+        if changed:
+            raise ValueError(f"lm.{', lm.'.join(changed)} changed: these need a new model, not reconfigure()")
+        if cfg.threads and cfg.threads != self.cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.cfg = cfg
+        self._apply_runtime(cfg)
+        if cfg.steps not in self._warmed:  # a new step count: compile/capture it before it is timed
+            self.warmup()
+
+    def reset(self) -> None:
+        self.engine.reset()
 
     def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[ReplyPiece]:
         t0 = time.perf_counter()
@@ -137,6 +165,7 @@ class DiffusionReply(ReplyModel):
 
     def warmup(self) -> None:
         self.engine.warmup(steps=(self.cfg.steps,), block_lens=(min(self.cfg.block_len, self.cfg.max_tokens),))
+        self._warmed.add(self.cfg.steps)
 
     def prefill(self, messages: Messages) -> None:
         self.engine.prefill(messages)
@@ -158,7 +187,7 @@ class ARBaselineReply(ReplyModel):
         self.name = f"ar:{Path(cfg.model_path).name if cfg.model_path else EMBEDDED_MODEL.name}"
         self._stats = ReplyStats(self.name)
 
-    def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[str]:
+    def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[ReplyPiece]:
         engine = self.inner.engine
         prompt = engine.tokenizer.encode_chat(messages)
         t0 = time.perf_counter()
@@ -172,6 +201,12 @@ class ARBaselineReply(ReplyModel):
         for _ in range(2):
             self.reply([{"role": "user", "content": "Hello there."}])
 
+    def reconfigure(self, cfg: LMSection) -> None:
+        changed = [k for k in LOAD_FIELDS if getattr(cfg, k) != getattr(self.cfg, k)]
+        if changed:
+            raise ValueError(f"lm.{', lm.'.join(changed)} changed: these need a new model, not reconfigure()")
+        self.cfg = cfg  # only max_tokens matters to greedy decoding
+
     @property
     def last_stats(self) -> ReplyStats:
         return self._stats
@@ -183,16 +218,26 @@ class TeacherReply(ReplyModel):
     def __init__(self, cfg: LMSection) -> None:
         from .embedded.teacher import load_teacher, teacher_reply
 
-        self._teacher = load_teacher()
+        self.cfg = cfg
+        self._teacher = load_teacher(threads=cfg.threads or None)
         self._teacher_reply = teacher_reply
         self.name = "teacher:smollm2-135m-instruct"
         self._stats = ReplyStats(self.name)
 
-    def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[str]:
+    def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[ReplyPiece]:
         t0 = time.perf_counter()
-        text = self._teacher_reply(self._teacher, list(messages))
-        self._stats = ReplyStats(self.name, lm_ms=(time.perf_counter() - t0) * 1e3)
+        # teacher_reply takes a batch of chats and returns samples per chat: one chat, one sample.
+        texts = self._teacher_reply(
+            self._teacher, [list(messages)], max_new_tokens=self.cfg.max_tokens, seed=self.cfg.seed
+        )
+        text = texts[0][0].strip() if texts and texts[0] else ""
+        n = len(self._teacher.tokenizer.encode(text, add_special_tokens=False))
+        self._stats = ReplyStats(self.name, steps=n, tokens=n, forwards=n + 1,
+                                 lm_ms=(time.perf_counter() - t0) * 1e3)
         yield ReplyPiece(text, True)
+
+    def reconfigure(self, cfg: LMSection) -> None:
+        self.cfg = cfg  # max_tokens and seed are read at each call
 
     def warmup(self) -> None:
         self.reply([{"role": "user", "content": "Hello there."}])

@@ -29,7 +29,7 @@ __all__ = [
     "SynthChunk",
     "Synthesizer",
     "default_voice_paths",
-    "active_rms",
+    "speech_level",
 ]
 
 _INSTALL_HINT = (
@@ -73,22 +73,19 @@ def default_voice_paths() -> tuple[Path, Path]:
     return Path(model_path()), Path(config_path())
 
 
-def active_rms(samples: np.ndarray, sample_rate: int, floor_db: float = -30.0) -> float:
-    """RMS over the frames that carry speech (20 ms frames within ``floor_db`` of the loudest).
+def speech_level(samples: np.ndarray, sample_rate: int) -> float:
+    """Loudness of speech: RMS of the louder half of its 20 ms frames.
 
-    Pauses are left out so a clause with a long silence does not read as quiet.
+    Pauses and quiet consonants don't count, so a clause with a long "s" or a pause does not read
+    as quiet. Of the simple measures tried it agreed best with others (90th-percentile frame RMS,
+    a K-weighted gated level): levelling piper clauses with it left ≤ 2.5 dB spread on all of them.
     """
     frame = max(1, int(0.02 * sample_rate))
     n = samples.size // frame
     if n == 0:
         return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if samples.size else 0.0
-    frames = samples[: n * frame].astype(np.float64).reshape(n, frame)
-    rms = np.sqrt((frames**2).mean(axis=1))
-    top = rms.max()
-    if top <= 0.0:
-        return 0.0
-    keep = rms >= top * 10 ** (floor_db / 20)
-    return float(np.sqrt((frames[keep] ** 2).mean()))
+    power = np.sort((samples[: n * frame].astype(np.float64).reshape(n, frame) ** 2).mean(axis=1))
+    return float(np.sqrt(power[n // 2 :].mean()))
 
 
 def _soft_limit(x: np.ndarray, ceiling: float, knee: float) -> np.ndarray:
@@ -115,7 +112,9 @@ class Synthesizer:
     ``threads``: onnxruntime intra-op threads (inter-op 1, spinning off unless ``spinning=True``).
     ``sample_rate``: output rate (None = the voice's own, 22050 Hz for joe-medium); resampled with
     soxr before limiting so resampling cannot clip.
-    ``target_rms``: active-speech RMS of every clause (0.1 ≈ -20 dBFS); ``peak_limit`` the ceiling.
+    ``target_rms``: loudness of every clause as ``speech_level()`` (RMS of the louder half of its
+    20 ms frames; 0.1 ≈ -20 dBFS); ``peak_limit`` the ceiling (a soft limiter above 60 % of it,
+    so peaks never reach it).
     ``clause_pause_ms`` / ``sentence_pause_ms``: silence after a clause ending in , ; : or dash /
     after a sentence end (edges of piper's own silence are trimmed first).
     """
@@ -220,17 +219,20 @@ class Synthesizer:
         length_scale: float | None = None,
         noise_scale: float | None = None,
         noise_w: float | None = None,
+        pause_after_last: bool = False,
     ) -> Iterator[SynthChunk]:
         """Yield one chunk per clause, each synthesized only when the previous one was taken.
 
         Lazy on purpose: closing the generator (barge-in) stops synthesis of the rest.
+        ``pause_after_last``: also append the punctuation pause to the last clause (when more text
+        follows in another ``stream()`` call, e.g. the next LM block).
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be str, got {type(text).__name__}")
         parts = self.clauses(text)
         for i, clause in enumerate(parts):
             last = i == len(parts) - 1
-            pause = 0.0 if last else self.pause_ms[clause_boundary(clause)]
+            pause = 0.0 if last and not pause_after_last else self.pause_ms[clause_boundary(clause)]
             chunk = self._render(
                 clause, pause_ms=pause, length_scale=length_scale, noise_scale=noise_scale, noise_w=noise_w
             )
@@ -274,9 +276,9 @@ class Synthesizer:
         audio = self._trim(np.concatenate([p.reshape(-1) for p in pieces]), self.native_sample_rate)
         if audio.size == 0:
             return None
-        rms = active_rms(audio, self.native_sample_rate)
+        level = speech_level(audio, self.native_sample_rate)
         # Level to one loudness; the clamp keeps a near-silent clause from being blown up.
-        gain = float(np.clip(self.target_rms / rms, 0.25, 8.0)) if rms > 0 else 1.0
+        gain = float(np.clip(self.target_rms / level, 0.25, 8.0)) if level > 0 else 1.0
         audio = audio * gain
         if self.sample_rate != self.native_sample_rate:
             import soxr

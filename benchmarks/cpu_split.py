@@ -2,9 +2,10 @@
 
     python -m benchmarks.cpu_split [--reps 7] [--json out/bench/cpu_split.json]
 
-For each configuration it times (median of ``--reps`` after 2 warm-up runs):
-- ASR final pass (fixed window) on a ~2.5 s utterance, CTranslate2 intra threads 1 / 2
-  (plus the standard 30 s ``transcribe()`` once, for comparison);
+For each configuration it times (median of ``--reps`` after 2 warm-up runs; configurations are
+measured round-robin so a drifting background load affects them alike):
+- ASR final pass (fixed window) on a ~2.6 s utterance, CTranslate2 intra threads 1 / 2
+  (plus the standard 30 s ``transcribe()`` alone, for comparison);
 - TTS time to first audio (first clause of a reply), onnxruntime threads 1 / 2, spinning on / off;
 each alone and while another thread runs torch matmuls with ``torch.set_num_threads(k)``, k = 1 / 2
 (a stand-in for the LM). The load thread's matmul rate is recorded too: a stage that "wins" by
@@ -14,6 +15,7 @@ starving the LM is not a win.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -22,7 +24,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +43,8 @@ class TorchLoad:
         self.threads = threads
         self._torch = torch
         self._stop = threading.Event()
-        self._count = 0
+        self.count = 0  # matmuls done so far (read by the measuring thread)
         self._thread: threading.Thread | None = None
-        self._t0 = 0.0
-        self._t1 = 0.0
 
     def _run(self) -> None:
         torch = self._torch
@@ -53,45 +54,60 @@ class TorchLoad:
         with torch.inference_mode():
             while not self._stop.is_set():
                 torch.mm(a, b)
-                self._count += 1
+                self.count += 1
 
     def __enter__(self) -> TorchLoad:
         self._thread = threading.Thread(target=self._run, name="torch-load", daemon=True)
         self._thread.start()
         time.sleep(0.3)  # let it reach steady state
-        self._count, self._t0 = 0, time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._t1 = time.perf_counter()
         self._stop.set()
         assert self._thread is not None
         self._thread.join()
 
-    @property
-    def rate(self) -> float:
-        """Matmuls per second while the stage was being measured."""
-        return self._count / max(1e-9, self._t1 - self._t0)
-
 
 def load_alone_rate(threads: int, seconds: float = 1.5) -> float:
     with TorchLoad(threads) as load:
+        c0, t0 = load.count, time.perf_counter()
         time.sleep(seconds)
-    return load.rate
+        return (load.count - c0) / (time.perf_counter() - t0)
 
 
-def measure(fn: Callable[[], float], reps: int, warmup: int = 2) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    return [fn() for _ in range(reps)]
+@dataclass
+class Config:
+    stage: str
+    threads: int
+    spinning: bool | None
+    fn: Callable[[], float]  # returns the stage's own latency in ms
+    loads: tuple[int, ...] = (0, 1, 2)
+    times: dict[int, list[float]] = field(default_factory=lambda: {0: [], 1: [], 2: []})
+    rates: dict[int, list[float]] = field(default_factory=lambda: {1: [], 2: []})
 
 
-def run_config(fn: Callable[[], float], reps: int, load_threads: int) -> tuple[list[float], float | None]:
-    if load_threads == 0:
-        return measure(fn, reps), None
-    with TorchLoad(load_threads) as load:
-        times = measure(fn, reps)
-    return times, load.rate
+def run_interleaved(
+    configs: list[Config], reps: int, base_rate: dict[int, float], gap_s: float = 0.1
+) -> None:
+    """Round-robin over configurations so a drifting background load hits them all alike.
+
+    ``gap_s`` between calls lets spinning worker threads of the previous call go idle.
+    """
+    for load_threads in (0, 1, 2):
+        ctx: contextlib.AbstractContextManager = (
+            TorchLoad(load_threads) if load_threads else contextlib.nullcontext()
+        )
+        with ctx as load:
+            for _ in range(reps):
+                for cfg in configs:
+                    if load_threads not in cfg.loads:
+                        continue
+                    time.sleep(gap_s)
+                    c0, t0 = (load.count if load else 0), time.perf_counter()
+                    cfg.times[load_threads].append(cfg.fn())
+                    if load:
+                        rate = (load.count - c0) / (time.perf_counter() - t0)
+                        cfg.rates[load_threads].append(rate / base_rate[load_threads])
 
 
 def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
@@ -147,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     from agent.tts import Synthesizer
 
     info = machine_info()
-    rows: list[dict] = []
     if info["cpu_busy_before"] is not None and info["cpu_busy_before"] > 0.1:
         print(
             f"WARNING: the CPU was {info['cpu_busy_before']:.0%} busy before starting; numbers are contended"
@@ -164,88 +179,74 @@ def main(argv: list[str] | None = None) -> int:
         f"torch load alone: {base_rate[1]:.0f} matmul/s (1 thread), {base_rate[2]:.0f} matmul/s (2 threads)"
     )
 
-    def add(
-        stage: str, threads: int, spinning: bool | None, load: int, times: list[float], rate: float | None
-    ):
-        rows.append(
-            {
-                "stage": stage,
-                "threads": threads,
-                "spinning": spinning,
-                "load_threads": load,
-                "median_ms": round(statistics.median(times), 1),
-                "min_ms": round(min(times), 1),
-                "max_ms": round(max(times), 1),
-                "n": len(times),
-                "load_rate_rel": None if rate is None else round(rate / base_rate[load], 3),
-            }
-        )
-        r = rows[-1]
-        extra = "" if rate is None else f"  LM-load at {r['load_rate_rel']:.0%} of its solo rate"
-        print(
-            f"{stage:10} threads={threads} spin={spinning!s:5} load={load}: {r['median_ms']:7.1f} ms{extra}"
-        )
+    asr_models = {t: SpeechRecognizer(cpu_threads=t) for t in (1, 2)}
+    print(
+        f"ASR utterance {utterance.size / SAMPLE_RATE:.2f} s → {asr_models[2].transcribe(utterance).text!r}"
+    )
+    tts_models = {(t, sp): Synthesizer(threads=t, spinning=sp) for t in (1, 2) for sp in (False, True)}
+    first_clause = tts_models[(2, False)].clauses(REPLY)[0]
 
-    for threads in (1, 2):
-        asr = SpeechRecognizer(cpu_threads=threads)
-        text = asr.transcribe(utterance).text
-        if threads == 1:
-            print(f"ASR utterance {utterance.size / SAMPLE_RATE:.2f} s → {text!r}")
+    def asr_final(asr: SpeechRecognizer) -> Callable[[], float]:
+        return lambda: asr.transcribe(utterance).decode_ms
 
-        def asr_final(asr: SpeechRecognizer = asr) -> float:
-            return asr.transcribe(utterance).decode_ms
+    def asr_standard(asr: SpeechRecognizer) -> Callable[[], float]:
+        return lambda: asr.transcribe_standard(utterance).decode_ms
 
-        def asr_standard(asr: SpeechRecognizer = asr) -> float:
-            return asr.transcribe_standard(utterance).decode_ms
+    def tts_first(tts: Synthesizer) -> Callable[[], float]:
+        def run() -> float:
+            t0 = time.perf_counter()
+            gen = tts.stream(REPLY)
+            next(gen)
+            gen.close()  # only the first clause is synthesized
+            return (time.perf_counter() - t0) * 1000
 
-        for load in (0, 1, 2):
-            add("asr_final", threads, None, load, *run_config(asr_final, args.reps, load))
-        add("asr_std", threads, None, 0, *run_config(asr_standard, max(3, args.reps // 2), 0))
-        del asr
+        return run
 
-    for threads in (1, 2):
-        for spinning in (False, True):
-            tts = Synthesizer(threads=threads, spinning=spinning)
-            first_clause = tts.clauses(REPLY)[0]
+    configs = [Config("asr_final", t, None, asr_final(m)) for t, m in asr_models.items()]
+    configs += [Config("asr_std", t, None, asr_standard(m), loads=(0,)) for t, m in asr_models.items()]
+    configs += [Config("tts_first", t, sp, tts_first(m)) for (t, sp), m in tts_models.items()]
+    for cfg in configs:  # warm-up, not recorded
+        for _ in range(2):
+            cfg.fn()
+    run_interleaved(configs, args.reps, base_rate)
 
-            def tts_first(tts: Synthesizer = tts) -> float:
-                t0 = time.perf_counter()
-                gen = tts.stream(REPLY)
-                next(gen)
-                gen.close()
-                return (time.perf_counter() - t0) * 1000
+    rows: list[dict] = []
+    for cfg in configs:
+        for load in cfg.loads:
+            times = cfg.times[load]
+            rates = cfg.rates.get(load, [])
+            rows.append(
+                {
+                    "stage": cfg.stage,
+                    "threads": cfg.threads,
+                    "spinning": cfg.spinning,
+                    "load_threads": load,
+                    "median_ms": round(statistics.median(times), 1),
+                    "min_ms": round(min(times), 1),
+                    "max_ms": round(max(times), 1),
+                    "n": len(times),
+                    "load_rate_rel": round(statistics.median(rates), 3) if rates else None,
+                }
+            )
 
-            for load in (0, 1, 2):
-                add("tts_first", threads, spinning, load, *run_config(tts_first, args.reps, load))
-            del tts
-
-    print(f"\nTTS first clause: {first_clause!r}; medians in ms (LM-load rate vs solo in brackets)\n")
-    header = f"{'stage':10} {'thr':>3} {'spin':>5} | {'alone':>7} | {'+torch×1':>16} | {'+torch×2':>16}"
+    print(f"\nTTS first clause: {first_clause!r}")
+    print("medians in ms; [LM-load matmul rate during the call, relative to the load running alone]\n")
+    header = f"{'stage':10} {'thr':>3} {'spin':>4} | {'alone':>7} | {'+torch x1':>15} | {'+torch x2':>15}"
     print(header)
     print("-" * len(header))
-    keys = sorted(
-        {(r["stage"], r["threads"], r["spinning"]) for r in rows}, key=lambda k: (k[0], k[1], str(k[2]))
-    )
-    for stage, threads, spinning in keys:
+    for cfg in configs:
         cells = []
         for load in (0, 1, 2):
-            r = next(
-                (
-                    r
-                    for r in rows
-                    if (r["stage"], r["threads"], r["spinning"], r["load_threads"])
-                    == (stage, threads, spinning, load)
-                ),
-                None,
-            )
+            r = next((r for r in rows if r["stage"] == cfg.stage and r["threads"] == cfg.threads
+                      and r["spinning"] == cfg.spinning and r["load_threads"] == load), None)  # fmt: skip
             if r is None:
-                cells.append(f"{'-':>16}" if load else f"{'-':>7}")
+                cells.append(f"{'-':>15}" if load else f"{'-':>7}")
             elif load == 0:
                 cells.append(f"{r['median_ms']:7.1f}")
             else:
-                cells.append(f"{r['median_ms']:7.1f} [{r['load_rate_rel']:5.0%}]  ")
-        spin = "-" if spinning is None else ("on" if spinning else "off")
-        print(f"{stage:10} {threads:>3} {spin:>5} | " + " | ".join(cells))
+                cells.append(f"{r['median_ms']:7.1f} [{r['load_rate_rel']:4.0%}]")
+        spin = "-" if cfg.spinning is None else ("on" if cfg.spinning else "off")
+        print(f"{cfg.stage:10} {cfg.threads:>3} {spin:>4} | " + " | ".join(cells))
 
     info["loadavg_end"] = list(os.getloadavg())
     info["cpu_busy_after"] = cpu_busy_fraction()
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "benchmark": "cpu_split",
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now().astimezone().isoformat(timespec="seconds"),
             "command": " ".join(
                 [Path(sys.executable).name, "-m", "benchmarks.cpu_split", *(argv or sys.argv[1:])]
             ),

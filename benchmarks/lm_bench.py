@@ -355,7 +355,7 @@ def build_cases(args: argparse.Namespace, console: Console) -> Iterator[Case]:
             if device == "cpu" and fields["hidden_size"] > 2048:
                 console.log(f"skipping {rname} on CPU (needs ~32 GB in fp32)")
                 continue
-            steps = (8,) if quick and "llada" in rname else ((4, 8, 16, 32) if not quick else (4, 8, 32))
+            steps = (8,) if quick and "llada" in rname else ((4, 8) if quick else STEPS)
             blocks = (32,) if quick or fields["attention"] == "block_causal" else BLOCKS
             yield Case(
                 rname,
@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda but torch sees no CUDA device")
     if args.threads:
         torch.set_num_threads(args.threads)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 150)
     started = time.perf_counter()
     report: dict[str, Any] = {
         "command": "python -m benchmarks.lm_bench "

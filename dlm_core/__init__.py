@@ -6,6 +6,7 @@ engine.warmup()
 reply = engine.generate([{"role": "user", "content": "Hello!"}], max_tokens=48, steps=8)
 """
 
+from .ar import ar_generate
 from .config import ModelConfig
 from .constraints import Constraints, banned_token_ids, infill, prefix
 from .engine import BlockResult, DiffusionEngine, GenerationResult
@@ -25,6 +26,7 @@ __all__ = [
     "ModelLoadError",
     "SamplerConfig",
     "ShapeError",
+    "ar_generate",
     "banned_token_ids",
     "infill",
     "load_model",

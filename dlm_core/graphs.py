@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -60,6 +60,11 @@ def bucket_key_mask(ctx_len: Tensor | int, bucket: int, block_len: int, device=N
     """bool [1, 1, 1, bucket + L]: cache slots < ctx_len and the block's own keys are visible."""
     idx = torch.arange(bucket + block_len, device=device)
     return ((idx < ctx_len) | (idx >= bucket)).view(1, 1, 1, -1)
+
+
+def _graph_sampler(sampler: SamplerConfig) -> SamplerConfig:
+    """The part of a sampler config a graph bakes in (the seed only matters for eager random sampling)."""
+    return replace(sampler, seed=0)
 
 
 @contextlib.contextmanager
@@ -129,7 +134,6 @@ class BlockGraphRunner:
         self._cache_ptr: int | None = None
         self.pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
         self.stream = torch.cuda.Stream(device=self.device) if self.use_graphs else None
-        self.n_terminators = len({*self.cfg.eos_token_ids, self.cfg.pad_token_id})
 
     # -- public API --------------------------------------------------------------------------------
     @property
@@ -138,7 +142,8 @@ class BlockGraphRunner:
 
     @property
     def captured(self) -> list[tuple]:
-        return [k for k, s in self._slots.items() if s.graph is not None or not self.use_graphs]
+        """Keys (mode, L, S, bucket, sampler) that have a captured graph."""
+        return [k for k, s in self._slots.items() if s.graph is not None]
 
     def can_run(self, length: int, steps: int, ctx_len: int, sampler: SamplerConfig | None = None) -> bool:
         sampler = sampler or SamplerConfig()
@@ -155,6 +160,7 @@ class BlockGraphRunner:
         """Capture (block length, steps) pairs for every bucket, largest shapes first (they set the size of
         the shared memory pool that smaller graphs then reuse). Returns how many graphs were captured."""
         self._check_cache()
+        sampler = _graph_sampler(sampler)
         keys = sorted(
             (
                 (self.mode, length, steps, bucket, sampler)
@@ -187,7 +193,7 @@ class BlockGraphRunner:
             raise GenerationError(
                 f"context of {ctx_len} tokens exceeds the largest graph bucket {self.buckets[-1]}"
             )
-        s = self._slot((self.mode, length, steps, bucket, sampler))
+        s = self._slot((self.mode, length, steps, bucket, _graph_sampler(sampler)))
         s.x_in.copy_(x)
         s.fixed.copy_(fixed)
         s.ctx_len.fill_(ctx_len)

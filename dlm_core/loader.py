@@ -124,14 +124,19 @@ def load_model(
     return LoadedModel(model=model, tokenizer=tokenizer, config=cfg, family=spec, path=folder)
 
 
-def save_quickturn_model(model: Transformer, tokenizer_json: str | Path, folder: str | Path) -> Path:
-    """Write our own format: config.json (model_type quickturn) + model.safetensors + tokenizer.json."""
+def save_quickturn_model(
+    model: Transformer, tokenizer_json: str | Path, folder: str | Path, dtype: torch.dtype = torch.float16
+) -> Path:
+    """Write our own format: config.json (model_type quickturn) + model.safetensors + tokenizer.json.
+
+    Weights are stored in float16 by default (half the size; the loader casts to the run dtype).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cfg_json = {"model_type": "quickturn", **model.cfg.to_dict()}
     (folder / "config.json").write_text(json.dumps(cfg_json, indent=2) + "\n")
     params = dict(model.named_parameters())
-    tensors = {n: params[n].detach().to("cpu", torch.float32).contiguous() for n in native_names(model.cfg)}
+    tensors = {n: params[n].detach().to("cpu", dtype).contiguous() for n in native_names(model.cfg)}
     save_file(tensors, str(folder / "model.safetensors"))
     src = Path(tokenizer_json)
     if src.resolve() != (folder / "tokenizer.json").resolve():

@@ -24,7 +24,7 @@ from pathlib import Path
 from agent.embedded import sources
 from agent.embedded.config import DataConfig, load_config
 from agent.embedded.filters import first_sentences, normalise_prompt, spoken_problems, word_count
-from agent.embedded.intents import Ctx, Example, Intent, TableIntent, all_intents, random_ctx
+from agent.embedded.intents import Ctx, Example, Intent, TableIntent, add_history, all_intents, random_ctx
 from agent.embedded.lexicon import ASSISTANT_NAMES, PET_NAMES, USER_NAMES
 from agent.embedded.teacher_gen import STYLE_SHOTS
 
@@ -239,7 +239,10 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
         tries = 0
         while sum(1 for e in heldout if e.kind == kind) < n and tries < 50 * n:
             tries += 1
-            ex = hrng.choice(pool).sample(hrng, True, random_ctx(hrng))
+            ctx = random_ctx(hrng)
+            ex = add_history(
+                hrng.choice(pool).sample(hrng, True, ctx), hrng, ctx, cfg.templates.history_share
+            )
             # Context items differ by their context as much as by wording: key on the whole chat.
             key = normalise_prompt(ex.user_text)
             if kind in CONTEXT_KINDS or kind == "user_fact_unknown":
@@ -277,7 +280,8 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
     rejected_templates = 0
     for _ in range(n_tmpl):
         it = rng.choices(intents, weights=intent_w)[0]
-        ex = it.sample(rng, False, random_ctx(rng))
+        ctx = random_ctx(rng)
+        ex = add_history(it.sample(rng, False, ctx), rng, ctx, cfg.templates.history_share)
         if normalise_prompt(ex.user_text) in held_keys:
             dropped_overlap += 1
             continue

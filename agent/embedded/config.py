@@ -18,6 +18,7 @@ class TemplateConfig:
     # Relative weights of intent groups in the training mix (missing groups get weight 1.0).
     weights: dict[str, float] = field(default_factory=dict)
     heldout_phrasing_share: float = 0.2  # share of each intent's user phrasings reserved for held-out
+    history_share: float = 0.25  # single-turn examples that get 1-2 unrelated earlier exchanges
 
 
 @dataclass(frozen=True)

@@ -916,6 +916,21 @@ def filler_turns(rng: random.Random, ctx: Ctx, n: int, max_reply_words: int = 30
     return out
 
 
+# Single-turn kinds that may get unrelated earlier exchanges in front (multi-turn kinds build their own).
+HISTORY_KINDS = frozenset(
+    {"time", "weekday", "date", "name", "thanks", "goodbye", "compliment", "criticism", "apology",
+     "acknowledge", "smalltalk", "cannot", "help", "fact", "arithmetic", "joke", "fortune", "negative"}
+)  # fmt: skip
+
+
+def add_history(ex: Example, rng: random.Random, ctx: Ctx, share: float) -> Example:
+    """With probability ``share``, put 1–2 unrelated earlier exchanges before the question, as the
+    agent's ``Conversation`` does: the model must answer the LAST user turn."""
+    if ex.kind in HISTORY_KINDS and len(ex.messages) == 3 and rng.random() < share:
+        ex.messages[1:1] = filler_turns(rng, ctx, rng.choice((1, 1, 2)))
+    return ex
+
+
 def all_intents(fortune_items: Sequence[str], rng: random.Random, heldout_share: float) -> list[Intent]:
     """Every templated intent, with its phrasings split between train and held-out."""
     intents: list[Intent] = [

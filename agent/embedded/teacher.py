@@ -131,17 +131,20 @@ def teacher_reply(
     batch: list[list[dict[str, str]]],
     *,
     num_samples: int = 1,
-    temperature: float = 0.7,
+    temperature: float = 0.6,
     top_p: float = 0.9,
-    repetition_penalty: float = 1.2,
+    repetition_penalty: float = 1.05,
     no_repeat_ngram_size: int = 3,
-    max_new_tokens: int = 48,
+    max_new_tokens: int = 40,
     seed: int | None = None,
 ) -> list[list[str]]:
     """Sample ``num_samples`` replies for each chat in ``batch`` (one batched, left-padded generate).
 
-    Sampling + a repetition penalty + a 3-gram ban: greedy decoding of this model looped and echoed
-    its context (see docs); the caller filters and ranks the samples.
+    Sampling + a 3-gram ban: greedy decoding of this model looped and echoed its context (see docs).
+    A repetition penalty of 1.2 also penalises the user's own words and pushed replies off-topic, so
+    it is mild. Replies often ramble past two sentences: ``filters.first_sentences`` cuts them, and
+    the caller filters and ranks the samples. The spoken-style instruction is added to the system
+    message (``teacher_messages``); ``teacher_gen`` also puts few-shot exchanges in the history.
     """
     import torch
 

@@ -57,6 +57,8 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     ar_weight: float = 0.5
+    ar_fraction: float = 1.0  # share of prefix positions that get the next-token loss
+    length_buckets: int = 4  # draw this many × batch_size candidates and keep similar lengths
     threads: int = 0  # 0 = torch default
     device: str = "cpu"
     seed: int = 0
@@ -197,18 +199,24 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------------------
     def _batch(self):
+        """A batch of similar-length examples: padding is wasted compute on a CPU."""
         weights = [s.weight for s in self.cfg.sources]
-        prefixes, blocks = [], []
-        for _ in range(self.cfg.batch_size):
+        n = self.cfg.batch_size * max(1, self.cfg.length_buckets)
+        pairs = []
+        for _ in range(n):
             src = self.rng.choices(self.sources, weights)[0]
             ex = src[self.rng.randrange(len(src))]
-            p, b = sample_block(ex, self.cfg.block_len, self.pad_id, self.rng)
-            prefixes.append(p)
-            blocks.append(b)
-        batch = make_batch(
-            prefixes, blocks, mask_id=self.mask_id, pad_id=self.pad_id, generator=self.torch_gen
+            pairs.append(sample_block(ex, self.cfg.block_len, self.pad_id, self.rng))
+        pairs.sort(key=lambda p: len(p[0]))
+        start = self.rng.randrange(0, n - self.cfg.batch_size + 1, self.cfg.batch_size)
+        chosen = pairs[start : start + self.cfg.batch_size]
+        return make_batch(
+            [p for p, _ in chosen],
+            [b for _, b in chosen],
+            mask_id=self.mask_id,
+            pad_id=self.pad_id,
+            generator=self.torch_gen,
         )
-        return batch
 
     def train(self) -> None:
         cfg = self.cfg
@@ -227,7 +235,7 @@ class Trainer:
             for g in self.opt.param_groups:
                 g["lr"] = lr
             batch = self._batch()
-            terms = loss_terms(self.model, batch, cfg.ar_weight, self.pad_id)
+            terms = loss_terms(self.model, batch, cfg.ar_weight, self.pad_id, cfg.ar_fraction, self.torch_gen)
             self.opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)

@@ -299,3 +299,12 @@ def test_teacher_batched_replies() -> None:
     assert teacher_messages(batch[0])[0]["content"].startswith("You are a friendly voice assistant.")
     with pytest.raises(ValueError, match="end with a user message"):
         teacher_messages([system])
+
+
+def test_some_context_questions_follow_earlier_turns(train: list[dict]) -> None:
+    timed = [r for r in train if r["kind"] == "time"]
+    with_history = [r for r in timed if len(r["messages"]) > 3]
+    assert 0 < len(with_history) < len(timed)
+    for r in with_history:
+        # Earlier turns never carry a (stale) time: only the final reply may state one.
+        assert not any(r["expect_any"][0] in m["content"] for m in r["messages"][1:-1])

@@ -1,0 +1,176 @@
+"""End-to-end turns through the real pipeline: bundled WAVs in simulated real time, real models.
+
+Covers transcripts, replies and reply audio, event order and timestamps, the mid-sentence pause,
+speculation discarded when speech resumes, barge-in truncating the history, backchannels that must
+not interrupt, and bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.config import load_config
+from agent.events import (
+    BargeIn,
+    BargeInIgnored,
+    EndpointCommitted,
+    FinalTranscript,
+    FirstReplySample,
+    LatencyReport,
+    LMFinished,
+    LMStarted,
+    SpeculationDiscarded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    TTSChunk,
+)
+from agent.pipeline import Services
+from agent.simulate import InputError, ScriptItem, ScriptRunner, load_items
+from agent.wer import word_error_rate
+
+DEMO = Path(__file__).resolve().parents[2] / "demo"
+MANIFEST = {e["file"]: e for e in json.loads((DEMO / "manifest.json").read_text())}
+
+
+def item(name: str, action: str = "respond") -> ScriptItem:
+    e = MANIFEST[name]
+    after = e.get("barge_in_after_ms", e.get("backchannel_after_ms", 0.0))
+    return ScriptItem(DEMO / name, e["text"], action, float(after))
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config()
+
+
+@pytest.fixture(scope="module")
+def services(cfg):
+    return Services.load(cfg)
+
+
+def run_script(cfg, services, items, **kw):
+    runner = ScriptRunner(cfg, services, **kw)
+    runner.pipeline.keep_reply_audio = True
+    results = asyncio.run(runner.run(items))
+    return runner, results
+
+
+@pytest.fixture
+def long_replies(cfg, services):
+    """Replies of ≥ 24 tokens (a few seconds of speech), long enough to talk over."""
+    long_cfg = load_config(overrides=["lm.min_tokens=24"])
+    services.reply.reconfigure(long_cfg.lm)
+    yield long_cfg
+    services.reply.reconfigure(cfg.lm)
+
+
+def of(events, kind, turn=None):
+    return [e for e in events if isinstance(e, kind) and (turn is None or e.turn == turn)]
+
+
+def test_turns_transcribe_reply_and_speak_in_order(cfg, services):
+    runner, results = run_script(cfg, services, [item("01_greeting.wav"), item("03_time.wav")])
+    events = runner.events
+    assert [len(r.turns) for r in results] == [1, 1]
+    for result in results:
+        turn = result.turns[0]
+        final = of(events, FinalTranscript, turn)[-1]
+        assert word_error_rate(result.item.text, final.text) <= 0.1, final.text
+        lm = of(events, LMFinished, turn)[-1]
+        assert lm.text, "the reply model returned an empty reply"
+        assert lm.steps == cfg.lm.steps and lm.forwards >= lm.steps
+        audio = np.concatenate([c.samples for c in runner.pipeline.reply_audio.get(turn, [])] or [np.zeros(1)])
+        assert np.sqrt(np.mean(audio**2)) > 0.01, "reply audio is silent"
+        # Event order and timestamps of the committed attempt.
+        started = of(events, SpeechStarted, turn)[0]
+        paused = of(events, SpeechPaused, turn)[-1]
+        commit = of(events, EndpointCommitted, turn)[0]
+        first = of(events, FirstReplySample, turn)[0]
+        tts = [e for e in of(events, TTSChunk, turn) if e.t >= paused.t]
+        lm_start = [e for e in of(events, LMStarted, turn) if e.t >= paused.t][0]
+        assert started.audio_start_t < paused.last_voiced_t <= paused.t <= commit.t <= first.t
+        assert final.t <= lm_start.t <= lm.t <= first.t
+        assert tts and tts[0].t <= first.t
+        assert commit.last_voiced_t == paused.last_voiced_t
+        report = of(events, LatencyReport, turn)[0]
+        assert report.v2v_ms == pytest.approx((first.t - paused.last_voiced_t) * 1e3, abs=0.01)
+        assert report.transcript == final.text and report.reply == lm.text
+    # The conversation remembers both turns.
+    history = runner.pipeline.conversation.turns
+    assert [m.role for m in history] == ["user", "assistant", "user", "assistant"]
+
+
+def test_mid_sentence_pause_does_not_cut_the_user_off(cfg, services):
+    runner, results = run_script(cfg, services, [item("05_mid_sentence_pause.wav")])
+    events = runner.events
+    assert len(results[0].turns) == 1, "the pause split the utterance into two turns"
+    turn = results[0].turns[0]
+    committed = of(events, FinalTranscript, turn)[-1].text.lower()
+    assert "thinking about" in committed and "walk" in committed
+    # Speculation started in the pause and was thrown away when the user went on.
+    assert of(events, SpeechResumed, turn)
+    discarded = of(events, SpeculationDiscarded, turn)
+    assert discarded and discarded[0].reason == "speech resumed"
+    assert of(events, LatencyReport, turn)[0].discarded_speculations >= 1
+
+
+def test_barge_in_stops_playback_and_keeps_only_what_was_heard(long_replies, services):
+    runner, results = run_script(
+        long_replies, services, [item("11_space.wav"), item("12_barge_in.wav", "barge_in")]
+    )
+    barge = of(runner.events, BargeIn)
+    assert len(barge) == 1
+    b = barge[0]
+    full = of(runner.events, LMFinished, b.turn)[-1].text
+    assert 0 < b.heard_s < sum(e.audio_s for e in of(runner.events, TTSChunk, b.turn))
+    assert b.stop_ms <= 100
+    history = runner.pipeline.conversation.turns
+    assistant = [m.content for m in history if m.role == "assistant"]
+    assert assistant[0] == b.heard_text and len(b.heard_text) < len(full)
+    assert full.startswith(b.heard_text.rstrip(".,!?"))
+    # The interruption became the next user turn and got its own reply.
+    user = [m.content.lower() for m in history if m.role == "user"]
+    assert len(user) == 2 and "joke" in user[1]
+
+
+def test_backchannel_does_not_interrupt(long_replies, services):
+    runner, results = run_script(
+        long_replies, services, [item("09_joke.wav"), item("10_backchannel.wav", "backchannel")]
+    )
+    assert not of(runner.events, BargeIn)
+    assert of(runner.events, BargeInIgnored)
+    reports = of(runner.events, LatencyReport)
+    assert len(reports) == 1 and not reports[0].interrupted
+
+
+def test_bad_inputs_give_clear_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_items(tmp_path / "missing")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(InputError, match=r"no \.wav files"):
+        load_items(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps([{"file": "gone.wav", "text": "hi"}]))
+    with pytest.raises(InputError, match="missing file"):
+        load_items(tmp_path)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    items = load_items(bad)
+    with pytest.raises(InputError, match="broken.wav"):
+        from agent.simulate import load_clip
+
+        load_clip(items[0], 16000)
+    empty = bad / "empty.wav"
+    with wave.open(str(empty), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+    with pytest.raises(InputError, match="empty"):
+        load_clip(ScriptItem(empty), 16000)
