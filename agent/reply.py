@@ -164,7 +164,11 @@ class DiffusionReply(ReplyModel):
             gen.close()  # releases the engine lock even when the consumer stops early
 
     def warmup(self) -> None:
-        self.engine.warmup(steps=(self.cfg.steps,), block_lens=(min(self.cfg.block_len, self.cfg.max_tokens),))
+        """Run (and on CUDA capture) every block shape a reply can take with this sampler."""
+        full = min(self.cfg.block_len, self.cfg.max_tokens)
+        tail = self.cfg.max_tokens % self.cfg.block_len if self.cfg.max_tokens > self.cfg.block_len else 0
+        lens = tuple(n for n in (full, tail) if n >= self.cfg.steps)
+        self.engine.warmup(steps=(self.cfg.steps,), block_lens=lens, sampler=self.sampler)
         self._warmed.add(self.cfg.steps)
 
     def prefill(self, messages: Messages) -> None:
@@ -192,6 +196,7 @@ class ARBaselineReply(ReplyModel):
         prompt = engine.tokenizer.encode_chat(messages)
         t0 = time.perf_counter()
         ids = self._ar_generate(engine.model, prompt, self.cfg.max_tokens, engine.cfg.eos_token_ids)
+        engine.reset()  # the AR run overwrote the KV cache the diffusion engine keeps track of
         ms = (time.perf_counter() - t0) * 1e3
         self._stats = ReplyStats(self.name, steps=len(ids), tokens=len(ids), forwards=len(ids) + 1, lm_ms=ms,
                                  prompt_tokens=len(prompt))

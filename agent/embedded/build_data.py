@@ -26,7 +26,7 @@ from agent.embedded.config import DataConfig, load_config
 from agent.embedded.filters import first_sentences, normalise_prompt, spoken_problems, word_count
 from agent.embedded.intents import Ctx, Example, Intent, TableIntent, add_history, all_intents, random_ctx
 from agent.embedded.lexicon import ASSISTANT_NAMES, PET_NAMES, USER_NAMES
-from agent.embedded.teacher_gen import STYLE_SHOTS
+from agent.embedded.teacher_gen import STYLE_SHOTS, load_cache
 
 # Held-out quota per kind (scaled to ``heldout.size``): context-use kinds first, then the rest.
 HELDOUT_QUOTA: dict[str, int] = {
@@ -124,7 +124,7 @@ def teacher_items(cfg: DataConfig) -> tuple[list[tuple[str, str, str]], TeacherS
 
     shot_grams = {g for _u, a in STYLE_SHOTS for g in _grams(a, 4)}
     candidates: list[tuple[int, str, str]] = []  # (record index, prompt, cleaned reply)
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = list(load_cache(path).values())  # one record per prompt (a rerun may repeat a prompt)
     records.sort(key=lambda r: r["prompt"])  # cache order depends on the run; the build must not
     for i, rec in enumerate(records):
         stats.prompts += 1

@@ -71,14 +71,32 @@ def teacher_prompts(cfg: DataConfig) -> list[tuple[str, str]]:
     return out
 
 
+class TeacherCacheError(ValueError):
+    """The teacher cache has a malformed line (other than a half-written last one)."""
+
+
+def read_cache(path: Path) -> list[dict]:
+    """Cache records in file order. A run killed mid-write can leave a truncated LAST line: it is
+    ignored (that prompt is simply redone); a bad line anywhere else is an error."""
+    if not path.is_file():
+        return []
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    out = []
+    for n, line in enumerate(lines, 1):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            if n == len(lines):
+                break
+            raise TeacherCacheError(f"{path}:{n}: {e}") from e
+        if not {"prompt", "origin", "system", "samples"} <= set(rec):
+            raise TeacherCacheError(f"{path}:{n}: missing keys in {sorted(rec)}")
+        out.append(rec)
+    return out
+
+
 def load_cache(path: Path) -> dict[str, dict]:
-    done: dict[str, dict] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                done[rec["prompt"]] = rec
-    return done
+    return {rec["prompt"]: rec for rec in read_cache(path)}
 
 
 def run(cfg: DataConfig, limit: int | None = None, batch_size: int = 8, threads: int = 2) -> None:

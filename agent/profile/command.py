@@ -48,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", metavar="OUT", help="write one row per turn as CSV")
     p.add_argument("--plot", metavar="OUT.png", help="per-turn waterfall + V2V CDF (PNG)")
     p.add_argument("--trace", metavar="OUT.json", help="Chrome/Perfetto trace (open in ui.perfetto.dev)")
+    p.add_argument("--markdown", metavar="OUT.md", help="the summary tables as Markdown (for docs)")
     p.add_argument(
         "--sweep",
         action="append",
@@ -75,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _check_outputs(args) -> None:
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         raise ProfileError(f"--plot {args.plot}: the plot is a PNG, name it *.png")
-    for flag in ("json", "csv", "plot", "trace"):
+    for flag in ("json", "csv", "plot", "trace", "markdown"):
         path = getattr(args, flag)
         if path and Path(path).is_dir():
             raise ProfileError(f"--{flag} {path} is a folder; give a file name")
@@ -89,6 +90,7 @@ def write_outputs(
     csv_path: str | None = None,
     plot_path: str | None = None,
     trace_path: str | None = None,
+    markdown_path: str | None = None,
 ) -> list[str]:
     """Write the requested files; returns what was written (for the user)."""
     from ..report import write_csv, write_json
@@ -107,6 +109,10 @@ def write_outputs(
         from .trace import write_trace
 
         written.append(f"{write_trace(report, trace_path)} (open in ui.perfetto.dev)")
+    if markdown_path:
+        from .markdown import write_markdown
+
+        written.append(str(write_markdown(report, markdown_path)))
     return written
 
 
@@ -240,9 +246,11 @@ def main(args, console, load_config, load_services) -> int:
             console.print(f"[red]error:[/red] {exc}")
             return 2
     print_report(console, report)
-    for w in write_outputs(report, args.json, args.csv, args.plot, args.trace):
+    for w in write_outputs(report, args.json, args.csv, args.plot, args.trace, args.markdown):
         console.print(f"wrote {w}")
     if not report["summary"]["turns"] and not args.live:
-        console.print("[yellow]no finished turns: was speech detected in the input? (see vad.* settings)[/yellow]")
+        console.print(
+            "[yellow]no finished turns: was speech detected in the input? (see vad.* settings)[/yellow]"
+        )
         return 1
     return 0

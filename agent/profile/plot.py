@@ -59,8 +59,8 @@ def write_plot(report: dict[str, Any], path: str | Path) -> Path:
                 seen.add("endpoint")
                 continue
             style = _segment(s)
-            if style is None or s["start_ms"] > xmax:
-                continue
+            if style is None or s["start_ms"] >= (r.get("v2v_ms") or xmax):
+                continue  # the waterfall is the path to the first sample; later clauses are in the trace
             name, color = style
             ax.barh(
                 y,

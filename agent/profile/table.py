@@ -93,28 +93,33 @@ def turns_table(rows: list[dict[str, Any]], title: str = "turns", width: int = 1
 
 def variants_table(blocks: list[dict[str, Any]]) -> Table:
     t = Table(
-        title="variants (V2V ms; ratio to the reference variant ★)",
+        title="variants: V2V ms, and its ratio to the reference variant ★ (LM = LM reply ms p50)",
         title_justify="left",
         show_edge=False,
         pad_edge=False,
     )
+    t.add_column("", no_wrap=True, width=1)
     for col, justify in (
         ("variant", "left"),
         ("reply model", "left"),
         ("turns", "right"),
-        ("V2V p50", "right"),
+        ("p50", "right"),
         ("p95", "right"),
         ("mean", "right"),
-        ("× p50", "right"),
-        ("× mean", "right"),
-        ("LM p50", "right"),
+        ("×p50", "right"),
+        ("×mean", "right"),
+        ("LM", "right"),
         ("disc", "right"),
     ):
-        t.add_column(col, justify=justify, no_wrap=True, max_width=28 if justify == "left" else None)
+        if justify == "left":
+            t.add_column(col, overflow="fold", max_width=24)
+        else:
+            t.add_column(col, justify=justify, no_wrap=True, min_width=max(3, len(col)))
     for b in blocks:
         s, ratio = b["summary"], b["v2v_ratio_to_reference"]
         t.add_row(
-            ("★ " if b["reference"] else "") + b["name"],
+            "★" if b["reference"] else "",
+            b["name"],
             b.get("reply_model") or b["reply_kind"],
             str(s["turns"]),
             _ms(s["v2v_ms"]["p50"]),

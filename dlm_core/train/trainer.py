@@ -30,7 +30,7 @@ from ..model import Transformer
 from ..sampling import SamplerConfig
 from ..tokenizer import ChatTokenizer
 from .data import DataError, Example, read_chat_jsonl, sample_block, tokenize_examples
-from .objective import loss_terms, make_batch
+from .objective import loss_terms, make_batch, masked_elbo
 
 
 @dataclass
@@ -295,24 +295,8 @@ class Trainer:
     @torch.no_grad()
     def heldout_elbo(self, n: int = 256, seed: int = 1234) -> float:
         """Masked-diffusion loss (ELBO bound, nats/token) on held-out replies with fixed noise draws."""
-        self.model.eval()
-        rng = random.Random(seed)
-        gen = torch.Generator().manual_seed(seed)
-        examples = self.heldout[:n]
-        total, count = 0.0, 0
-        for i in range(0, len(examples), self.cfg.batch_size):
-            chunk = examples[i : i + self.cfg.batch_size]
-            pairs = [sample_block(ex, self.cfg.block_len, self.pad_id, rng) for ex in chunk]
-            batch = make_batch(
-                [p for p, _ in pairs],
-                [b for _, b in pairs],
-                mask_id=self.mask_id,
-                pad_id=self.pad_id,
-                generator=gen,
-            )
-            total += float(loss_terms(self.model, batch, 0.0, self.pad_id)["diffusion"]) * len(chunk)
-            count += len(chunk)
-        return total / max(1, count)
+        return masked_elbo(self.model, self.heldout[:n], block_len=self.cfg.block_len, mask_id=self.mask_id,
+                           pad_id=self.pad_id, batch_size=self.cfg.batch_size, seed=seed)
 
     def engine(self) -> DiffusionEngine:
         loaded = LoadedModel(self.model, self.tokenizer, self.model_cfg, FAMILIES["quickturn"], self.out)

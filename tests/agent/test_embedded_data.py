@@ -308,3 +308,21 @@ def test_some_context_questions_follow_earlier_turns(train: list[dict]) -> None:
     for r in with_history:
         # Earlier turns never carry a (stale) time: only the final reply may state one.
         assert not any(r["expect_any"][0] in m["content"] for m in r["messages"][1:-1])
+
+
+def test_teacher_cache_reader_tolerates_only_a_truncated_last_line(tmp_path: Path) -> None:
+    from agent.embedded.teacher_gen import TeacherCacheError, load_cache
+
+    rec = {
+        "prompt": "I love hiking.",
+        "origin": "chitchat",
+        "system": "Your name is Sam.",
+        "samples": ["Nice!"],
+    }
+    path = tmp_path / "cache.jsonl"
+    path.write_text(json.dumps(rec) + "\n" + '{"prompt": "half wri')
+    assert list(load_cache(path)) == ["I love hiking."]
+    path.write_text('{"prompt": broken\n' + json.dumps(rec) + "\n")
+    with pytest.raises(TeacherCacheError, match=":1:"):
+        load_cache(path)
+    assert load_cache(tmp_path / "missing.jsonl") == {}

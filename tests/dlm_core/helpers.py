@@ -23,6 +23,17 @@ CORPUS = [
 ] * 20
 
 
+def word_tokenizer(path: Path, words: Sequence[str], specials: Sequence[str] = QUICKTURN_SPECIALS) -> Path:
+    """One token per word (specials first): toy tasks whose token positions line up exactly."""
+    vocab = {t: i for i, t in enumerate([*specials, "[UNK]", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    tok.add_special_tokens(list(specials))
+    tok.save(str(path))
+    return path
+
+
 def train_tokenizer(path: Path, vocab_size: int = 300, specials: Sequence[str] = QUICKTURN_SPECIALS) -> Path:
     """A byte-level BPE on a tiny corpus; ``specials`` get the first ids, in order."""
     tok = Tokenizer(models.BPE())

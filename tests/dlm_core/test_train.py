@@ -13,7 +13,7 @@ import torch
 from dlm_core import DiffusionEngine, SamplerConfig, load_model
 from dlm_core.train import TrainConfig, Trainer
 
-from .helpers import train_tokenizer
+from .helpers import word_tokenizer
 
 WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 
@@ -25,7 +25,7 @@ def _copy_task(path: Path, n: int, seed: int) -> Path:
         for _ in range(n):
             words = " ".join(rng.choice(WORDS) for _ in range(3))
             messages = [
-                {"role": "user", "content": f"repeat {words}"},
+                {"role": "user", "content": words},
                 {"role": "assistant", "content": words},
             ]
             f.write(json.dumps({"messages": messages}) + "\n")
@@ -33,7 +33,7 @@ def _copy_task(path: Path, n: int, seed: int) -> Path:
 
 
 def _config(tmp_path: Path, **overrides) -> TrainConfig:
-    tok = train_tokenizer(tmp_path / "tokenizer.json")
+    tok = word_tokenizer(tmp_path / "tokenizer.json", WORDS)  # one token per word: positions line up
     train = _copy_task(tmp_path / "train.jsonl", 2000, seed=0)
     heldout = _copy_task(tmp_path / "heldout.jsonl", 64, seed=1)
     base = dict(
@@ -51,15 +51,15 @@ def _config(tmp_path: Path, **overrides) -> TrainConfig:
         },
         block_len=8,
         max_context=64,
-        max_reply_tokens=16,
+        max_reply_tokens=8,
         batch_size=32,
         lr=5e-3,
         min_lr=5e-4,
         warmup_steps=30,
-        total_steps=500,
+        total_steps=400,
         eval_every=0,
         log_every=50,
-        threads=2,
+        threads=1,
         sample_prompts=0,
     )
     base.update(overrides)
@@ -82,7 +82,7 @@ def test_toy_copy_task_is_learned(tmp_path: Path) -> None:
     folder = trainer.export(tmp_path / "model")
     engine = DiffusionEngine(load_model(folder), max_context=64)
     reply = engine.generate(
-        [{"role": "user", "content": "repeat two seven one"}],
+        [{"role": "user", "content": "two seven one"}],
         max_tokens=16,
         steps=4,
         block_len=8,

@@ -1,0 +1,226 @@
+"""Evaluate the embedded reply model on the held-out prompts, next to its teacher.
+
+    python -m agent.embedded.evaluate                        # default model, S = 8, writes the card table
+    python -m agent.embedded.evaluate --model DIR --steps 4 8 --json out/eval.json --no-card
+
+Metrics (per system, on ``agent/embedded/data/heldout.jsonl``):
+  elbo_ppl     exp(masked-diffusion ELBO loss) on the held-out replies (diffusion models only; an upper
+               bound on per-token perplexity)
+  relevance    mean cosine(prompt, reply) with MiniLM sentence embeddings
+  repetition   share of replies with a repeated word 3-gram
+  non_words    share of reply words missing from the English word list (Debian wamerican)
+  context_use  accuracy on prompts whose answer is in the injected context or history: the reply holds
+               the expected time / weekday / name / fact, and (for the negative items) does not blurt
+               out the time or name when nobody asked
+  words        mean reply length in words; in_range = share of replies with 4–30 words
+  latency      reply generation ms (p50 / p95) on this machine
+The teacher (autoregressive SmolLM2-135M-Instruct, sampled, with its best settings from the data build)
+is scored the same way; its replies are cached in ``teacher_eval.jsonl`` (the teacher does not change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from dlm_core import DiffusionEngine, SamplerConfig, banned_token_ids, load_model
+from dlm_core.constraints import Constraints
+from dlm_core.train.data import read_chat_jsonl, tokenize_examples
+from dlm_core.train.objective import masked_elbo
+
+from .filters import dictionary, has_repeated_ngram, words
+
+DATA = Path(__file__).resolve().parent / "data"
+MODEL = Path(__file__).resolve().parent / "model"
+CARD = Path(__file__).resolve().parents[2] / "docs" / "model-card.md"
+TEACHER_CACHE = DATA / "teacher_eval.jsonl"
+CARD_START, CARD_END = "<!-- eval:start -->", "<!-- eval:end -->"
+
+
+@dataclass
+class Scores:
+    system: str
+    n: int
+    relevance: float
+    repetition: float
+    non_words: float
+    context_use: float
+    context_positive: float
+    context_negative: float
+    words: float
+    in_range: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    elbo_ppl: float | None = None
+    samples: list[dict] = field(default_factory=list)
+
+
+def load_heldout(path: Path = DATA / "heldout.jsonl") -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def context_correct(item: dict, reply: str) -> bool | None:
+    """None for items without context expectations."""
+    if "expect_any" not in item and "expect_none" not in item:
+        return None
+    low = reply.lower()
+    ok = True
+    if item.get("expect_any"):
+        ok &= any(s.lower() in low for s in item["expect_any"])
+    if item.get("expect_none"):
+        ok &= not any(s.lower() in low for s in item["expect_none"])
+    return ok
+
+
+def score(system: str, items: list[dict], replies: list[str], latencies: list[float],
+          elbo: float | None = None) -> Scores:
+    from .similarity import relevance
+
+    prompts = [it["messages"][-2]["content"] for it in items]
+    rel = relevance(prompts, [r if r else "." for r in replies])
+    vocab = dictionary()
+    all_words = [w for r in replies for w in words(r)]
+    bad = sum(1 for w in all_words if w.lower().strip("'") not in vocab and not w.isdigit())
+    ctx = [(it, context_correct(it, r)) for it, r in zip(items, replies)]
+    pos = [ok for it, ok in ctx if ok is not None and it.get("expect_any")]
+    neg = [ok for it, ok in ctx if ok is not None and not it.get("expect_any")]
+    both = [ok for _, ok in ctx if ok is not None]
+    lengths = [len(words(r)) for r in replies]
+    lat = sorted(latencies)
+    return Scores(
+        system=system,
+        n=len(items),
+        relevance=statistics.fmean(rel),
+        repetition=sum(has_repeated_ngram(r) for r in replies) / len(replies),
+        non_words=bad / max(1, len(all_words)),
+        context_use=sum(both) / max(1, len(both)),
+        context_positive=sum(pos) / max(1, len(pos)),
+        context_negative=sum(neg) / max(1, len(neg)),
+        words=statistics.fmean(lengths),
+        in_range=sum(4 <= n <= 30 for n in lengths) / len(lengths),
+        latency_p50_ms=lat[len(lat) // 2] if lat else float("nan"),
+        latency_p95_ms=lat[min(len(lat) - 1, math.ceil(0.95 * len(lat)) - 1)] if lat else float("nan"),
+        elbo_ppl=math.exp(elbo) if elbo is not None else None,
+        samples=[{"prompt": p, "reply": r, "kind": it.get("kind")} for p, r, it in zip(prompts, replies, items)],
+    )
+
+
+def run_model(path: Path, items: list[dict], steps: int, max_tokens: int, threads: int) -> Scores:
+    import torch
+
+    torch.set_num_threads(threads)
+    loaded = load_model(path)
+    engine = DiffusionEngine(loaded, max_context=512)
+    banned = banned_token_ids(engine.tokenizer)
+    constraints = Constraints(banned_ids=banned)
+    sampler = SamplerConfig()
+    engine.warmup(steps=(steps,), sampler=sampler)
+    replies, latencies = [], []
+    for it in items:
+        engine.reset()  # each prompt stands alone: no prefix reuse flatters the latency
+        t0 = time.perf_counter()
+        r = engine.generate(it["messages"][:-1], max_tokens=max_tokens, steps=steps, sampler=sampler,
+                            constraints=constraints)
+        latencies.append((time.perf_counter() - t0) * 1e3)
+        replies.append(r.text)
+    cfg = loaded.config
+    examples, _ = tokenize_examples(read_chat_jsonl(DATA / "heldout.jsonl"), engine.tokenizer,
+                                    eos_id=cfg.eos_token_ids[0], max_context=512, block_len=cfg.gen_block_size,
+                                    max_reply_tokens=256)
+    elbo = masked_elbo(loaded.model, examples, block_len=cfg.gen_block_size, mask_id=cfg.mask_token_id,
+                       pad_id=cfg.pad_token_id)
+    return score(f"{path.name} S={steps}", items, replies, latencies, elbo)
+
+
+def run_teacher(items: list[dict], batch_size: int = 16) -> Scores:
+    """SmolLM2-135M-Instruct replies (cached: the teacher never changes)."""
+    cache = {}
+    if TEACHER_CACHE.is_file():
+        for line in TEACHER_CACHE.read_text().splitlines():
+            rec = json.loads(line)
+            cache[json.dumps(rec["messages"])] = rec
+    todo = [it for it in items if json.dumps(it["messages"][:-1]) not in cache]
+    if todo:
+        from .filters import first_sentences
+        from .teacher import load_teacher, teacher_reply
+
+        teacher = load_teacher()
+        with TEACHER_CACHE.open("a") as f:
+            for i in range(0, len(todo), batch_size):
+                chunk = todo[i : i + batch_size]
+                t0 = time.perf_counter()
+                outs = teacher_reply(teacher, [it["messages"][:-1] for it in chunk], seed=i)
+                per = (time.perf_counter() - t0) * 1e3 / len(chunk)
+                for it, out in zip(chunk, outs):
+                    rec = {"messages": it["messages"][:-1], "reply": first_sentences(out[0]), "ms": per}
+                    cache[json.dumps(rec["messages"])] = rec
+                    f.write(json.dumps(rec) + "\n")
+    recs = [cache[json.dumps(it["messages"][:-1])] for it in items]
+    return score("teacher SmolLM2-135M (AR)", items, [r["reply"] for r in recs], [r["ms"] for r in recs])
+
+
+def table(rows: list[Scores], teacher: Scores | None) -> str:
+    head = ("| system | n | relevance | rel. vs teacher | repetition | non-words | context use (pos / neg) "
+            "| words (4–30) | ELBO ppl ≤ | latency p50 / p95 ms |")
+    out = [head, "|" + "---|" * 10]
+    for s in [*rows, *([teacher] if teacher else [])]:
+        rel_ratio = f"{s.relevance / teacher.relevance:.0%}" if teacher else "—"
+        out.append(
+            f"| {s.system} | {s.n} | {s.relevance:.3f} | {rel_ratio} | {s.repetition:.1%} | {s.non_words:.1%} "
+            f"| {s.context_use:.1%} ({s.context_positive:.0%} / {s.context_negative:.0%}) "
+            f"| {s.words:.1f} ({s.in_range:.0%}) | {f'{s.elbo_ppl:.1f}' if s.elbo_ppl else '—'} "
+            f"| {s.latency_p50_ms:.0f} / {s.latency_p95_ms:.0f} |"
+        )
+    return "\n".join(out)
+
+
+def write_card(text: str, card: Path = CARD) -> None:
+    body = card.read_text() if card.is_file() else f"# Model card\n\n{CARD_START}\n{CARD_END}\n"
+    if CARD_START not in body:
+        body += f"\n{CARD_START}\n{CARD_END}\n"
+    head, rest = body.split(CARD_START, 1)
+    _, tail = rest.split(CARD_END, 1)
+    card.write_text(f"{head}{CARD_START}\n{text}\n{CARD_END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m agent.embedded.evaluate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=str(MODEL))
+    ap.add_argument("--steps", type=int, nargs="+", default=[8])
+    ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--n", type=int, default=0, help="evaluate only the first N held-out items (0 = all)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-teacher", action="store_true")
+    ap.add_argument("--no-card", action="store_true", help="do not write the table into docs/model-card.md")
+    ap.add_argument("--json", metavar="OUT")
+    args = ap.parse_args(argv)
+    items = load_heldout()
+    if args.n:
+        items = items[: args.n]
+    rows = [run_model(Path(args.model), items, s, args.max_tokens, args.threads) for s in args.steps]
+    teacher = None if args.no_teacher else run_teacher(items)
+    text = table(rows, teacher)
+    print(text)
+    for s in rows:
+        print(f"\n{s.system} samples:")
+        for smp in s.samples[:: max(1, len(s.samples) // 12)][:12]:
+            print(f"  [{smp['kind']}] {smp['prompt']!r} -> {smp['reply']!r}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"rows": [asdict(r) for r in rows],
+                                               "teacher": asdict(teacher) if teacher else None}, indent=2))
+    if not args.no_card:
+        stamp = time.strftime("%Y-%m-%d")
+        write_card(f"Measured {stamp} with `python -m agent.embedded.evaluate "
+                   f"{' '.join(sys.argv[1:] if argv is None else argv)}`.\n\n{text}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
