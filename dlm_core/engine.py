@@ -49,7 +49,7 @@ from .constraints import Constraints
 from .errors import GenerationError
 from .families import Messages
 from .loader import LoadedModel, load_model
-from .sampling import SamplerConfig, StepPlan, build_plan, denoise_step, reveal_first
+from .sampling import SamplerConfig, StepPlan, accept_draft, build_plan, denoise_step, reveal_first
 
 
 @dataclass
@@ -178,8 +178,14 @@ class DiffusionEngine:
         sampler: SamplerConfig | None = None,
         constraints: Constraints | None = None,
         block_len: int | None = None,
+        draft: Sequence[int] | None = None,
+        draft_threshold: float = 0.05,
     ) -> Iterator[BlockResult]:
         """Yield each finished block of the reply; ``last_result`` holds the totals afterwards.
+
+        ``draft``: token ids of a suggested reply (retrieved or from a teacher). The first of each block's
+        S steps then keeps every draft token the model finds plausible (p ≥ ``draft_threshold``) and
+        the remaining steps fill the rest: draft-conditioned denoising, at no extra forward passes.
 
         Bad arguments raise ``GenerationError`` at once (not at the first ``next``). The engine is locked
         while the generator runs: a consumer that stops early must ``close()`` it
@@ -192,6 +198,8 @@ class DiffusionEngine:
             sampler=sampler,
             constraints=constraints,
             block_len=block_len,
+            draft=draft,
+            draft_threshold=draft_threshold,
         )
 
     def generate_ids(self, prompt: Sequence[int], **kwargs) -> GenerationResult:
@@ -209,6 +217,8 @@ class DiffusionEngine:
         sampler: SamplerConfig | None = None,
         constraints: Constraints | None = None,
         block_len: int | None = None,
+        draft: Sequence[int] | None = None,
+        draft_threshold: float = 0.05,
     ) -> Iterator[BlockResult]:
         """Like ``stream`` for an already tokenised prompt (chat template applied by the caller)."""
         sampler = sampler or SamplerConfig()
@@ -236,7 +246,12 @@ class DiffusionEngine:
                 f"prompt of {len(prompt)} tokens + reply of {max_tokens} needs {needed} context positions but "
                 f"the context holds {self.max_context}; shorten the history or raise max_context"
             )
-        return self._stream(prompt, max_tokens, steps, sampler, constraints, block_len)
+        if not 0.0 < draft_threshold <= 1.0:
+            raise GenerationError(f"draft_threshold must be in (0, 1], got {draft_threshold}")
+        draft_ids = [int(t) for t in draft] if draft else []
+        return self._stream(
+            prompt, max_tokens, steps, sampler, constraints, block_len, draft_ids, draft_threshold
+        )
 
     @property
     def last_result(self) -> GenerationResult:
@@ -251,6 +266,8 @@ class DiffusionEngine:
         sampler: SamplerConfig,
         constraints: Constraints,
         block_len: int,
+        draft: list[int],
+        draft_threshold: float,
     ) -> Iterator[BlockResult]:
         with self._lock, torch.inference_mode():
             t0 = time.perf_counter()
@@ -271,7 +288,10 @@ class DiffusionEngine:
                 length = block_len if self.cfg.aligned_blocks else min(block_len, max_tokens - reply_pos)
                 n_reply = min(length - len(lead), max_tokens - reply_pos)
                 tb = time.perf_counter()
-                ids, n_steps = self._denoise_block(lead, reply_pos, length, steps, sampler, constraints)
+                block_draft = draft[reply_pos : reply_pos + n_reply]
+                ids, n_steps = self._denoise_block(
+                    lead, reply_pos, length, steps, sampler, constraints, block_draft, draft_threshold
+                )
                 kept, ended = self._cut_at_terminator(ids[len(lead) : len(lead) + n_reply])
                 reply_pos += n_reply
                 finished = ended or reply_pos >= max_tokens
@@ -413,7 +433,15 @@ class DiffusionEngine:
         return x.to(self.device), fixed.to(self.device), min(n_lead + min_len, length), fixed[0].tolist()
 
     def _denoise_block(
-        self, lead: list[int], start: int, length: int, steps: int, sampler: SamplerConfig, c: Constraints
+        self,
+        lead: list[int],
+        start: int,
+        length: int,
+        steps: int,
+        sampler: SamplerConfig,
+        c: Constraints,
+        draft: list[int] | None = None,
+        draft_threshold: float = 0.05,
     ) -> tuple[list[int], int]:
         """Denoise one block; returns its token ids (lead included) and the number of forwards spent."""
         x, fixed, min_len, fixed_host = self._initial_block(lead, start, length, c)
@@ -423,6 +451,19 @@ class DiffusionEngine:
         plan = self._plan(length, max(1, n_steps), sampler, c.banned_ids, min_len, max(1, free))
         if ar_first:
             x = reveal_first(self._anchor, x, fixed, sampler, plan)
+        if draft and n_steps > 1:  # the first step checks the draft instead of revealing from scratch
+            ctx_len = len(self._cached)
+            suggestion = torch.full_like(x, -1)
+            n = min(len(draft), length - len(lead))
+            suggestion[0, len(lead) : len(lead) + n] = torch.tensor(draft[:n], device=self.device)
+            positions = torch.arange(ctx_len, ctx_len + length, device=self.device)
+            logits = self._block_logits(x, positions, ctx_len)
+            x = accept_draft(logits, x, fixed, suggestion, draft_threshold, plan)
+            n_steps -= 1
+            plan = self._plan(length, n_steps, sampler, c.banned_ids, min_len, max(1, free))
+            spent = 1
+        else:
+            spent = 0
         if n_steps:
             ctx_len = len(self._cached)
             graphs = self.graphs
@@ -432,7 +473,7 @@ class DiffusionEngine:
                 positions = torch.arange(ctx_len, ctx_len + length, device=self.device)
                 for s in range(n_steps):
                     x = denoise_step(self._block_logits(x, positions, ctx_len), x, fixed, s, sampler, plan)
-        return x[0].tolist(), n_steps
+        return x[0].tolist(), n_steps + spent
 
     def _block_logits(
         self, x: Tensor, positions: Tensor, ctx_len: int, key_mask: Tensor | None = None

@@ -224,6 +224,24 @@ def reveal_first(anchor: Tensor, x: Tensor, fixed: Tensor, cfg: SamplerConfig, p
     return _terminate(torch.cat([first, x[:, 1:]], dim=1), fixed, plan)
 
 
+def accept_draft(
+    logits: Tensor, x: Tensor, fixed: Tensor, draft: Tensor, threshold: float, plan: StepPlan
+) -> Tensor:
+    """Draft-conditioned start: keep the draft's token at every masked position where the model gives
+    it probability ≥ ``threshold``; the rest stays masked for the normal steps to fill.
+
+    ``draft`` [B, L] holds token ids, or -1 where there is no suggestion. Kept tokens are then fixed
+    context like any revealed token — a start that only diffusion allows: the reply is written
+    around a retrieved or teacher draft instead of from scratch, and the model vetoes whatever does
+    not fit this prompt (a stale time, another name).
+    """
+    logits = _constrain(logits, plan, plan.no_terminator_before)
+    probs = torch.softmax(logits, dim=-1)
+    p = probs.gather(-1, draft.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    keep = (x == plan.mask_id) & (draft >= 0) & (p >= threshold)
+    return _terminate(torch.where(keep, draft, x), fixed, plan)
+
+
 def _terminate(x: Tensor, fixed: Tensor, plan: StepPlan) -> Tensor:
     """Everything after the first generated EOS/pad becomes pad (fixed tokens neither trigger this nor change).
 

@@ -138,8 +138,9 @@ def masked_elbo(
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
         pairs = [sample_block(ex, block_len, pad_id, rng) for ex in chunk]
-        batch = make_batch([p for p, _ in pairs], [b for _, b in pairs], mask_id=mask_id, pad_id=pad_id,
-                           generator=gen)
+        batch = make_batch(
+            [p for p, _ in pairs], [b for _, b in pairs], mask_id=mask_id, pad_id=pad_id, generator=gen
+        )
         total += float(loss_terms(model, batch, 0.0, pad_id)["diffusion"]) * len(chunk)
         count += len(chunk)
     model.train(was_training)

@@ -295,8 +295,15 @@ class Trainer:
     @torch.no_grad()
     def heldout_elbo(self, n: int = 256, seed: int = 1234) -> float:
         """Masked-diffusion loss (ELBO bound, nats/token) on held-out replies with fixed noise draws."""
-        return masked_elbo(self.model, self.heldout[:n], block_len=self.cfg.block_len, mask_id=self.mask_id,
-                           pad_id=self.pad_id, batch_size=self.cfg.batch_size, seed=seed)
+        return masked_elbo(
+            self.model,
+            self.heldout[:n],
+            block_len=self.cfg.block_len,
+            mask_id=self.mask_id,
+            pad_id=self.pad_id,
+            batch_size=self.cfg.batch_size,
+            seed=seed,
+        )
 
     def engine(self) -> DiffusionEngine:
         loaded = LoadedModel(self.model, self.tokenizer, self.model_cfg, FAMILIES["quickturn"], self.out)
