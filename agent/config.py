@@ -85,6 +85,9 @@ class LMSection:
     cuda_graphs: bool = True
     max_context: int = 512
     prefill_while_listening: bool = True  # cache system prompt + history while the user speaks
+    drafts: bool = True  # draft-conditioned denoising from the model folder's drafts.json.gz, if present
+    draft_threshold: float = 0.05  # keep a draft token when the model gives it at least this probability
+    draft_min_similarity: float = 0.5  # retrieval cosine below which no draft is offered
 
 
 @dataclass

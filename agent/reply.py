@@ -107,6 +107,11 @@ class DiffusionReply(ReplyModel):
             use_cuda_graphs=cfg.cuda_graphs,
         )
         self.name = f"dlm:{path.name}"
+        self.drafts = None
+        if (path / "drafts.json.gz").is_file():
+            from .embedded.drafts import DraftIndex
+
+            self.drafts = DraftIndex.load(path / "drafts.json.gz")
         self._warmed: set[int] = set()
         self._apply_runtime(cfg)
         self._stats = ReplyStats(self.name)
@@ -138,12 +143,15 @@ class DiffusionReply(ReplyModel):
 
     def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[ReplyPiece]:
         t0 = time.perf_counter()
+        draft = self.draft_ids(messages)
         gen = self.engine.stream(
             messages,
             max_tokens=self.cfg.max_tokens,
             steps=self.cfg.steps,
             sampler=self.sampler,
             constraints=self.constraints,
+            draft=draft,
+            draft_threshold=self.cfg.draft_threshold,
         )
         try:
             for block in gen:
@@ -162,6 +170,15 @@ class DiffusionReply(ReplyModel):
                     break
         finally:
             gen.close()  # releases the engine lock even when the consumer stops early
+
+    def draft_ids(self, messages: Messages) -> list[int] | None:
+        """Token ids of a retrieved draft reply (with its end token), or None."""
+        if not self.cfg.drafts or self.drafts is None:
+            return None
+        text = self.drafts.draft(list(messages), self.cfg.draft_min_similarity)
+        if text is None:
+            return None
+        return self.engine.tokenizer.encode(text) + list(self.engine.cfg.eos_token_ids[:1])
 
     def warmup(self) -> None:
         """Run (and on CUDA capture) every block shape a reply can take with this sampler."""
