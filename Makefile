@@ -43,11 +43,21 @@ profile: $(ENV_STAMP)
 	$(PY) -m agent.cli profile --input demo --json out/profile/report.json --plot out/profile/plot.png --trace out/profile/trace.json
 
 ## Embedded model: build the data set, train (resumable), evaluate.
+DATA := agent/embedded/data
+MODEL := agent/embedded/model
+
 data: $(ENV_STAMP)
 	$(PY) -m agent.embedded.build_data --config configs/embedded_data.toml
 
-train: $(ENV_STAMP)
+$(DATA)/train.jsonl:
+	$(MAKE) data
+
+## Resumable: each run stops after max_minutes; then export the weights and the draft index.
+train: $(ENV_STAMP) $(DATA)/train.jsonl
+	test -f runs/embedded/init_embeddings.npy || $(PY) -m agent.embedded.init_embeddings --hidden 256 --out runs/embedded/init_embeddings.npy
 	$(PY) -m dlm_core.train --config configs/train_embedded.toml
+	$(PY) -m dlm_core.train --config configs/train_embedded.toml --export $(MODEL)
+	$(PY) -m agent.embedded.drafts --train $(DATA)/train.jsonl --out $(MODEL)/drafts.json.gz
 
 eval: $(ENV_STAMP)
 	$(PY) -m agent.embedded.evaluate --config configs/embedded_data.toml

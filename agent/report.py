@@ -52,7 +52,8 @@ def stats(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's marketing name (for reports and benchmark records)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -96,7 +97,7 @@ def meta(cfg: QuickturnConfig, extra: dict[str, Any] | None = None) -> dict[str,
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "gpu": _gpu(), "platform": platform.platform()},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": _gpu(), "platform": platform.platform()},
         "git_commit": _git_commit(),
         "versions": _versions(),
         "config": cfg.to_dict(),

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.report import cpu_model
+
 REPLY = "Sure, it is five past two right now, and the sun is still shining outside."
 UTTERANCE = "Please turn off the lights in the kitchen."
 
@@ -128,14 +130,7 @@ def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
 
 
 def machine_info() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import ctranslate2
     import onnxruntime
     import torch

@@ -42,6 +42,7 @@ from rich.table import Table
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 
+from agent.report import cpu_model
 from dlm_core import Constraints, DiffusionEngine, ModelConfig, SamplerConfig, load_model
 from dlm_core.ar import ar_generate
 from dlm_core.families import FAMILIES
@@ -268,14 +269,7 @@ def run_case(case: Case, device: str, prompt_len: int, reply: int, console: Cons
 
 
 def machine_info(device: str) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     info: dict[str, Any] = {
         "cpu": cpu,
         "cores": os.cpu_count(),

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -154,20 +153,6 @@ def read_wav(path: Path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768
 
 
-def _words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
-
-
-def wer(ref: str, hyp: str) -> float:
-    r, h = _words(ref), _words(hyp)
-    d = list(range(len(h) + 1))
-    for i, rw in enumerate(r, 1):
-        prev, d[0] = d[0], i
-        for j, hw in enumerate(h, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (rw != hw))
-    return d[len(h)] / max(1, len(r))
-
-
 def manifest_entry(turn: Turn, audio: np.ndarray) -> dict:
     entry: dict = {"file": turn.file, "text": turn.text, "action": turn.action}
     if turn.pause_ms:
@@ -185,6 +170,7 @@ def manifest_entry(turn: Turn, audio: np.ndarray) -> dict:
 def check(out_dir: Path, manifest: list[dict]) -> float:
     """Transcribe every WAV with the ASR final pass; print WER per file; return the worst."""
     from agent.asr import SpeechRecognizer
+    from agent.wer import word_error_rate as wer
 
     asr = SpeechRecognizer()
     worst = 0.0

@@ -29,8 +29,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dlm_core import DiffusionEngine, SamplerConfig, banned_token_ids, load_model
-from dlm_core.constraints import Constraints
 from dlm_core.train.data import read_chat_jsonl, tokenize_examples
 from dlm_core.train.objective import masked_elbo
 
@@ -111,31 +109,30 @@ def score(system: str, items: list[dict], replies: list[str], latencies: list[fl
     )
 
 
-def run_model(path: Path, items: list[dict], steps: int, max_tokens: int, threads: int) -> Scores:
-    import torch
+def run_model(path: Path, items: list[dict], steps: int, max_tokens: int, threads: int, drafts: bool) -> Scores:
+    """The model exactly as the agent runs it (``DiffusionReply``: bans, sampler, optional drafts)."""
+    from ..config import LMSection
+    from ..reply import DiffusionReply
 
-    torch.set_num_threads(threads)
-    loaded = load_model(path)
-    engine = DiffusionEngine(loaded, max_context=512)
-    banned = banned_token_ids(engine.tokenizer)
-    constraints = Constraints(banned_ids=banned)
-    sampler = SamplerConfig()
-    engine.warmup(steps=(steps,), sampler=sampler)
+    lm = LMSection(model_path=str(path), steps=steps, max_tokens=max_tokens, threads=threads, drafts=drafts,
+                   prefill_while_listening=False)
+    model = DiffusionReply(lm)
+    model.warmup()
+    engine = model.engine
     replies, latencies = [], []
     for it in items:
         engine.reset()  # each prompt stands alone: no prefix reuse flatters the latency
         t0 = time.perf_counter()
-        r = engine.generate(it["messages"][:-1], max_tokens=max_tokens, steps=steps, sampler=sampler,
-                            constraints=constraints)
+        replies.append(model.reply(it["messages"][:-1]))
         latencies.append((time.perf_counter() - t0) * 1e3)
-        replies.append(r.text)
-    cfg = loaded.config
+    cfg = engine.cfg
     examples, _ = tokenize_examples(read_chat_jsonl(DATA / "heldout.jsonl"), engine.tokenizer,
                                     eos_id=cfg.eos_token_ids[0], max_context=512, block_len=cfg.gen_block_size,
                                     max_reply_tokens=256)
-    elbo = masked_elbo(loaded.model, examples, block_len=cfg.gen_block_size, mask_id=cfg.mask_token_id,
+    elbo = masked_elbo(engine.model, examples, block_len=cfg.gen_block_size, mask_id=cfg.mask_token_id,
                        pad_id=cfg.pad_token_id)
-    return score(f"{path.name} S={steps}", items, replies, latencies, elbo)
+    label = f"{path.name} S={steps}" + (" + drafts" if drafts and model.drafts is not None else "")
+    return score(label, items, replies, latencies, elbo)
 
 
 def run_teacher(items: list[dict], batch_size: int = 16) -> Scores:
@@ -196,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--n", type=int, default=0, help="evaluate only the first N held-out items (0 = all)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--drafts", choices=("off", "on", "both"), default="both",
+                    help="draft-conditioned denoising from retrieved replies (default: score both)")
     ap.add_argument("--no-teacher", action="store_true")
     ap.add_argument("--no-card", action="store_true", help="do not write the table into docs/model-card.md")
     ap.add_argument("--json", metavar="OUT")
@@ -203,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     items = load_heldout()
     if args.n:
         items = items[: args.n]
-    rows = [run_model(Path(args.model), items, s, args.max_tokens, args.threads) for s in args.steps]
+    rows = [
+        run_model(Path(args.model), items, s, args.max_tokens, args.threads, drafts)
+        for s in args.steps
+        for drafts in ((False, True) if args.drafts == "both" else (args.drafts == "on",))
+    ]
     teacher = None if args.no_teacher else run_teacher(items)
     text = table(rows, teacher)
     print(text)

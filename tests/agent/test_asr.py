@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import wave
@@ -22,6 +21,8 @@ from agent.asr import (
     find_repetition_loop,
 )
 from agent.tts import Synthesizer
+from agent.wer import normalize
+from agent.wer import word_error_rate as wer
 
 SENTENCES = [
     "Hi there, how are you today?",
@@ -31,21 +32,6 @@ SENTENCES = [
     "Tell me something interesting about space.",
 ]
 ESPEAK_SENTENCES = ["Please turn off the lights in the kitchen.", "What day of the week is it today?"]
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
-
-
-def wer(ref: str, hyp: str) -> float:
-    """Word error rate: word-level Levenshtein distance / reference length."""
-    r, h = words(ref), words(hyp)
-    d = list(range(len(h) + 1))
-    for i, rw in enumerate(r, 1):
-        prev, d[0] = d[0], i
-        for j, hw in enumerate(h, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (rw != hw))
-    return d[len(h)] / max(1, len(r))
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +75,8 @@ def test_final_transcripts_have_low_word_error_rate(asr, speech, tmp_path):
             refs.append(ref)
             hyps.append(t.text)
             print(f"{wer(ref, t.text):.2f} espeak {t.text!r}")
-    total_errors = sum(wer(r, h) * len(words(r)) for r, h in zip(refs, hyps))
-    total_words = sum(len(words(r)) for r in refs)
+    total_errors = sum(wer(r, h) * len(normalize(r)) for r, h in zip(refs, hyps))
+    total_words = sum(len(normalize(r)) for r in refs)
     assert total_errors / total_words <= 0.10, list(zip(refs, hyps))
 
 
@@ -113,7 +99,7 @@ def test_partials_commit_monotonically(asr, speech):
         seen.append(stream.partial())
     for before, after in zip(seen, seen[1:]):
         assert after.committed.startswith(before.committed), (before, after)
-    assert words(seen[-1].committed), seen  # something was committed before the end
+    assert normalize(seen[-1].committed), seen  # something was committed before the end
     assert wer(ref, seen[-1].text) <= 0.2, seen[-1]
     # No new audio → no new decode, same answer.
     assert stream.partial() == seen[-1]
@@ -148,7 +134,7 @@ def test_long_utterance_is_transcribed_whole(asr, tts):
     print(f"{t.audio_s:.1f} s in {t.decode_ms:.0f} ms fell_back={t.fell_back}: {t.text}")
     ref = " ".join(parts)
     assert wer(ref, t.text) <= 0.10
-    assert words(t.text)[-3:] == ["go", "back", "soon"]
+    assert normalize(t.text)[-3:] == ["go", "back", "soon"]
 
 
 def test_repetition_guard_falls_back_to_standard_path(tts):
