@@ -238,7 +238,7 @@ class MicSource:
             while not self._closed:
                 try:  # time out now and then so close() works even if the device stalls
                     await asyncio.wait_for(wake.wait(), 0.5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 wake.clear()
                 while True:
