@@ -297,7 +297,7 @@ class VoicePipeline:
         self.emit(SpeechStarted(self._turn, now(), start_t))
         self._preroll.clear()
         if self.cfg.lm.prefill_while_listening:  # cache history while the user talks
-            messages = self.conversation.messages_for("", self.clock())[:-1]
+            messages = [m.as_dict() for m in self.conversation.messages_for("", self.clock())[:-1]]
             self._reply_pool.submit(self._safe_prefill, messages)
 
     def _safe_prefill(self, messages) -> None:

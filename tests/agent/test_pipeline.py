@@ -29,6 +29,7 @@ from agent.events import (
     SpeechPaused,
     SpeechResumed,
     SpeechStarted,
+    StageError,
     TTSChunk,
 )
 from agent.pipeline import Services
@@ -78,6 +79,7 @@ def of(events, kind, turn=None):
 def test_turns_transcribe_reply_and_speak_in_order(cfg, services):
     runner, results = run_script(cfg, services, [item("01_greeting.wav"), item("03_time.wav")])
     events = runner.events
+    assert not of(events, StageError), of(events, StageError)
     assert [len(r.turns) for r in results] == [1, 1]
     for result in results:
         turn = result.turns[0]
