@@ -376,11 +376,11 @@ class VoicePipeline:
         asyncio.ensure_future(run())
 
     # -- replies -------------------------------------------------------------------------------------
-    def _start_reply(self, utt: _Utterance) -> _Reply:
+    def _start_reply(self, utt: _Utterance, speculative: bool = True) -> _Reply:
         reply = _Reply(utt.turn, now())
         self._reply = reply
         audio = utt.audio()
-        reply.tasks.append(asyncio.ensure_future(self._produce(reply, audio, speculative=True)))
+        reply.tasks.append(asyncio.ensure_future(self._produce(reply, audio, speculative)))
         reply.tasks.append(asyncio.ensure_future(self._play(reply)))
         return reply
 
@@ -397,7 +397,7 @@ class VoicePipeline:
     def _commit(self, utt: _Utterance, t_frame: float) -> None:
         self.state = TurnState.REPLYING
         self.emit(EndpointCommitted(utt.turn, now(), utt.last_voiced_t, (t_frame - utt.last_voiced_t) * 1e3))
-        reply = self._reply or self._start_reply(utt)
+        reply = self._reply or self._start_reply(utt, speculative=False)
         reply.commit.set()
 
     async def _produce(self, reply: _Reply, audio: np.ndarray, speculative: bool) -> None:
