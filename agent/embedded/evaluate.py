@@ -76,8 +76,9 @@ def context_correct(item: dict, reply: str) -> bool | None:
     return ok
 
 
-def score(system: str, items: list[dict], replies: list[str], latencies: list[float],
-          elbo: float | None = None) -> Scores:
+def score(
+    system: str, items: list[dict], replies: list[str], latencies: list[float], elbo: float | None = None
+) -> Scores:
     from .similarity import relevance
 
     prompts = [it["messages"][-2]["content"] for it in items]
@@ -105,17 +106,27 @@ def score(system: str, items: list[dict], replies: list[str], latencies: list[fl
         latency_p50_ms=lat[len(lat) // 2] if lat else float("nan"),
         latency_p95_ms=lat[min(len(lat) - 1, math.ceil(0.95 * len(lat)) - 1)] if lat else float("nan"),
         elbo_ppl=math.exp(elbo) if elbo is not None else None,
-        samples=[{"prompt": p, "reply": r, "kind": it.get("kind")} for p, r, it in zip(prompts, replies, items)],
+        samples=[
+            {"prompt": p, "reply": r, "kind": it.get("kind")} for p, r, it in zip(prompts, replies, items)
+        ],
     )
 
 
-def run_model(path: Path, items: list[dict], steps: int, max_tokens: int, threads: int, drafts: bool) -> Scores:
+def run_model(
+    path: Path, items: list[dict], steps: int, max_tokens: int, threads: int, drafts: bool
+) -> Scores:
     """The model exactly as the agent runs it (``DiffusionReply``: bans, sampler, optional drafts)."""
     from ..config import LMSection
     from ..reply import DiffusionReply
 
-    lm = LMSection(model_path=str(path), steps=steps, max_tokens=max_tokens, threads=threads, drafts=drafts,
-                   prefill_while_listening=False)
+    lm = LMSection(
+        model_path=str(path),
+        steps=steps,
+        max_tokens=max_tokens,
+        threads=threads,
+        drafts=drafts,
+        prefill_while_listening=False,
+    )
     model = DiffusionReply(lm)
     model.warmup()
     engine = model.engine
@@ -126,11 +137,21 @@ def run_model(path: Path, items: list[dict], steps: int, max_tokens: int, thread
         replies.append(model.reply(it["messages"][:-1]))
         latencies.append((time.perf_counter() - t0) * 1e3)
     cfg = engine.cfg
-    examples, _ = tokenize_examples(read_chat_jsonl(DATA / "heldout.jsonl"), engine.tokenizer,
-                                    eos_id=cfg.eos_token_ids[0], max_context=512, block_len=cfg.gen_block_size,
-                                    max_reply_tokens=256)
-    elbo = masked_elbo(engine.model, examples, block_len=cfg.gen_block_size, mask_id=cfg.mask_token_id,
-                       pad_id=cfg.pad_token_id)
+    examples, _ = tokenize_examples(
+        read_chat_jsonl(DATA / "heldout.jsonl"),
+        engine.tokenizer,
+        eos_id=cfg.eos_token_ids[0],
+        max_context=512,
+        block_len=cfg.gen_block_size,
+        max_reply_tokens=256,
+    )
+    elbo = masked_elbo(
+        engine.model,
+        examples,
+        block_len=cfg.gen_block_size,
+        mask_id=cfg.mask_token_id,
+        pad_id=cfg.pad_token_id,
+    )
     label = f"{path.name} S={steps}" + (" + drafts" if drafts and model.drafts is not None else "")
     return score(label, items, replies, latencies, elbo)
 
@@ -163,8 +184,10 @@ def run_teacher(items: list[dict], batch_size: int = 16) -> Scores:
 
 
 def table(rows: list[Scores], teacher: Scores | None) -> str:
-    head = ("| system | n | relevance | rel. vs teacher | repetition | non-words | context use (pos / neg) "
-            "| words (4–30) | ELBO ppl ≤ | latency p50 / p95 ms |")
+    head = (
+        "| system | n | relevance | rel. vs teacher | repetition | non-words | context use (pos / neg) "
+        "| words (4–30) | ELBO ppl ≤ | latency p50 / p95 ms |"
+    )
     out = [head, "|" + "---|" * 10]
     for s in [*rows, *([teacher] if teacher else [])]:
         rel_ratio = f"{s.relevance / teacher.relevance:.0%}" if teacher else "—"
@@ -187,14 +210,20 @@ def write_card(text: str, card: Path = CARD) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m agent.embedded.evaluate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m agent.embedded.evaluate", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--model", default=str(MODEL))
     ap.add_argument("--steps", type=int, nargs="+", default=[8])
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--n", type=int, default=0, help="evaluate only the first N held-out items (0 = all)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--drafts", choices=("off", "on", "both"), default="both",
-                    help="draft-conditioned denoising from retrieved replies (default: score both)")
+    ap.add_argument(
+        "--drafts",
+        choices=("off", "on", "both"),
+        default="both",
+        help="draft-conditioned denoising from retrieved replies (default: score both)",
+    )
     ap.add_argument("--no-teacher", action="store_true")
     ap.add_argument("--no-card", action="store_true", help="do not write the table into docs/model-card.md")
     ap.add_argument("--json", metavar="OUT")
@@ -216,12 +245,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  [{smp['kind']}] {smp['prompt']!r} -> {smp['reply']!r}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"rows": [asdict(r) for r in rows],
-                                               "teacher": asdict(teacher) if teacher else None}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {"rows": [asdict(r) for r in rows], "teacher": asdict(teacher) if teacher else None}, indent=2
+            )
+        )
     if not args.no_card:
         stamp = time.strftime("%Y-%m-%d")
-        write_card(f"Measured {stamp} with `python -m agent.embedded.evaluate "
-                   f"{' '.join(sys.argv[1:] if argv is None else argv)}`.\n\n{text}")
+        write_card(
+            f"Measured {stamp} with `python -m agent.embedded.evaluate "
+            f"{' '.join(sys.argv[1:] if argv is None else argv)}`.\n\n{text}"
+        )
     return 0
 
 

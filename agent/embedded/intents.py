@@ -636,7 +636,11 @@ class TableIntent(Intent):
         for qs, answers in self.rows:
             qs = list(dict.fromkeys(qs))
             rng.shuffle(qs)
-            k = 1 if len(qs) >= 2 and rng.random() < share * 2 else 0
+            # Big tables (facts): one phrasing of ~40% of rows. Small ones (jokes): a share of each row.
+            if len(self.rows) < 5:
+                k = max(1, round(share * len(qs))) if len(qs) >= 3 else 0
+            else:
+                k = 1 if len(qs) >= 2 and rng.random() < share * 2 else 0
             if k:
                 self.held_rows.append((tuple(qs[:k]), tuple(answers)))
             self.train_rows.append((tuple(qs[k:]), tuple(answers)))

@@ -328,6 +328,15 @@ class Trainer:
         return save_quickturn_model(self.model, self.cfg.tokenizer, folder)
 
 
+def export_checkpoint(ckpt: str | Path, tokenizer_json: str | Path, folder: str | Path) -> int:
+    """Write a training checkpoint as a model folder (no data loading); returns its step."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    model = Transformer(ModelConfig.from_dict(state["model_config"]))
+    model.load_state_dict(state["model"])
+    save_quickturn_model(model, tokenizer_json, folder)
+    return int(state["step"])
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -350,16 +359,18 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
+    if args.export:
+        ckpt = Path(cfg.out_dir) / "last.pt"
+        if not ckpt.is_file():
+            print(f"error: no checkpoint in {cfg.out_dir} to export", file=sys.stderr)
+            return 2
+        step = export_checkpoint(ckpt, cfg.tokenizer, args.export)
+        log(f"exported step {step} to {args.export}")
+        return 0
     try:
         trainer = Trainer(cfg, log=log)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.export:
-        if not (Path(cfg.out_dir) / "last.pt").is_file():
-            print(f"error: no checkpoint in {cfg.out_dir} to export", file=sys.stderr)
-            return 2
-        log(f"exported step {trainer.step} to {trainer.export(args.export)}")
-        return 0
     trainer.train()
     return 0

@@ -1,0 +1,60 @@
+"""The shipped embedded reply model: loads offline with the standard loader, is small enough to ship,
+and answers fixed prompts on topic, deterministically under greedy decoding."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+import pytest
+
+from agent.config import LMSection
+from agent.embedded.filters import has_repeated_ngram
+from agent.prompt import context_sentences
+from agent.reply import EMBEDDED_MODEL, DiffusionReply
+
+NOW = datetime(2026, 11, 26, 14, 5)  # a Thursday
+
+
+def chat(user: str, name: str = "Quinn") -> list[dict[str, str]]:
+    return [{"role": "system", "content": context_sentences(name, NOW)}, {"role": "user", "content": user}]
+
+
+@pytest.fixture(scope="module")
+def model() -> DiffusionReply:
+    os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may come from a model hub
+    return DiffusionReply(LMSection(drafts=False))
+
+
+def test_the_shipped_model_is_complete_and_small() -> None:
+    files = {p.name for p in EMBEDDED_MODEL.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= files
+    total = sum(p.stat().st_size for p in EMBEDDED_MODEL.iterdir())
+    assert total <= 50e6, f"{total / 1e6:.1f} MB exceeds the 50 MB budget"
+
+
+def test_greedy_replies_are_deterministic(model: DiffusionReply) -> None:
+    first = model.reply(chat("Hi there, how are you today?"))
+    model.engine.reset()
+    assert model.reply(chat("Hi there, how are you today?")) == first
+    assert first.strip()
+
+
+@pytest.mark.parametrize(
+    ("user", "name", "expected"),
+    [
+        ("What's your name?", "Juniper", "Juniper"),
+        ("What time is it?", "Quinn", "2:05"),
+        ("What day is it today?", "Quinn", "Thursday"),
+    ],
+)
+def test_replies_use_the_injected_context(model: DiffusionReply, user: str, name: str, expected: str) -> None:
+    reply = model.reply(chat(user, name))
+    assert expected.lower() in reply.lower(), reply
+    assert not has_repeated_ngram(reply)
+    assert 2 <= len(reply.split()) <= 30
+
+
+def test_a_question_without_context_does_not_recite_it(model: DiffusionReply) -> None:
+    reply = model.reply(chat("Do you know any good jokes?"))
+    assert reply.strip() and "2:05" not in reply, reply
