@@ -15,6 +15,10 @@ import pytest
 
 from audio.devices import AudioDeviceError, check_portaudio
 
+# Nothing in the test suite may fetch from a model hub: every model comes from a pip package or the repo.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
 
 def _rescan_portaudio() -> None:
     """PortAudio enumerates devices once at initialisation; re-init to see (or forget) the server."""

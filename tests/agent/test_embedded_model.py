@@ -22,7 +22,7 @@ def chat(user: str, name: str = "Quinn") -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def model() -> DiffusionReply:
-    os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may come from a model hub
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"  # set by conftest: nothing may come from a model hub
     return DiffusionReply(LMSection(drafts=False))
 
 
