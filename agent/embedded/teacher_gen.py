@@ -99,7 +99,7 @@ def load_cache(path: Path) -> dict[str, dict]:
     return {rec["prompt"]: rec for rec in read_cache(path)}
 
 
-def run(cfg: DataConfig, limit: int | None = None, batch_size: int = 8, threads: int = 2) -> None:
+def run(cfg: DataConfig, limit: int | None = None, batch_size: int = 8, threads: int = 1) -> None:
     from agent.embedded.teacher import load_teacher, teacher_reply
 
     t = cfg.teacher
@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, default=Path("configs/embedded_data.toml"))
     ap.add_argument("--limit", type=int, default=None, help="at most this many new prompts")
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=2)
+    # 1 thread: with another process on the second core, 2 OpenMP threads ran ~10x SLOWER (measured).
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     run(load_config(args.config), limit=args.limit, batch_size=args.batch_size, threads=args.threads)
     return 0

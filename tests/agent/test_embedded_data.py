@@ -287,7 +287,7 @@ def test_relevance_ranks_related_reply_higher() -> None:
 def test_teacher_batched_replies() -> None:
     from agent.embedded.teacher import load_teacher, teacher_messages, teacher_reply
 
-    teacher = load_teacher(threads=2)
+    teacher = load_teacher(threads=1)  # 2 threads crawl when the other core is busy
     system = {"role": "system", "content": "Your name is Quinn. Today is Tuesday, November 26, 2026."}
     batch = [
         [system, {"role": "user", "content": q}] for q in ("Hello there!", "What is the capital of France?")
