@@ -97,6 +97,8 @@ def chatterbot_items(cfg: DataConfig) -> list[tuple[str, str]]:
             a += "."
         if spoken_problems(a, max_non_words=0) or _ADDRESS_RE.search(a) or sources.clean_turn(a) is None:
             continue
+        if normalise_prompt(a) == normalise_prompt(q2):  # some corpus "answers" repeat the question
+            continue
         if (q2.lower(), a) not in seen:
             seen.add((q2.lower(), a))
             out.append((q2, a))
@@ -324,9 +326,12 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
     stats["train"]["template_examples_rejected_by_filters"] = rejected_templates
     if cfg.tokenizer.enabled:
         stats["tokenizer"] = build_tokenizer(cfg, train, pretrain)
-    stats["build_seconds"] = round(time.time() - t0, 1)
+    # No timings in stats.json: every output file is byte-identical across rebuilds.
     (d / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    log(f"wrote {len(train)} train, {len(heldout)} held-out, {len(pretrain)} pretrain pairs to {d}")
+    log(
+        f"wrote {len(train)} train, {len(heldout)} held-out, {len(pretrain)} pretrain pairs to {d} "
+        f"in {time.time() - t0:.0f} s"
+    )
     return stats
 
 

@@ -158,7 +158,7 @@ def test_user_fact_questions_answered_from_history(train: list[dict]) -> None:
 
 def test_same_seed_same_files(tmp_path: Path, built: Path) -> None:
     again = _build(tmp_path / "b")
-    for name in ("train.jsonl", "heldout.jsonl"):
+    for name in ("train.jsonl", "heldout.jsonl", "stats.json"):
         assert (again / name).read_bytes() == (built / name).read_bytes()
     other = _build(tmp_path / "c", seed=8)
     assert (other / "train.jsonl").read_bytes() != (built / "train.jsonl").read_bytes()
