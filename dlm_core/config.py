@@ -51,6 +51,9 @@ class ModelConfig:
     eos_token_ids: tuple[int, ...] = ()
     pad_token_id: int = 0
     family: str = "quickturn"
+    # If set, the only tokens the model may generate (a small model's reply vocabulary); the engine
+    # bans every other token. Empty = the whole vocabulary.
+    output_token_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.head_dim == 0:
@@ -68,6 +71,12 @@ class ModelConfig:
         if self.attention not in ("full", "block_causal"):
             raise ModelLoadError(f"unknown attention pattern {self.attention!r} (full | block_causal)")
         self.eos_token_ids = tuple(int(i) for i in self.eos_token_ids)
+        self.output_token_ids = tuple(sorted({int(i) for i in self.output_token_ids}))
+        if (
+            self.output_token_ids
+            and not 0 <= self.output_token_ids[0] <= self.output_token_ids[-1] < self.vocab_size
+        ):
+            raise ModelLoadError("output_token_ids must lie inside the vocabulary")
         for name in ("mask_token_id", "pad_token_id"):
             value = getattr(self, name)
             if not 0 <= value < self.vocab_size:
@@ -86,6 +95,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["eos_token_ids"] = list(self.eos_token_ids)
+        data["output_token_ids"] = list(self.output_token_ids)
         return data
 
     @classmethod
@@ -95,8 +105,9 @@ class ModelConfig:
         if unknown:
             raise ModelLoadError(f"unknown model config keys: {sorted(unknown)}")
         data = dict(data)
-        if "eos_token_ids" in data:
-            data["eos_token_ids"] = tuple(data["eos_token_ids"])
+        for key in ("eos_token_ids", "output_token_ids"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
     def save(self, path: str | Path) -> None:

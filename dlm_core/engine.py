@@ -106,6 +106,10 @@ class DiffusionEngine:
         self._cached: list[int] = []  # token ids whose keys/values are in the cache, in order
         self._anchor: Tensor | None = None  # logits of the last cached position (shifted models)
         self._plans: dict[tuple, StepPlan] = {}
+        allowed = set(self.cfg.output_token_ids)
+        self._outside_output_vocab = (
+            tuple(i for i in range(self.cfg.vocab_size) if i not in allowed) if allowed else ()
+        )
         self._lock = threading.Lock()
         self.graphs = None
         if use_cuda_graphs and self.device.type == "cuda":
@@ -383,6 +387,7 @@ class DiffusionEngine:
         key = (length, steps, sampler, banned, min_len, free)
         plan = self._plans.get(key)
         if plan is None:
+            banned = tuple(sorted({*banned, *self._outside_output_vocab}))
             banned_t = torch.tensor(banned, dtype=torch.long, device=self.device) if banned else None
             plan = build_plan(
                 sampler,

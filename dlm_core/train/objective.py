@@ -78,18 +78,27 @@ def loss_terms(
     pad_id: int,
     ar_fraction: float = 1.0,
     generator: torch.Generator | None = None,
+    output_bias: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Returns {"loss", "diffusion", "ar"} (scalars); only ``loss`` carries gradients for training.
 
     ``ar_fraction`` < 1 computes the next-token term on a random share of prefix positions (an unbiased
-    estimate of the same mean at a fraction of the vocabulary-head cost).
+    estimate of the same mean at a fraction of the vocabulary-head cost). ``output_bias`` ([V]: 0 or
+    -inf) restricts the denoiser's softmax to an output vocabulary: tokens outside it get no gradient
+    from the reply head, so rare tokens cannot drift (with Adam, a token that is only ever pushed down
+    moves by ~lr every step) into confident nonsense.
     """
     mask = attention_mask(batch.prefix_len, batch.block_len, batch.tokens.shape[1])
     hidden = model.hidden_masked(batch.tokens, mask)
     # Diffusion term: only masked block positions need logits.
-    rows, cols = batch.noised.nonzero(as_tuple=True)
-    logits = model.head(hidden[rows, cols])
-    ce = F.cross_entropy(logits.float(), batch.targets[rows, cols], reduction="none")
+    noised = batch.noised
+    if output_bias is not None:  # targets outside the output vocabulary are not scored
+        noised = noised & torch.isfinite(output_bias[batch.targets])
+    rows, cols = noised.nonzero(as_tuple=True)
+    logits = model.head(hidden[rows, cols]).float()
+    if output_bias is not None:
+        logits = logits + output_bias
+    ce = F.cross_entropy(logits, batch.targets[rows, cols], reduction="none")
     per_row = torch.zeros(batch.tokens.shape[0]).index_add_(0, rows, ce / batch.t[rows])
     diffusion = (per_row / batch.block_len).mean()
     out = {"diffusion": diffusion}
@@ -120,6 +129,7 @@ def masked_elbo(
     pad_id: int,
     batch_size: int = 32,
     seed: int = 1234,
+    output_bias: Tensor | None = None,
 ) -> float:
     """Mean masked-diffusion loss (an ELBO bound, nats per block position) with fixed noise draws.
 
@@ -141,7 +151,18 @@ def masked_elbo(
         batch = make_batch(
             [p for p, _ in pairs], [b for _, b in pairs], mask_id=mask_id, pad_id=pad_id, generator=gen
         )
-        total += float(loss_terms(model, batch, 0.0, pad_id)["diffusion"]) * len(chunk)
+        total += float(loss_terms(model, batch, 0.0, pad_id, output_bias=output_bias)["diffusion"]) * len(
+            chunk
+        )
         count += len(chunk)
     model.train(was_training)
     return total / max(1, count)
+
+
+def output_bias_for(cfg) -> Tensor | None:
+    """[V] 0 / -inf over a model's output vocabulary (None when it may generate every token)."""
+    if not cfg.output_token_ids:
+        return None
+    bias = torch.full((cfg.vocab_size,), float("-inf"))
+    bias[list(cfg.output_token_ids)] = 0.0
+    return bias

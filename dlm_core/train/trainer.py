@@ -30,7 +30,7 @@ from ..model import Transformer
 from ..sampling import SamplerConfig
 from ..tokenizer import ChatTokenizer
 from .data import DataError, Example, read_chat_jsonl, sample_block, tokenize_examples
-from .objective import loss_terms, make_batch, masked_elbo
+from .objective import loss_terms, make_batch, masked_elbo, output_bias_for
 
 
 @dataclass
@@ -68,6 +68,7 @@ class TrainConfig:
     log_every: int = 20
     init_from: str = ""  # a checkpoint (.pt) or quickturn model folder to start from (weights only)
     init_embeddings: str = ""  # a [vocab, hidden] .npy/.pt to warm-start the embedding table
+    output_vocab_from: list[str] = field(default_factory=list)  # reply tokens of these files = output vocab
     sample_prompts: int = 3
 
     @classmethod
@@ -118,6 +119,14 @@ class Trainer:
                 **cfg.model,
             }
         )
+        self.output_bias: torch.Tensor | None = None
+        if cfg.output_vocab_from:
+            allowed = self._reply_vocabulary(cfg.output_vocab_from)
+            self.model_cfg.output_token_ids = tuple(sorted(allowed))
+            self.output_bias = output_bias_for(self.model_cfg)
+            log(
+                f"output vocabulary: {len(allowed)} of {tok.vocab_size} tokens (replies of {cfg.output_vocab_from})"
+            )
         self.device = torch.device(cfg.device)
         self.model = Transformer(self.model_cfg).to(self.device)
         self.step = 0
@@ -147,6 +156,13 @@ class Trainer:
             block_len=self.cfg.block_len,
             max_reply_tokens=self.cfg.max_reply_tokens,
         )
+
+    def _reply_vocabulary(self, paths: list[str]) -> set[int]:
+        replies = [c[-1]["content"].strip() for p in paths for c in read_chat_jsonl(p)]
+        allowed = {self.eos_id, self.pad_id}
+        for enc in self.tokenizer.tokenizer.encode_batch(replies, add_special_tokens=False):
+            allowed.update(enc.ids)
+        return allowed
 
     def _load_source(self, src: Source) -> list[Example]:
         examples, skipped = self._tokenize(read_chat_jsonl(src.path))
@@ -235,7 +251,15 @@ class Trainer:
             for g in self.opt.param_groups:
                 g["lr"] = lr
             batch = self._batch()
-            terms = loss_terms(self.model, batch, cfg.ar_weight, self.pad_id, cfg.ar_fraction, self.torch_gen)
+            terms = loss_terms(
+                self.model,
+                batch,
+                cfg.ar_weight,
+                self.pad_id,
+                cfg.ar_fraction,
+                self.torch_gen,
+                self.output_bias,
+            )
             self.opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -303,6 +327,7 @@ class Trainer:
             pad_id=self.pad_id,
             batch_size=self.cfg.batch_size,
             seed=seed,
+            output_bias=self.output_bias,
         )
 
     def engine(self) -> DiffusionEngine:
