@@ -12,8 +12,8 @@ runs eagerly and through CUDA graphs ("graph-block": one graph per block, "graph
 replayed S times), giving eager time / graph time.
 
 Models: ``--model PATH`` (any family dlm_core loads), else the embedded model folder
-(``agent/embedded/model``) if present, else random weights with its dimensions (hidden 384, 6 layers,
-6 heads, 2 kv heads, FFN 1024, vocab 8192). Real-size timing uses random weights at the dimensions of
+(``agent/embedded/model``) if present, else random weights with its dimensions (hidden 256, 8 layers,
+4 heads, 2 kv heads, FFN 768, vocab 8192). Real-size timing uses random weights at the dimensions of
 Fast_dLLM_v2-1.5B and LLaDA-8B: on by default on CUDA, ``--real-size`` on CPU (1.5B only; LLaDA-8B
 needs ~32 GB in fp32). Aligned-block models (Fast-dLLM v2, SDAR) only run L = their block size.
 
@@ -55,7 +55,7 @@ STEPS = (4, 8, 16, 32)
 BLOCKS = (16, 32, 64)
 
 EMBEDDED_DIMS = dict(
-    hidden_size=384, num_layers=6, num_heads=6, num_kv_heads=2, intermediate_size=1024, vocab_size=8192
+    hidden_size=256, num_layers=8, num_heads=4, num_kv_heads=2, intermediate_size=768, vocab_size=8192
 )
 REAL_SIZES: dict[str, dict[str, Any]] = {
     "fast_dllm_v2_1.5b (random)": dict(
