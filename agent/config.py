@@ -127,6 +127,8 @@ class MQTTSection:
     port: int = 1883
     topic_prefix: str = "quickturn"
     client_id: str = "quickturn"
+    username: str = ""  # "" = anonymous
+    password: str = ""
 
 
 @dataclass

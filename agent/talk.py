@@ -42,6 +42,18 @@ def _printer(console):
     return on_event
 
 
+def _start_mqtt(cfg: QuickturnConfig, bus: EventBus, stop: asyncio.Event, console) -> asyncio.Task | None:
+    """Events and latency to the MQTT broker; broker trouble is logged and retried, never fatal."""
+    if not cfg.mqtt.enabled:
+        return None
+    from .mqtt import run_mqtt_bridge
+
+    console.print(
+        f"[dim]MQTT: publishing to {cfg.mqtt.host}:{cfg.mqtt.port} under {cfg.mqtt.topic_prefix}/[/dim]"
+    )
+    return asyncio.ensure_future(run_mqtt_bridge(cfg.mqtt, bus, stop))
+
+
 async def _talk(cfg: QuickturnConfig, console, load_services, duration_s: float) -> int:
     from .pipeline import VoicePipeline
 
@@ -52,6 +64,14 @@ async def _talk(cfg: QuickturnConfig, console, load_services, duration_s: float)
     except AudioDeviceError as exc:
         console.print(f"[red]audio error:[/red] {exc}")
         return 2
+    if cfg.mqtt.enabled:
+        from .mqtt import MQTTConfigError, check_mqtt_config
+
+        try:  # before the models load: a bad [mqtt] block should fail in a second, not after
+            check_mqtt_config(cfg.mqtt)
+        except MQTTConfigError as exc:
+            console.print(f"[red]config error:[/red] {exc}")
+            return 2
     services = await asyncio.to_thread(load_services)
     reference = PlaybackReference(cfg.audio.sample_rate) if cfg.audio.echo_cancellation else None
     aec = EchoCanceller(cfg.audio.sample_rate) if reference is not None else None
@@ -60,11 +80,15 @@ async def _talk(cfg: QuickturnConfig, console, load_services, duration_s: float)
     try:
         sink = SpeakerSink(out_dev, block_ms=cfg.audio.output_block_ms, reference=reference)
         sink.wait_running()
-        mic = MicSource(in_dev, cfg.audio.sample_rate, round(cfg.audio.sample_rate * cfg.audio.frame_ms / 1000))
+        mic = MicSource(
+            in_dev, cfg.audio.sample_rate, round(cfg.audio.sample_rate * cfg.audio.frame_ms / 1000)
+        )
     except (AudioDeviceError, OSError) as exc:
         console.print(f"[red]audio error:[/red] could not open the audio device: {exc}")
         return 2
     pipeline = VoicePipeline(cfg, services, sink, bus, echo_canceller=aec, reference=reference)
+    mqtt_stop = asyncio.Event()
+    mqtt_task = _start_mqtt(cfg, bus, mqtt_stop, console)
     console.print(f"[bold]{cfg.agent.name} is listening.[/bold] Speak; Ctrl-C to quit.")
     task = asyncio.ensure_future(pipeline.run(mic))
     loop = asyncio.get_running_loop()
@@ -85,6 +109,10 @@ async def _talk(cfg: QuickturnConfig, console, load_services, duration_s: float)
         mic.close()
         pipeline.close()
         sink.close()
+        if mqtt_task is not None:  # after the pipeline: its last latency report still goes out
+            mqtt_stop.set()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(mqtt_task, 5.0)
         console.print("bye.")
     return 0
 
