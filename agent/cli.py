@@ -1,4 +1,4 @@
-"""``quickturn`` command line: demo, talk, profile, bench.
+"""``quickturn`` command line: demo, talk, serve, profile, bench.
 
 Every subcommand takes ``--config FILE`` (repeatable; default configs/default.toml) and
 ``--set section.key=value`` overrides, so any config field can be changed from the command line.
@@ -25,8 +25,13 @@ def _console():
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", action="append", metavar="FILE", help="TOML config (repeatable)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a config field, e.g. --set lm.steps=4")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config field, e.g. --set lm.steps=4",
+    )
 
 
 def _load_config(args):
@@ -49,8 +54,10 @@ def _load_services(cfg, console, reply_kind: str = "diffusion"):
             services = Services.load(cfg, reply_kind)
         except (DLMError, FileNotFoundError, ValueError, RuntimeError) as exc:
             raise SystemExit(f"error: {exc}") from None
-    console.print(f"[dim]models ready in {time.perf_counter() - t0:.1f} s "
-                  f"(LM: {services.reply.name}, ASR: {services.asr.device}, TTS: {services.tts.device})[/dim]")
+    console.print(
+        f"[dim]models ready in {time.perf_counter() - t0:.1f} s "
+        f"(LM: {services.reply.name}, ASR: {services.asr.device}, TTS: {services.tts.device})[/dim]"
+    )
     return services
 
 
@@ -103,6 +110,18 @@ def cmd_talk(args) -> int:
     return run_talk(cfg, console, lambda: _load_services(cfg, console), duration_s=args.duration)
 
 
+def cmd_serve(args) -> int:
+    from .realtime.server import run_serve
+
+    console = _console()
+    cfg = _load_config(args)
+    if args.host is not None:
+        cfg.server.host = args.host
+    if args.port is not None:
+        cfg.server.port = args.port
+    return run_serve(cfg, console, lambda: _load_services(cfg, console))
+
+
 def cmd_profile(args) -> int:
     from .profile import main as profile_main
 
@@ -110,7 +129,9 @@ def cmd_profile(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="quickturn", description="A local voice agent whose turns feel instant.")
+    ap = argparse.ArgumentParser(
+        prog="quickturn", description="A local voice agent whose turns feel instant."
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="scripted conversation from demo/ WAVs through the whole pipeline")
@@ -128,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-aec", action="store_true", help="disable echo cancellation (headphones)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = Ctrl-C)")
     p.set_defaults(func=cmd_talk)
+
+    p = sub.add_parser("serve", help="WebSocket voice API shaped like the OpenAI Realtime API (GA events)")
+    _common(p)
+    p.add_argument("--host", help="address to listen on (default: server.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default: server.port, 8765; 0 = any port)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("profile", help="where every millisecond of a turn goes")
     _common(p)

@@ -156,8 +156,8 @@ def run_model(
     return score(label, items, replies, latencies, elbo)
 
 
-def run_teacher(items: list[dict], batch_size: int = 16) -> Scores:
-    """SmolLM2-135M-Instruct replies (cached: the teacher never changes)."""
+def run_teacher(items: list[dict], batch_size: int = 16, latency_items: int = 20) -> Scores:
+    """SmolLM2-135M-Instruct replies (cached: the teacher never changes); latency from fresh single replies."""
     cache = {}
     if TEACHER_CACHE.is_file():
         for line in TEACHER_CACHE.read_text().splitlines():
@@ -180,7 +180,29 @@ def run_teacher(items: list[dict], batch_size: int = 16) -> Scores:
                     cache[json.dumps(rec["messages"])] = rec
                     f.write(json.dumps(rec) + "\n")
     recs = [cache[json.dumps(it["messages"][:-1])] for it in items]
-    return score("teacher SmolLM2-135M (AR)", items, [r["reply"] for r in recs], [r["ms"] for r in recs])
+    picks = items[:: max(1, len(items) // latency_items)][:latency_items] if latency_items else []
+    latencies = teacher_latencies(picks)
+    return score("teacher SmolLM2-135M (AR)", items, [r["reply"] for r in recs], latencies)
+
+
+def teacher_latencies(items: list[dict]) -> list[float]:
+    """Single-reply wall times, measured now: the cached replies were generated in batches (and maybe on a
+    busy machine), so their timings say nothing about how long one reply takes."""
+    if not items:
+        return []
+    import torch
+
+    from .teacher import load_teacher, teacher_reply
+
+    torch.set_num_threads(2)
+    teacher = load_teacher()
+    teacher_reply(teacher, [items[0]["messages"][:-1]], seed=0)  # warm-up
+    out = []
+    for i, it in enumerate(items):
+        t0 = time.perf_counter()
+        teacher_reply(teacher, [it["messages"][:-1]], seed=i)
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
 
 
 def table(rows: list[Scores], teacher: Scores | None) -> str:

@@ -1,0 +1,436 @@
+"""``quickturn serve`` end to end: a real server on a free port, the ``websockets`` client library as a user
+would use it, real models (loaded once for the module) and bundled demo WAVs streamed in real time.
+
+The embedded reply model may be mid-retraining: ``lm.min_tokens`` makes every reply speak, and reply
+content is never asserted beyond "not empty".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import aiomqtt
+import numpy as np
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from agent.config import load_config
+from agent.pipeline import Services
+from agent.realtime.server import RealtimeServer
+from agent.wer import word_error_rate
+from audio.formats import float_to_pcm16_bytes, read_wav
+
+DEMO = Path(__file__).resolve().parents[2] / "demo"
+MANIFEST = {e["file"]: e for e in json.loads((DEMO / "manifest.json").read_text())}
+OVERRIDES = ["lm.min_tokens=4", "lm.max_tokens=16"]  # short replies that always say something
+RATE = 24000
+CHUNK_S = 0.1
+GA_FORMAT = {"type": "audio/pcm", "rate": RATE}
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(None, OVERRIDES)
+
+
+@pytest.fixture(scope="module")
+def services(cfg) -> Services:
+    return Services.load(cfg)
+
+
+def clip_pcm(name: str) -> bytes:
+    return float_to_pcm16_bytes(read_wav(DEMO / name, target_rate=RATE).samples)
+
+
+def silence(seconds: float) -> bytes:
+    return bytes(2 * round(seconds * RATE))
+
+
+def b64(pcm: bytes) -> str:
+    return base64.b64encode(pcm).decode()
+
+
+class Client:
+    """A thin test client on a websockets connection: send events, wait for event types, keep the log."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.events: list[dict] = []
+
+    async def send(self, **event) -> None:
+        await self.ws.send(json.dumps(event))
+
+    async def wait_for(self, kind: str, timeout: float = 30.0) -> dict:
+        """The next unseen event of this type; an unexpected ``error`` event fails at once."""
+        for e in self.events:
+            if e["type"] == kind and not e.get("_seen"):
+                e["_seen"] = True
+                return e
+        async with asyncio.timeout(timeout):
+            while True:
+                e = json.loads(await self.ws.recv())
+                self.events.append(e)
+                if e["type"] == kind:
+                    e["_seen"] = True
+                    return e
+                assert e["type"] != "error", f"waiting for {kind}, got {e['error']}"
+
+    def of(self, kind: str) -> list[dict]:
+        return [e for e in self.events if e["type"] == kind]
+
+    def first(self, kind: str) -> int:
+        return next(i for i, e in enumerate(self.events) if e["type"] == kind)
+
+
+def run_with_server(cfg, services, scenario: Callable[[str], Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with RealtimeServer(cfg, services, host="127.0.0.1", port=0) as server:
+            await scenario(server.url)
+
+    asyncio.run(main())
+
+
+def reply_audio(client: Client, response_id: str) -> np.ndarray:
+    deltas = [e for e in client.of("response.output_audio.delta") if e["response_id"] == response_id]
+    pcm = b"".join(base64.b64decode(e["delta"]) for e in deltas)
+    return np.frombuffer(pcm, "<i2").astype(np.float32) / 32768
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x**2))) if len(x) else 0.0
+
+
+def test_spoken_turn_streams_events_in_order(cfg, services):
+    name = "01_greeting.wav"
+
+    async def scenario(url: str) -> None:
+        async with connect(url + "?model=gpt-realtime", max_size=None) as ws:
+            c = Client(ws)
+            created = await c.wait_for("session.created")
+            assert created["session"]["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+            await c.send(type="session.update", session={
+                "type": "realtime", "output_modalities": ["audio"],
+                "audio": {"input": {"format": GA_FORMAT,
+                                    "turn_detection": {"type": "server_vad", "silence_duration_ms": 400}},
+                          "output": {"format": GA_FORMAT, "voice": "alloy"}},
+            })  # fmt: skip
+            updated = await c.wait_for("session.updated")
+            assert updated["session"]["audio"]["input"]["turn_detection"]["silence_duration_ms"] == 400
+
+            async def microphone() -> None:  # 100 ms chunks in real time, then silence like an open mic
+                audio = silence(0.3) + clip_pcm(name)
+                step = 2 * round(CHUNK_S * RATE)
+                for i in range(0, len(audio), step):
+                    await c.send(type="input_audio_buffer.append", audio=b64(audio[i : i + step]))
+                    await asyncio.sleep(CHUNK_S)
+                while True:
+                    await c.send(type="input_audio_buffer.append", audio=b64(silence(CHUNK_S)))
+                    await asyncio.sleep(CHUNK_S)
+
+            mic = asyncio.create_task(microphone())
+            try:
+                latency = await c.wait_for("quickturn.latency", timeout=60)
+            finally:
+                mic.cancel()
+            done = c.of("response.done")[0]["response"]
+            order = [
+                "session.created",
+                "input_audio_buffer.speech_started",
+                "input_audio_buffer.speech_stopped",
+                "input_audio_buffer.committed",
+                "response.created",
+                "response.output_audio.delta",
+                "response.done",
+                "quickturn.latency",
+            ]
+            positions = [c.first(kind) for kind in order]
+            assert positions == sorted(positions), [c.events[p]["type"] for p in sorted(positions)]
+            assert c.first("conversation.item.input_audio_transcription.completed") < c.first("response.done")
+            assert not c.of("error"), c.of("error")
+
+            started = c.of("input_audio_buffer.speech_started")[0]
+            stopped = c.of("input_audio_buffer.speech_stopped")[0]
+            assert started["item_id"] == stopped["item_id"]
+            assert 0 <= started["audio_start_ms"] < stopped["audio_end_ms"]
+            transcript = c.of("conversation.item.input_audio_transcription.completed")[0]["transcript"]
+            assert word_error_rate(MANIFEST[name]["text"], transcript) <= 0.2, transcript
+
+            assert (
+                done["status"] == "completed" and done["id"] == c.of("response.created")[0]["response"]["id"]
+            )
+            audio = reply_audio(c, done["id"])
+            assert len(audio) > 0.3 * RATE and rms(audio) > 0.01  # real speech, not silence
+            said = "".join(e["delta"] for e in c.of("response.output_audio_transcript.delta"))
+            assert said.strip() and done["output"][0]["content"][0]["transcript"] == said
+            assert latency["response_id"] == done["id"] and latency["transcript"] == transcript
+            assert latency["v2v_ms"] is not None and latency["v2v_ms"] > 0
+            assert latency["stages_ms"]["endpoint_ms"] >= 400  # the session's silence_duration_ms is in force
+
+    run_with_server(cfg, services, scenario)
+
+
+def test_audio_uploaded_at_once_is_taken_in_at_real_time(cfg, services):
+    name = "04_weekday.wav"
+
+    async def scenario(url: str) -> None:
+        async with connect(url, max_size=None) as ws:
+            c = Client(ws)
+            await c.wait_for("session.created")
+            upload = silence(0.3) + clip_pcm(name) + silence(1.5)
+            sent = time.monotonic()
+            await c.send(type="input_audio_buffer.append", audio=b64(upload))
+            stopped = await c.wait_for("input_audio_buffer.speech_stopped", timeout=60)
+            stopped_after_s = time.monotonic() - sent
+            latency = await c.wait_for("quickturn.latency", timeout=60)
+            transcript = latency["transcript"]
+            assert len(c.of("input_audio_buffer.speech_started")) == 1
+            assert word_error_rate(MANIFEST[name]["text"], transcript) <= 0.2, transcript
+            # Consumed at real-time pace, as if spoken from the moment it arrived: the end of speech is
+            # seen no earlier than its place in the audio, the silence after it takes its time, and the
+            # reply comes after the speech ended (a negative voice-to-voice would mean it was rushed).
+            assert stopped_after_s >= stopped["audio_end_ms"] / 1000 - 0.3
+            assert latency["stages_ms"]["endpoint_ms"] >= cfg.endpoint.hangover_ms - 40
+            assert latency["v2v_ms"] is not None and latency["v2v_ms"] > 0
+            assert c.of("response.done")[0]["response"]["status"] == "completed"
+
+    run_with_server(cfg, services, scenario)
+
+
+def test_bad_messages_get_errors_and_the_connection_keeps_serving(cfg, services):
+    async def scenario(url: str) -> None:
+        async with connect(url, max_size=None) as ws:
+            c = Client(ws)
+            await c.wait_for("session.created")
+            await ws.send("{this is not json")
+            assert (await c.wait_for("error"))["error"]["code"] == "invalid_json"
+            await c.send(type="session.create", event_id="evt_unknown")
+            err = (await c.wait_for("error"))["error"]
+            assert err["code"] == "unknown_event_type" and err["event_id"] == "evt_unknown"
+            await c.send(type="input_audio_buffer.append", audio="%%% not base64 %%%")
+            assert (await c.wait_for("error"))["error"]["code"] == "invalid_base64"
+            await c.send(type="session.update", session={
+                "type": "realtime", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}})  # fmt: skip
+            assert (await c.wait_for("error"))["error"]["code"] == "unsupported_audio_format"
+            await ws.send(b"\x00\x01\x02\x03")
+            assert (await c.wait_for("error"))["error"]["code"] == "invalid_frame"
+            await c.send(type="response.create")
+            assert (await c.wait_for("error"))["error"]["code"] == "no_user_input"
+
+            # Still serving: a typed question gets a spoken answer.
+            await c.send(type="conversation.item.create", item={
+                "type": "message", "role": "user", "content": [{"type": "input_text", "text": "What's your name?"}]})  # fmt: skip
+            added = await c.wait_for("conversation.item.added")
+            assert added["item"]["content"][0]["text"] == "What's your name?"
+            await c.send(type="response.create", response={"instructions": "Be brief."})
+            created = (await c.wait_for("response.created"))["response"]
+            await c.send(type="response.create")
+            assert (await c.wait_for("error"))["error"]["code"] == "conversation_already_has_active_response"
+            done = (await c.wait_for("response.done", timeout=60))["response"]
+            latency = await c.wait_for("quickturn.latency")
+            assert done["id"] == created["id"] and done["status"] == "completed"
+            assert rms(reply_audio(c, done["id"])) > 0.01
+            assert latency["transcript"] == "What's your name?" and latency["reply"].strip()
+
+    run_with_server(cfg, services, scenario)
+
+
+def test_manual_turn_commit_then_cancel(cfg, services):
+    name = "02_your_name.wav"
+
+    async def scenario(url: str) -> None:
+        async with connect(url, max_size=None) as ws:
+            c = Client(ws)
+            await c.wait_for("session.created")
+            await c.send(
+                type="session.update",
+                session={"type": "realtime", "audio": {"input": {"turn_detection": None}}},
+            )
+            assert (await c.wait_for("session.updated"))["session"]["audio"]["input"][
+                "turn_detection"
+            ] is None
+            await c.send(type="input_audio_buffer.commit")
+            assert (await c.wait_for("error"))["error"]["code"] == "input_audio_buffer_commit_empty"
+            pcm = clip_pcm(name)
+            for i in range(0, len(pcm), 32000):  # no pacing needed: the buffer waits for the commit
+                await c.send(type="input_audio_buffer.append", audio=b64(pcm[i : i + 32000]))
+            await c.send(type="input_audio_buffer.commit")
+            committed = await c.wait_for("input_audio_buffer.committed")
+            await c.send(type="response.create")
+            completed = await c.wait_for("conversation.item.input_audio_transcription.completed")
+            assert completed["item_id"] == committed["item_id"]
+            assert word_error_rate(MANIFEST[name]["text"], completed["transcript"]) <= 0.2, completed[
+                "transcript"
+            ]
+            created = (await c.wait_for("response.created"))["response"]
+            await c.wait_for("response.output_audio.delta", timeout=60)
+            await c.send(type="response.cancel")
+            done = (await c.wait_for("response.done"))["response"]
+            assert done["id"] == created["id"] and done["status"] == "cancelled"
+            assert done["status_details"]["reason"] == "client_cancelled"
+            assert (await c.wait_for("quickturn.latency"))["interrupted"] is True
+            assert not c.of("input_audio_buffer.speech_started")  # no server VAD in manual mode
+
+    run_with_server(cfg, services, scenario)
+
+
+@pytest.fixture
+def long_replies(cfg, services):
+    """Replies of at least 24 tokens (a few seconds of speech), long enough to talk over."""
+    services.reply.reconfigure(load_config(None, ["lm.min_tokens=24", "lm.max_tokens=32"]).lm)
+    yield
+    services.reply.reconfigure(cfg.lm)
+
+
+def test_barge_in_cancels_the_reply_and_truncate_sets_the_history(cfg, services, long_replies):
+    async def scenario(server: RealtimeServer) -> None:
+        async with connect(server.url, max_size=None) as ws:
+            c = Client(ws)
+            await c.wait_for("session.created")
+            interruption: asyncio.Queue[bytes] = asyncio.Queue()
+
+            async def microphone() -> None:  # an open mic: speech, silence, then talking over the reply
+                pending = silence(0.3) + clip_pcm("01_greeting.wav")
+                step = 2 * round(CHUNK_S * RATE)
+                while True:
+                    if not pending and not interruption.empty():
+                        pending = interruption.get_nowait()
+                    chunk, pending = (pending[:step], pending[step:]) if pending else (silence(CHUNK_S), b"")
+                    await c.send(type="input_audio_buffer.append", audio=b64(chunk))
+                    await asyncio.sleep(CHUNK_S)
+
+            mic = asyncio.create_task(microphone())
+            try:
+                await c.wait_for("input_audio_buffer.speech_started", timeout=60)
+                await c.wait_for("response.created", timeout=60)
+                first = await c.wait_for("response.output_audio.delta", timeout=60)
+                await asyncio.sleep(0.8)
+                interruption.put_nowait(clip_pcm("12_barge_in.wav"))
+                done = (await c.wait_for("response.done", timeout=60))["response"]
+                latency = await c.wait_for("quickturn.latency")
+                again = await c.wait_for("input_audio_buffer.speech_started")
+                (connection,) = server.connections
+                history = connection.pipeline.conversation.turns
+                heard_by_server = [m.content for m in history if m.role == "assistant"]
+                # The client played everything it was sent (say, a big jitter buffer): it says so.
+                sent_ms = len(reply_audio(c, done["id"])) * 1000 // RATE
+                await c.send(type="conversation.item.truncate", item_id=first["item_id"], content_index=0,
+                             audio_end_ms=sent_ms)  # fmt: skip
+                truncated = await c.wait_for("conversation.item.truncated")
+                second = await c.wait_for("response.created", timeout=60)
+            finally:
+                mic.cancel()
+            assert done["status"] == "cancelled" and done["status_details"]["reason"] == "turn_detected"
+            assert done["output"][0]["status"] == "incomplete"
+            assert latency["interrupted"] is True and latency["response_id"] == done["id"]
+            assert c.first("response.done") < c.events.index(again)  # the reply stops, then the new turn
+            assert truncated["item_id"] == first["item_id"] and truncated["audio_end_ms"] == sent_ms
+            assert second["response"]["id"] != done["id"]
+            said = done["output"][0]["content"][0]["transcript"]
+            # The server's own estimate (its playhead) is a prefix of what was sent; the client's word wins.
+            assert all(said.split()[: len(h.split())] == h.split() for h in heard_by_server), (
+                heard_by_server,
+                said,
+            )
+            assert [m.content for m in history if m.role == "assistant"] == [said]
+            assert not c.of("error"), c.of("error")
+
+    async def main() -> None:
+        async with RealtimeServer(cfg, services, host="127.0.0.1", port=0) as server:
+            await scenario(server)
+
+    asyncio.run(main())
+
+
+MOSQUITTO = shutil.which("mosquitto") or (
+    "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
+)
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[int]:
+    """A throwaway broker on a free local port (started and stopped by this test only)."""
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto not installed (apt install mosquitto)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {pwd.getpwuid(os.getuid()).pw_name}\n"
+    )
+    proc = subprocess.Popen(
+        [MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("mosquitto did not start") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.mqtt
+def test_mqtt_bridge_publishes_the_servers_turns(cfg, services, mosquitto):
+    with_mqtt = copy.deepcopy(cfg)
+    with_mqtt.mqtt.enabled = True
+    with_mqtt.mqtt.port = mosquitto
+    with_mqtt.mqtt.topic_prefix = "qt-serve-test"
+
+    async def scenario(url: str) -> None:
+        async with aiomqtt.Client("127.0.0.1", mosquitto) as mqtt, connect(url, max_size=None) as ws:
+            await mqtt.subscribe("qt-serve-test/latency", qos=1)
+            c = Client(ws)
+            await c.wait_for("session.created")
+            await c.send(type="conversation.item.create", item={
+                "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello!"}]})  # fmt: skip
+            await c.send(type="response.create")
+            latency = await c.wait_for("quickturn.latency", timeout=60)
+            async with asyncio.timeout(20):
+                message = await anext(mqtt.messages)
+            published = json.loads(message.payload)
+            assert published["type"] == "quickturn.latency" and published["transcript"] == "Hello!"
+            assert published["reply"] == latency["reply"]
+
+    run_with_server(with_mqtt, services, scenario)
+
+
+def test_handshake_checks_path_and_api_key(cfg, services):
+    keyed = copy.deepcopy(cfg)
+    keyed.server.api_key = "s3cret"
+
+    async def scenario(url: str) -> None:
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(url):
+                pass
+        assert info.value.response.status_code == 401
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(
+                url.replace("/v1/realtime", "/v2/other"),
+                additional_headers={"Authorization": "Bearer s3cret"},
+            ):
+                pass
+        assert info.value.response.status_code == 404
+        async with connect(url + "?model=x", additional_headers={"Authorization": "Bearer s3cret"}) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+
+    run_with_server(keyed, services, scenario)
