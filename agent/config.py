@@ -107,8 +107,27 @@ class BargeInSection:
     min_words: int = 1  # words (other than backchannels) needed to interrupt
     backchannels: list[str] = field(
         default_factory=lambda: [
-            "mm", "mhm", "mm-hm", "mm-hmm", "uh-huh", "uh", "um", "hmm", "yeah", "yes", "yep", "ok",
-            "okay", "right", "sure", "i see", "oh", "ah", "wow", "cool", "nice",
+            "mm",
+            "mhm",
+            "mm-hm",
+            "mm-hmm",
+            "uh-huh",
+            "uh",
+            "um",
+            "hmm",
+            "yeah",
+            "yes",
+            "yep",
+            "ok",
+            "okay",
+            "right",
+            "sure",
+            "i see",
+            "oh",
+            "ah",
+            "wow",
+            "cool",
+            "nice",
         ]
     )
 

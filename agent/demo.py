@@ -31,18 +31,27 @@ def _print_event(console, event: Event) -> None:
         s = event.stages_ms
         v2v = f"{event.v2v_ms:.0f} ms" if event.v2v_ms is not None else "—"
         console.print(f"[bold]turn {event.turn}[/bold]  user: [cyan]{event.transcript!r}[/cyan]")
-        console.print(f"         agent: [green]{event.reply!r}[/green]{'  (interrupted)' if event.interrupted else ''}")
-        parts = [f"{k.removesuffix('_ms')} {s[k]:.0f}" for k in ("endpoint_ms", "asr_final_ms", "lm_ms",
-                                                                  "tts_first_chunk_ms", "output_ms") if k in s]
+        console.print(
+            f"         agent: [green]{event.reply!r}[/green]{'  (interrupted)' if event.interrupted else ''}"
+        )
+        parts = [
+            f"{k.removesuffix('_ms')} {s[k]:.0f}"
+            for k in ("endpoint_ms", "asr_final_ms", "lm_ms", "tts_first_chunk_ms", "output_ms")
+            if k in s
+        ]
         console.print(f"         ms: {', '.join(parts)}  [bold]V2V {v2v}[/bold]")
     elif isinstance(event, BargeIn):
-        console.print(f"[yellow]barge-in[/yellow]: reply stopped after {event.heard_s:.2f} s "
-                      f"(heard: {event.heard_text!r}); output silent within {event.stop_ms:.0f} ms")
+        console.print(
+            f"[yellow]barge-in[/yellow]: reply stopped after {event.heard_s:.2f} s "
+            f"(heard: {event.heard_text!r}); output silent within {event.stop_ms:.0f} ms"
+        )
     elif isinstance(event, BargeInIgnored):
         console.print(f"[dim]ignored {event.reason}: {event.text!r}[/dim]")
 
 
-def conversation_wav(mic_frames: list[tuple[float, np.ndarray]], runner: ScriptRunner, rate: int) -> np.ndarray:
+def conversation_wav(
+    mic_frames: list[tuple[float, np.ndarray]], runner: ScriptRunner, rate: int
+) -> np.ndarray:
     """Stereo timeline of the session: left = what the user said, right = what the agent played."""
     if not mic_frames:
         return np.zeros((0, 2), np.float32)
@@ -68,8 +77,14 @@ def conversation_wav(mic_frames: list[tuple[float, np.ndarray]], runner: ScriptR
     return out
 
 
-async def run_demo(cfg: QuickturnConfig, services: Services, folder: Path, out_dir: Path | None,
-                   json_path: Path | None, console) -> dict:
+async def run_demo(
+    cfg: QuickturnConfig,
+    services: Services,
+    folder: Path,
+    out_dir: Path | None,
+    json_path: Path | None,
+    console,
+) -> dict:
     items = load_items(folder)
     bus = EventBus()
     bus.subscribe(lambda e: _print_event(console, e))
@@ -85,8 +100,11 @@ async def run_demo(cfg: QuickturnConfig, services: Services, folder: Path, out_d
         out_dir.mkdir(parents=True, exist_ok=True)
         for turn, chunks in runner.pipeline.reply_audio.items():
             if chunks:
-                write_wav(out_dir / f"reply_turn{turn:02d}.wav", np.concatenate([c.samples for c in chunks]),
-                          chunks[0].sample_rate)
+                write_wav(
+                    out_dir / f"reply_turn{turn:02d}.wav",
+                    np.concatenate([c.samples for c in chunks]),
+                    chunks[0].sample_rate,
+                )
         stereo = conversation_wav(runner.mic_frames, runner, cfg.audio.sample_rate)
         write_wav(out_dir / "conversation.wav", stereo, cfg.audio.sample_rate)
     if json_path is not None:
@@ -94,6 +112,12 @@ async def run_demo(cfg: QuickturnConfig, services: Services, folder: Path, out_d
     return report
 
 
-def run(cfg: QuickturnConfig, services: Services, folder: Path, out_dir: Path | None, json_path: Path | None,
-        console) -> dict:
+def run(
+    cfg: QuickturnConfig,
+    services: Services,
+    folder: Path,
+    out_dir: Path | None,
+    json_path: Path | None,
+    console,
+) -> dict:
     return asyncio.run(run_demo(cfg, services, folder, out_dir, json_path, console))

@@ -191,7 +191,9 @@ class VoicePipeline:
         self.vad = services.vad_factory()
         frame_ms = cfg.audio.frame_ms
         self.frame_s = frame_ms / 1000
-        self.detector = SpeechDetector(cfg.vad.threshold_on, cfg.vad.threshold_off, cfg.vad.min_speech_ms, frame_ms)
+        self.detector = SpeechDetector(
+            cfg.vad.threshold_on, cfg.vad.threshold_off, cfg.vad.min_speech_ms, frame_ms
+        )
         self._preroll: collections.deque[np.ndarray] = collections.deque(
             maxlen=max(1, round(cfg.vad.preroll_ms / frame_ms))
         )
@@ -403,14 +405,21 @@ class VoicePipeline:
     async def _produce(self, reply: _Reply, audio: np.ndarray, speculative: bool) -> None:
         try:
             t0 = now()
-            transcript: Transcript = await self._in_thread(self._asr_pool, self.services.asr.transcribe, audio)
+            transcript: Transcript = await self._in_thread(
+                self._asr_pool, self.services.asr.transcribe, audio
+            )
             if reply.cancel.is_set():
                 return
             reply.transcript = transcript.text
-            self.emit(FinalTranscript(reply.turn, now(), transcript.text, transcript.audio_s,
-                                      (now() - t0) * 1e3, speculative))
+            self.emit(
+                FinalTranscript(
+                    reply.turn, now(), transcript.text, transcript.audio_s, (now() - t0) * 1e3, speculative
+                )
+            )
             if transcript.text:
-                messages = [m.as_dict() for m in self.conversation.messages_for(transcript.text, self.clock())]
+                messages = [
+                    m.as_dict() for m in self.conversation.messages_for(transcript.text, self.clock())
+                ]
                 await self._in_thread(self._reply_pool, self._generate_and_speak, reply, messages)
         except asyncio.CancelledError:
             raise
@@ -444,7 +453,7 @@ class VoicePipeline:
                         return
                     self._emit_for_reply(
                         reply,
-                        TTSChunk(reply.turn, now(), index, chunk.text, chunk.synth_ms, chunk.duration_s)
+                        TTSChunk(reply.turn, now(), index, chunk.text, chunk.synth_ms, chunk.duration_s),
                     )
                     self._loop.call_soon_threadsafe(reply.chunks.put_nowait, chunk)
                     index += 1
@@ -459,8 +468,16 @@ class VoicePipeline:
         reply.text = " ".join(p for p in pieces if p).strip()
         self._emit_for_reply(
             reply,
-            LMFinished(reply.turn, now(), reply.text, stats.steps, stats.tokens, stats.forwards,
-                       stats.lm_ms, stats.prefill_ms)
+            LMFinished(
+                reply.turn,
+                now(),
+                reply.text,
+                stats.steps,
+                stats.tokens,
+                stats.forwards,
+                stats.lm_ms,
+                stats.prefill_ms,
+            ),
         )
 
     async def _play(self, reply: _Reply) -> None:
@@ -534,8 +551,12 @@ class VoicePipeline:
         if self._interrupt is None:
             if decision.event == "start":
                 frames = list(self._preroll)
-                self._interrupt = _Interruption(frame.t - len(frames) * self.frame_s, frames, frame.t,
-                                                voiced_frames=self.detector.min_speech_frames)
+                self._interrupt = _Interruption(
+                    frame.t - len(frames) * self.frame_s,
+                    frames,
+                    frame.t,
+                    voiced_frames=self.detector.min_speech_frames,
+                )
             return
         itr = self._interrupt
         itr.frames.append(x)

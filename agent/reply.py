@@ -215,8 +215,14 @@ class ARBaselineReply(ReplyModel):
         ids = self._ar_generate(engine.model, prompt, self.cfg.max_tokens, engine.cfg.eos_token_ids)
         engine.reset()  # the AR run overwrote the KV cache the diffusion engine keeps track of
         ms = (time.perf_counter() - t0) * 1e3
-        self._stats = ReplyStats(self.name, steps=len(ids), tokens=len(ids), forwards=len(ids) + 1, lm_ms=ms,
-                                 prompt_tokens=len(prompt))
+        self._stats = ReplyStats(
+            self.name,
+            steps=len(ids),
+            tokens=len(ids),
+            forwards=len(ids) + 1,
+            lm_ms=ms,
+            prompt_tokens=len(prompt),
+        )
         yield ReplyPiece(engine.tokenizer.decode(ids).strip(), True)
 
     def warmup(self) -> None:
@@ -254,8 +260,9 @@ class TeacherReply(ReplyModel):
         )
         text = texts[0][0].strip() if texts and texts[0] else ""
         n = len(self._teacher.tokenizer.encode(text, add_special_tokens=False))
-        self._stats = ReplyStats(self.name, steps=n, tokens=n, forwards=n + 1,
-                                 lm_ms=(time.perf_counter() - t0) * 1e3)
+        self._stats = ReplyStats(
+            self.name, steps=n, tokens=n, forwards=n + 1, lm_ms=(time.perf_counter() - t0) * 1e3
+        )
         yield ReplyPiece(text, True)
 
     def reconfigure(self, cfg: LMSection) -> None:

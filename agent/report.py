@@ -1,8 +1,8 @@
 """Turn reports in one schema for ``quickturn demo --json`` and ``quickturn profile --json``.
 
-    {"meta": {...machine, config, versions, git commit, date, command},
-     "turns": [{"file", "transcript", "reply", "<stage>_ms"..., "v2v_ms", ...}],
-     "summary": {"<stage>_ms": {"p50", "p95", "p99", "mean", "n"}, ..., "v2v_ms": {...}}}
+{"meta": {...machine, config, versions, git commit, date, command},
+ "turns": [{"file", "transcript", "reply", "<stage>_ms"..., "v2v_ms", ...}],
+ "summary": {"<stage>_ms": {"p50", "p95", "p99", "mean", "n"}, ..., "v2v_ms": {...}}}
 """
 
 from __future__ import annotations
@@ -26,7 +26,16 @@ from .events import Event, LatencyReport
 from .latency import STAGES, summarize_turn
 from .wer import word_error_rate
 
-PACKAGES = ("torch", "faster-whisper", "ctranslate2", "piper-tts", "onnxruntime", "numpy", "websockets", "aiomqtt")
+PACKAGES = (
+    "torch",
+    "faster-whisper",
+    "ctranslate2",
+    "piper-tts",
+    "onnxruntime",
+    "numpy",
+    "websockets",
+    "aiomqtt",
+)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -76,10 +85,20 @@ def _gpu() -> str | None:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5,
-                               cwd=Path(__file__).resolve().parent).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -97,7 +116,12 @@ def meta(cfg: QuickturnConfig, extra: dict[str, Any] | None = None) -> dict[str,
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": _gpu(), "platform": platform.platform()},
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "gpu": _gpu(),
+            "platform": platform.platform(),
+        },
         "git_commit": _git_commit(),
         "versions": _versions(),
         "config": cfg.to_dict(),

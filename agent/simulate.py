@@ -77,7 +77,9 @@ def load_items(path: str | Path) -> list[ScriptItem]:
                 raise InputError(f"{manifest}: entry {n} names a missing file: {f}")
             action = e.get("action", "respond")
             if action not in ACTIONS:
-                raise InputError(f"{manifest}: entry {n} has unknown action {action!r} ({', '.join(ACTIONS)})")
+                raise InputError(
+                    f"{manifest}: entry {n} has unknown action {action!r} ({', '.join(ACTIONS)})"
+                )
             after = e.get("barge_in_after_ms", e.get("backchannel_after_ms", 0.0))
             extra = {k: v for k, v in e.items() if k not in ("file", "text", "action")}
             items.append(ScriptItem(f, e.get("text"), action, float(after), extra))
@@ -112,7 +114,9 @@ class ScriptRunner:
     ) -> None:
         self.cfg = cfg
         self.bus = bus or EventBus()
-        self.mic = SimulatedMic(cfg.audio.sample_rate, round(cfg.audio.sample_rate * cfg.audio.frame_ms / 1000))
+        self.mic = SimulatedMic(
+            cfg.audio.sample_rate, round(cfg.audio.sample_rate * cfg.audio.frame_ms / 1000)
+        )
         self.speaker = SimulatedSpeaker(services.tts.sample_rate, cfg.audio.output_block_ms, record=record)
         self.pipeline = VoicePipeline(cfg, services, self.speaker, self.bus)
         self.gap_s = gap_s
@@ -153,8 +157,12 @@ class ScriptRunner:
             window = self.events[bounds[n] : bounds[n + 1]]
             result.turns = [e.turn for e in window if isinstance(e, SpeechStarted)]
             result.barge_in = next((e for e in window if isinstance(e, BargeIn)), None)
-            result.ignored = result.ignored or next((e for e in window if isinstance(e, BargeInIgnored)), None)
-            result.reports = [e for e in self.events if isinstance(e, LatencyReport) and e.turn in result.turns]
+            result.ignored = result.ignored or next(
+                (e for e in window if isinstance(e, BargeInIgnored)), None
+            )
+            result.reports = [
+                e for e in self.events if isinstance(e, LatencyReport) and e.turn in result.turns
+            ]
             if on_item is not None:
                 on_item(result)
         return results

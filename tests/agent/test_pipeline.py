@@ -88,7 +88,9 @@ def test_turns_transcribe_reply_and_speak_in_order(cfg, services):
         lm = of(events, LMFinished, turn)[-1]
         assert lm.text, "the reply model returned an empty reply"
         assert lm.steps == cfg.lm.steps and lm.forwards >= lm.steps
-        audio = np.concatenate([c.samples for c in runner.pipeline.reply_audio.get(turn, [])] or [np.zeros(1)])
+        audio = np.concatenate(
+            [c.samples for c in runner.pipeline.reply_audio.get(turn, [])] or [np.zeros(1)]
+        )
         assert np.sqrt(np.mean(audio**2)) > 0.01, "reply audio is silent"
         # Event order and timestamps of the committed attempt.
         started = of(events, SpeechStarted, turn)[0]
