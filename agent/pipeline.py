@@ -30,6 +30,7 @@ from datetime import datetime
 import numpy as np
 
 from audio.aec import EchoCanceller, PlaybackReference
+from audio.resample import resample
 from audio.sinks import AudioSink
 from audio.sources import AudioFrame
 from audio.vad import SileroVAD, SpeechDetector
@@ -377,6 +378,56 @@ class VoicePipeline:
 
         asyncio.ensure_future(run())
 
+    # -- entry points for servers (typed turns, manually committed audio, cancel) ------------------------
+    @property
+    def busy(self) -> bool:
+        return self.state is not TurnState.LISTENING
+
+    async def transcribe(self, samples: np.ndarray, rate: int) -> str:
+        """ASR of a manually committed buffer, on the pipeline's ASR thread."""
+        self._loop = asyncio.get_running_loop()
+        target = self.cfg.audio.sample_rate
+
+        def work() -> str:
+            return self.services.asr.transcribe(resample(samples, rate, target)).text
+
+        return await self._in_thread(self._asr_pool, work)
+
+    def respond_to_text(self, text: str) -> int:
+        """Start a reply to ``text`` now, as a committed turn; returns its turn number."""
+        if self.busy:
+            raise RuntimeError("a turn is already in progress")
+        self._loop = asyncio.get_running_loop()
+        self._turn += 1
+        self._turn_events = []
+        self.idle.clear()
+        reply = _Reply(self._turn, now())
+        self._reply = reply
+        self.state = TurnState.REPLYING
+        reply.tasks.append(asyncio.ensure_future(self._produce(reply, None, False, text)))
+        reply.tasks.append(asyncio.ensure_future(self._play(reply)))
+        reply.commit.set()
+        return reply.turn
+
+    def cancel_reply(self) -> bool:
+        """Stop the committed reply like a barge-in (e.g. a client's ``response.cancel``), then listen."""
+        reply = self._reply
+        if reply is None or self.state not in (TurnState.REPLYING, TurnState.SPEAKING):
+            return False
+        heard_samples = self.sink.stop_now()
+        reply.cancel.set()
+        for task in reply.tasks:
+            task.cancel()
+        heard_s = heard_samples / self.sink.sample_rate if reply.first_sample_t is not None else 0.0
+        self._finish_turn(reply, heard_prefix(reply.played, heard_s), heard_s, interrupted=True)
+        # _finish_turn leaves an interrupted turn mid-speech (a barge-in starts the next utterance).
+        self.state = TurnState.LISTENING
+        self._utt = None
+        self._interrupt = None
+        self.detector.reset()
+        self.idle.set()
+        return True
+
     # -- replies -------------------------------------------------------------------------------------
     def _start_reply(self, utt: _Utterance, speculative: bool = True) -> _Reply:
         reply = _Reply(utt.turn, now())
@@ -402,24 +453,27 @@ class VoicePipeline:
         reply = self._reply or self._start_reply(utt, speculative=False)
         reply.commit.set()
 
-    async def _produce(self, reply: _Reply, audio: np.ndarray, speculative: bool) -> None:
+    async def _produce(
+        self, reply: _Reply, audio: np.ndarray | None, speculative: bool, text: str = ""
+    ) -> None:
+        """ASR of the turn's audio (unless ``text`` is given: a typed turn), then LM + TTS."""
         try:
-            t0 = now()
-            transcript: Transcript = await self._in_thread(
-                self._asr_pool, self.services.asr.transcribe, audio
-            )
-            if reply.cancel.is_set():
-                return
-            reply.transcript = transcript.text
-            self.emit(
-                FinalTranscript(
-                    reply.turn, now(), transcript.text, transcript.audio_s, (now() - t0) * 1e3, speculative
+            if audio is not None:
+                t0 = now()
+                transcript: Transcript = await self._in_thread(
+                    self._asr_pool, self.services.asr.transcribe, audio
                 )
-            )
-            if transcript.text:
-                messages = [
-                    m.as_dict() for m in self.conversation.messages_for(transcript.text, self.clock())
-                ]
+                if reply.cancel.is_set():
+                    return
+                text = transcript.text
+                self.emit(
+                    FinalTranscript(
+                        reply.turn, now(), text, transcript.audio_s, (now() - t0) * 1e3, speculative
+                    )
+                )
+            reply.transcript = text
+            if text:
+                messages = [m.as_dict() for m in self.conversation.messages_for(text, self.clock())]
                 await self._in_thread(self._reply_pool, self._generate_and_speak, reply, messages)
         except asyncio.CancelledError:
             raise

@@ -33,19 +33,17 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from agent.config import MQTTSection, QuickturnConfig
-from agent.events import Event, EventBus, LatencyReport, StageError, now
+from agent.events import Event, EventBus, LatencyReport
 from agent.pipeline import (
     Services,
-    TurnState,
     VoicePipeline,
-    _Reply,  # the reply record the entry points below share with VoicePipeline's own turns
     heard_prefix,
 )
 from agent.prompt import Message
 from agent.tts import SynthChunk
 from audio.formats import float_to_pcm16_bytes, pcm16_bytes_to_float, to_float32
 from audio.framing import Framer
-from audio.resample import StreamResampler, resample
+from audio.resample import StreamResampler
 from audio.sinks import SimulatedSpeaker
 from audio.sources import AudioFrame
 from audio.vad import SileroVAD
@@ -91,77 +89,6 @@ class ServerError(RuntimeError):
 
 
 # -- the pipeline, with the entry points a Realtime client needs beyond audio frames ----------------------
-class ServedPipeline(VoicePipeline):
-    """``VoicePipeline`` plus typed/committed turns and cancelling, for ``response.create``/``.cancel``.
-
-    These reuse the pipeline's own reply machinery (``_generate_and_speak``, ``_play``, ``_finish_turn``)
-    and worker pools rather than re-implementing them; they would sit better in ``VoicePipeline`` itself.
-    """
-
-    @property
-    def busy(self) -> bool:
-        return self.state is not TurnState.LISTENING
-
-    async def transcribe(self, samples: np.ndarray, rate: int) -> str:
-        """ASR of a manually committed buffer, on the pipeline's ASR thread."""
-        self._loop = asyncio.get_running_loop()
-        target = self.cfg.audio.sample_rate
-
-        def work() -> str:
-            return self.services.asr.transcribe(resample(samples, rate, target)).text
-
-        return await self._in_thread(self._asr_pool, work)
-
-    def respond_to_text(self, text: str) -> int:
-        """Start a reply to ``text`` now, as a committed turn; returns its turn number."""
-        if self.busy:
-            raise RuntimeError("a turn is already in progress")
-        self._loop = asyncio.get_running_loop()
-        self._turn += 1
-        self._turn_events = []
-        self.idle.clear()
-        reply = _Reply(self._turn, now())
-        reply.transcript = text
-        self._reply = reply
-        self.state = TurnState.REPLYING
-        reply.tasks.append(asyncio.ensure_future(self._produce_text(reply, text)))
-        reply.tasks.append(asyncio.ensure_future(self._play(reply)))
-        reply.commit.set()
-        return reply.turn
-
-    async def _produce_text(self, reply: _Reply, text: str) -> None:
-        # VoicePipeline._produce after its ASR step: the text is the transcript.
-        try:
-            messages = [m.as_dict() for m in self.conversation.messages_for(text, self.clock())]
-            await self._in_thread(self._reply_pool, self._generate_and_speak, reply, messages)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.emit(StageError(reply.turn, now(), "reply", f"{type(exc).__name__}: {exc}"))
-        finally:
-            reply.producing_done = True
-            reply.chunks.put_nowait(None)
-
-    def cancel_reply(self) -> bool:
-        """``response.cancel``: stop the committed reply like a barge-in, then listen again."""
-        reply = self._reply
-        if reply is None or self.state not in (TurnState.REPLYING, TurnState.SPEAKING):
-            return False
-        heard_samples = self.sink.stop_now()
-        reply.cancel.set()
-        for task in reply.tasks:
-            task.cancel()
-        heard_s = heard_samples / self.sink.sample_rate if reply.first_sample_t is not None else 0.0
-        self._finish_turn(reply, heard_prefix(reply.played, heard_s), heard_s, interrupted=True)
-        # _finish_turn leaves an interrupted turn mid-speech (a barge-in starts the next utterance).
-        self.state = TurnState.LISTENING
-        self._utt = None
-        self._interrupt = None
-        self.detector.reset()
-        self.idle.set()
-        return True
-
-
 # -- audio in and out ---------------------------------------------------------------------------------
 class ClientSink(SimulatedSpeaker):
     """Reply audio goes to the client as soon as it is written; a virtual playhead follows at real time.
@@ -285,7 +212,7 @@ class _Connection:
                                self._on_reply_audio, self._on_reply_end)  # fmt: skip
         frame_samples = round(cfg.audio.sample_rate * cfg.audio.frame_ms / 1000)
         self.feed = FrameFeed(cfg.audio.sample_rate, frame_samples, self.session.clock)
-        self.pipeline: ServedPipeline | None = None
+        self.pipeline: VoicePipeline | None = None
         self._pipe_task: asyncio.Task[None] | None = None
         self._pending: list[tuple[str, asyncio.Future[str]]] = []  # user items awaiting response.create
         self._reply_messages: tuple[str, Message | None, Message | None] | None = None  # for truncation
@@ -313,17 +240,17 @@ class _Connection:
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
 
-    async def _new_pipeline(self, cfg: QuickturnConfig) -> ServedPipeline:
+    async def _new_pipeline(self, cfg: QuickturnConfig) -> VoicePipeline:
         return self._build_pipeline(cfg, await self._load_vad())
 
     async def _load_vad(self) -> SileroVAD:
         return await asyncio.to_thread(self.server.services.vad_factory)  # an ONNX session: off the loop
 
-    def _build_pipeline(self, cfg: QuickturnConfig, vad: SileroVAD) -> ServedPipeline:
+    def _build_pipeline(self, cfg: QuickturnConfig, vad: SileroVAD) -> VoicePipeline:
         """A pipeline on the shared models with its own VAD; it takes over the sink's callbacks."""
         services = self.server.services
         bus = EventBus()
-        pipeline = ServedPipeline(cfg, dataclasses.replace(services, vad_factory=lambda: vad), self.sink, bus)
+        pipeline = VoicePipeline(cfg, dataclasses.replace(services, vad_factory=lambda: vad), self.sink, bus)
         bus.subscribe(lambda ev: self._on_pipeline_event(pipeline, ev))
         bus.subscribe(self.server.bus.publish)
         return pipeline
@@ -375,7 +302,7 @@ class _Connection:
             while True:
                 await self.ws.send(await self.out.get())
 
-    def _on_pipeline_event(self, pipeline: ServedPipeline, ev: Event) -> None:
+    def _on_pipeline_event(self, pipeline: VoicePipeline, ev: Event) -> None:
         if pipeline is not self.pipeline:
             return  # a late event from a pipeline replaced by session.update
         try:
@@ -383,7 +310,7 @@ class _Connection:
         except Exception:  # runs inside the pipeline's emit(): a bug here must not stop the pipeline
             log.exception("error translating %s", type(ev).__name__)
 
-    def _translate(self, pipeline: ServedPipeline, ev: Event) -> None:
+    def _translate(self, pipeline: VoicePipeline, ev: Event) -> None:
         reply_item = self.session.response.item_id if self.session.response is not None else None
         had_output = self.session.response is not None and self.session.response.output_started
         self.send(self.session.on_pipeline_event(ev))
@@ -495,7 +422,7 @@ class _Connection:
         self.send(events)
         self._pending.append((item_id, asyncio.ensure_future(self._transcribe(self.pipeline, item_id, pcm))))
 
-    async def _transcribe(self, pipeline: ServedPipeline, item_id: str, pcm: bytes) -> str:
+    async def _transcribe(self, pipeline: VoicePipeline, item_id: str, pcm: bytes) -> str:
         try:
             text = await pipeline.transcribe(pcm16_bytes_to_float(pcm), RATE)
         except Exception as exc:
