@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +34,8 @@ def _messages(record: dict) -> list[dict[str, str]]:
     return [{"role": "user", "content": record["prev"]}, {"role": "assistant", "content": record["reply"]}]
 
 
-def read_chat_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
-    """Read .jsonl or .jsonl.gz chat examples."""
+def read_chat_jsonl(path: str | Path, kinds: Sequence[str] = ()) -> list[list[dict[str, str]]]:
+    """Read .jsonl or .jsonl.gz chat examples; with ``kinds``, only records whose "kind" is one of them."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"training data not found: {path}")
@@ -45,7 +46,10 @@ def read_chat_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
             if not line.strip():
                 continue
             try:
-                messages = _messages(json.loads(line))
+                record = json.loads(line)
+                if kinds and record.get("kind") not in kinds:
+                    continue
+                messages = _messages(record)
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise DataError(
                     f"{path}:{n}: expected a JSON object with 'messages' (or 'prev' and 'reply'): {exc}"
@@ -54,7 +58,7 @@ def read_chat_jsonl(path: str | Path) -> list[list[dict[str, str]]]:
                 raise DataError(f"{path}:{n}: the last message must be the assistant's reply")
             out.append(messages)
     if not out:
-        raise DataError(f"{path} holds no examples")
+        raise DataError(f"{path} holds no examples" + (f" of kinds {list(kinds)}" if kinds else ""))
     return out
 
 

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 import tomllib
@@ -37,6 +38,7 @@ from .objective import loss_terms, make_batch, masked_elbo, output_bias_for
 class Source:
     path: str
     weight: float = 1.0
+    kinds: list[str] = field(default_factory=list)  # only examples of these kinds ("" = all)
 
 
 @dataclass
@@ -165,8 +167,9 @@ class Trainer:
         return allowed
 
     def _load_source(self, src: Source) -> list[Example]:
-        examples, skipped = self._tokenize(read_chat_jsonl(src.path))
-        self.log(f"data: {src.path}: {len(examples)} examples ({skipped} too long, skipped)")
+        examples, skipped = self._tokenize(read_chat_jsonl(src.path, src.kinds))
+        which = f" (kinds {', '.join(src.kinds)})" if src.kinds else ""
+        self.log(f"data: {src.path}{which}: {len(examples)} examples ({skipped} too long, skipped)")
         if not examples:
             raise DataError(f"{src.path}: no example fits max_context={self.cfg.max_context}")
         return examples
@@ -271,7 +274,7 @@ class Trainer:
                 rate = tokens / max(1e-9, time.monotonic() - started)
                 record = {
                     "step": self.step,
-                    "loss": round(float(terms["loss"]), 4),
+                    "loss": round(float(terms["loss"].detach()), 4),
                     "diffusion": round(sum(window) / len(window), 4),
                     "ar": round(float(terms.get("ar", torch.tensor(0.0))), 4),
                     "lr": lr,
@@ -362,6 +365,10 @@ def export_checkpoint(ckpt: str | Path, tokenizer_json: str | Path, folder: str 
     return int(state["step"])
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -397,5 +404,12 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    trainer.train()
+    # Ctrl-C or a SIGTERM saves a checkpoint at the current step, so no work is lost between saves.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        trainer.train()
+    except KeyboardInterrupt:
+        trainer.save()
+        log(f"interrupted: saved step {trainer.step} to {Path(cfg.out_dir) / 'last.pt'}")
+        return 130
     return 0
