@@ -79,6 +79,8 @@ def loss_terms(
     ar_fraction: float = 1.0,
     generator: torch.Generator | None = None,
     output_bias: Tensor | None = None,
+    copy_weight: float = 0.0,
+    copyable: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Returns {"loss", "diffusion", "ar"} (scalars); only ``loss`` carries gradients for training.
 
@@ -87,6 +89,11 @@ def loss_terms(
     -inf) restricts the denoiser's softmax to an output vocabulary: tokens outside it get no gradient
     from the reply head, so rare tokens cannot drift (with Adam, a token that is only ever pushed down
     moves by ~lr every step) into confident nonsense.
+
+    ``copy_weight`` > 0 multiplies by (1 + copy_weight) the loss of reply tokens that also occur in the
+    row's prefix and are ``copyable`` ([V] bool: not part of the fixed prompt template). Copying a name or
+    a time out of the prompt is one token in a dozen, and a small model plateaus long before it learns
+    to look for it; the extra weight is the push the copying circuit needs.
     """
     mask = attention_mask(batch.prefix_len, batch.block_len, batch.tokens.shape[1])
     hidden = model.hidden_masked(batch.tokens, mask)
@@ -99,6 +106,10 @@ def loss_terms(
     if output_bias is not None:
         logits = logits + output_bias
     ce = F.cross_entropy(logits, batch.targets[rows, cols], reduction="none")
+    if copy_weight > 0:
+        ce = ce * (
+            1 + copy_weight * in_prefix(batch, logits.shape[-1], copyable)[rows, batch.targets[rows, cols]]
+        )
     per_row = torch.zeros(batch.tokens.shape[0]).index_add_(0, rows, ce / batch.t[rows])
     diffusion = (per_row / batch.block_len).mean()
     out = {"diffusion": diffusion}
@@ -166,3 +177,16 @@ def output_bias_for(cfg) -> Tensor | None:
     bias = torch.full((cfg.vocab_size,), float("-inf"))
     bias[list(cfg.output_token_ids)] = 0.0
     return bias
+
+
+def in_prefix(batch: Batch, vocab_size: int, copyable: Tensor | None = None) -> Tensor:
+    """[B, V] float: 1 where token v occurs in row b's prefix (and is ``copyable``), else 0."""
+    b, t = batch.targets.shape
+    pos = torch.arange(t)[None, :]
+    rows = torch.arange(b)[:, None].expand(b, t)
+    seen = pos < batch.prefix_len[:, None]
+    table = torch.zeros(b, vocab_size)
+    table[rows[seen], batch.targets[seen]] = 1.0
+    if copyable is not None:
+        table = table * copyable.float()
+    return table

@@ -60,6 +60,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ar_weight: float = 0.5
     ar_fraction: float = 1.0  # share of prefix positions that get the next-token loss
+    copy_weight: float = 0.0  # extra loss weight on reply tokens copied from the prompt (objective.py)
     length_buckets: int = 4  # draw this many × batch_size candidates and keep similar lengths
     threads: int = 0  # 0 = torch default
     device: str = "cpu"
@@ -135,6 +136,7 @@ class Trainer:
         self.rng = random.Random(cfg.seed)
         self.torch_gen = torch.Generator().manual_seed(cfg.seed)
         self.sources = [self._load_source(s) for s in cfg.sources]
+        self.copyable = self._copyable_tokens() if cfg.copy_weight > 0 else None
         self.heldout: list[Example] = []
         if cfg.heldout:
             self.heldout, _ = self._tokenize(read_chat_jsonl(cfg.heldout))
@@ -165,6 +167,16 @@ class Trainer:
         for enc in self.tokenizer.tokenizer.encode_batch(replies, add_special_tokens=False):
             allowed.update(enc.ids)
         return allowed
+
+    def _copyable_tokens(self, sample: int = 2000) -> torch.Tensor:
+        """[V] bool: tokens that are not part of the fixed prompt template (those in over half of the
+        prompts: role markers, "Your name is", punctuation), so only real context values count as copies."""
+        rng = random.Random(0)
+        examples = [ex for src in self.sources for ex in rng.sample(src, min(sample, len(src)))]
+        counts = torch.zeros(self.model_cfg.vocab_size)
+        for ex in examples:
+            counts[torch.tensor(sorted(set(ex.prompt)))] += 1
+        return counts <= len(examples) / 2
 
     def _load_source(self, src: Source) -> list[Example]:
         examples, skipped = self._tokenize(read_chat_jsonl(src.path, src.kinds))
@@ -262,6 +274,8 @@ class Trainer:
                 cfg.ar_fraction,
                 self.torch_gen,
                 self.output_bias,
+                cfg.copy_weight,
+                self.copyable,
             )
             self.opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
