@@ -290,7 +290,7 @@ class Trainer:
                     "step": self.step,
                     "loss": round(float(terms["loss"].detach()), 4),
                     "diffusion": round(sum(window) / len(window), 4),
-                    "ar": round(float(terms.get("ar", torch.tensor(0.0))), 4),
+                    "ar": round(float(terms.get("ar", torch.tensor(0.0)).detach()), 4),
                     "lr": lr,
                     "grad_norm": round(float(grad_norm), 3),
                     "tok_per_s": round(rate),
