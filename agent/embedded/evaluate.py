@@ -164,38 +164,37 @@ def run_teacher(items: list[dict], batch_size: int = 16, latency_items: int = 20
             rec = json.loads(line)
             cache[json.dumps(rec["messages"])] = rec
     todo = [it for it in items if json.dumps(it["messages"][:-1]) not in cache]
+    picks = items[:: max(1, len(items) // latency_items)][:latency_items] if latency_items else []
+    teacher = None
+    if todo or picks:
+        from .teacher import load_teacher
+
+        teacher = load_teacher()  # once, for both the missing replies and the timing
     if todo:
         from .filters import first_sentences
-        from .teacher import load_teacher, teacher_reply
+        from .teacher import teacher_reply
 
-        teacher = load_teacher()
         with TEACHER_CACHE.open("a") as f:
             for i in range(0, len(todo), batch_size):
                 chunk = todo[i : i + batch_size]
-                t0 = time.perf_counter()
                 outs = teacher_reply(teacher, [it["messages"][:-1] for it in chunk], seed=i)
-                per = (time.perf_counter() - t0) * 1e3 / len(chunk)
                 for it, out in zip(chunk, outs):
-                    rec = {"messages": it["messages"][:-1], "reply": first_sentences(out[0]), "ms": per}
+                    rec = {"messages": it["messages"][:-1], "reply": first_sentences(out[0])}
                     cache[json.dumps(rec["messages"])] = rec
                     f.write(json.dumps(rec) + "\n")
     recs = [cache[json.dumps(it["messages"][:-1])] for it in items]
-    picks = items[:: max(1, len(items) // latency_items)][:latency_items] if latency_items else []
-    latencies = teacher_latencies(picks)
+    latencies = teacher_latencies(teacher, picks) if picks else []
     return score("teacher SmolLM2-135M (AR)", items, [r["reply"] for r in recs], latencies)
 
 
-def teacher_latencies(items: list[dict]) -> list[float]:
+def teacher_latencies(teacher, items: list[dict]) -> list[float]:
     """Single-reply wall times, measured now: the cached replies were generated in batches (and maybe on a
-    busy machine), so their timings say nothing about how long one reply takes."""
-    if not items:
-        return []
+    busy machine), so batch timings say nothing about how long one reply takes."""
     import torch
 
-    from .teacher import load_teacher, teacher_reply
+    from .teacher import teacher_reply
 
     torch.set_num_threads(2)
-    teacher = load_teacher()
     teacher_reply(teacher, [items[0]["messages"][:-1]], seed=0)  # warm-up
     out = []
     for i, it in enumerate(items):

@@ -780,7 +780,7 @@ class RealtimeSession:
         events = [
             self.event("input_audio_buffer.committed", previous_item_id=self._last_item_id, item_id=item_id)
         ]
-        events += self._item_added(_user_audio_item(item_id))
+        events += self._item_added(_user_item(item_id, {"type": "input_audio", "transcript": None}))
         return item_id, pcm, events
 
     def clear_audio(self) -> list[JSON]:
@@ -800,7 +800,7 @@ class RealtimeSession:
 
     def add_user_text(self, ev: ItemCreate) -> tuple[str, list[JSON]]:
         item_id = ev.item_id or new_id("item")
-        return item_id, self._item_added(_user_text_item(item_id, ev.text))
+        return item_id, self._item_added(_user_item(item_id, {"type": "input_text", "text": ev.text}))
 
     def _item_added(self, item: JSON) -> list[JSON]:
         prev, self._last_item_id = self._last_item_id, item["id"]
@@ -1020,7 +1020,7 @@ class RealtimeSession:
                        item_id=item_id),
             self.event("input_audio_buffer.committed", previous_item_id=self._last_item_id, item_id=item_id),
         ]  # fmt: skip
-        events += self._item_added(_user_audio_item(item_id))
+        events += self._item_added(_user_item(item_id, {"type": "input_audio", "transcript": None}))
         events += self._maybe_transcript(turn)
         events += self.begin_response(ev.turn, item_id)
         return events
@@ -1050,23 +1050,12 @@ class RealtimeSession:
         return events
 
 
-def _user_audio_item(item_id: str) -> JSON:
+def _user_item(item_id: str, content: JSON) -> JSON:
     return {
         "id": item_id,
         "object": "realtime.item",
         "type": "message",
         "status": "completed",
         "role": "user",
-        "content": [{"type": "input_audio", "transcript": None}],
-    }
-
-
-def _user_text_item(item_id: str, text: str) -> JSON:
-    return {
-        "id": item_id,
-        "object": "realtime.item",
-        "type": "message",
-        "status": "completed",
-        "role": "user",
-        "content": [{"type": "input_text", "text": text}],
+        "content": [content],
     }
