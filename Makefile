@@ -52,11 +52,17 @@ data: $(ENV_STAMP)
 $(DATA)/train.jsonl:
 	$(MAKE) data
 
-## Resumable: each run stops after max_minutes; then export the weights and the draft index.
+## Resumable: each run stops after max_minutes (run `make train` again to continue). Stage 1 trains the
+## denoiser, stage 2 adds the copy head; then export the weights and the draft index.
+STAGE1 := configs/train_embedded.toml
+STAGE2 := configs/train_embedded_copy.toml
 train: $(ENV_STAMP) $(DATA)/train.jsonl
 	test -f runs/embedded/init_embeddings.npy || $(PY) -m agent.embedded.init_embeddings --hidden 256 --out runs/embedded/init_embeddings.npy
-	$(PY) -m dlm_core.train --config configs/train_embedded.toml
-	$(PY) -m dlm_core.train --config configs/train_embedded.toml --export $(MODEL)
+	$(PY) -m dlm_core.train --config $(STAGE1) --finished || $(PY) -m dlm_core.train --config $(STAGE1)
+	$(PY) -m dlm_core.train --config $(STAGE1) --finished
+	$(PY) -m dlm_core.train --config $(STAGE2) --finished || $(PY) -m dlm_core.train --config $(STAGE2)
+	$(PY) -m dlm_core.train --config $(STAGE2) --finished
+	$(PY) -m dlm_core.train --config $(STAGE2) --export $(MODEL)
 	$(PY) -m agent.embedded.drafts --train $(DATA)/train.jsonl --out $(MODEL)/drafts.json.gz
 
 eval: $(ENV_STAMP)

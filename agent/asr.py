@@ -209,6 +209,7 @@ class SpeechRecognizer:
         token_margin: int = 10,
         no_speech_threshold: float = 0.6,
         silence_peak: float = 1e-3,
+        workers: int = 1,
         warmup: bool = True,
     ) -> None:
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -223,6 +224,8 @@ class SpeechRecognizer:
             compute_type = "float16" if device == "cuda" else "int8"
         if cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         if not 2.0 <= window_s <= _MAX_WINDOW_S:
             raise ValueError(f"window_s must be in [2, {_MAX_WINDOW_S:g}], got {window_s}")
 
@@ -240,9 +243,12 @@ class SpeechRecognizer:
         self.token_margin = token_margin
         self.no_speech_threshold = no_speech_threshold
         self.silence_peak = silence_peak
-        self._lock = threading.Lock()
+        # CTranslate2 runs one call per worker (a model replica) at a time: with 2 workers the final
+        # pass need not wait behind a partial decode that is still running when the user stops.
+        self.workers = workers
+        self._lock = threading.BoundedSemaphore(workers)
         self._model = WhisperModel(
-            str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads
+            str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=workers
         )
         self._tokenizer = Tokenizer(
             self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language="en"
@@ -370,12 +376,21 @@ class SpeechRecognizer:
     def _warmup(self) -> None:
         # First CTranslate2 calls allocate buffers and pick kernels; pay that at load, not on the
         # first utterance. Quiet noise exercises encoder and decoder without relying on speech.
+        # Each worker is its own replica: warm them all at once, so each call lands on a different one.
         rng = np.random.default_rng(0)
         noise = (rng.standard_normal(SAMPLE_RATE) * 0.01).astype(np.float32)
-        with self._lock:
-            for _ in range(2):
-                self._decode(noise, prefix_words=[])
-            self._decode(noise, prefix_words=["okay"])
+
+        def warm() -> None:
+            with self._lock:
+                for _ in range(2):
+                    self._decode(noise, prefix_words=[])
+                self._decode(noise, prefix_words=["okay"])
+
+        threads = [threading.Thread(target=warm) for _ in range(self.workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
 
 class StreamingTranscriber:

@@ -64,6 +64,9 @@ class ASRSection:
     partials: bool = True
     partial_interval_ms: int = 700
     beam_size: int = 1
+    # A second model replica for the final pass, so it never queues behind a partial still decoding
+    # when the user stops (costs one more copy of the model in memory, ~40 MB for tiny.en int8).
+    parallel_final: bool = True
 
 
 @dataclass

@@ -54,6 +54,9 @@ class ModelConfig:
     # If set, the only tokens the model may generate (a small model's reply vocabulary); the engine
     # bans every other token. Empty = the whole vocabulary.
     output_token_ids: tuple[int, ...] = ()
+    # > 0: a copy head (pointer over the cached context, see ``model.CopyHead``) of this width; the
+    # model then returns log-probabilities that mix generating a token and copying one from the prompt.
+    copy_head_dim: int = 0
 
     def __post_init__(self) -> None:
         if self.head_dim == 0:
@@ -66,6 +69,8 @@ class ModelConfig:
             raise ModelLoadError(
                 f"num_heads {self.num_heads} must be a multiple of num_kv_heads {self.num_kv_heads}"
             )
+        if self.copy_head_dim < 0:
+            raise ModelLoadError(f"copy_head_dim must be ≥ 0, got {self.copy_head_dim}")
         if self.block_size < 1:
             raise ModelLoadError(f"block_size must be ≥ 1, got {self.block_size}")
         if self.attention not in ("full", "block_causal"):

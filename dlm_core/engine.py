@@ -106,9 +106,12 @@ class DiffusionEngine:
         self._cached: list[int] = []  # token ids whose keys/values are in the cache, in order
         self._anchor: Tensor | None = None  # logits of the last cached position (shifted models)
         self._plans: dict[tuple, StepPlan] = {}
+        # A copy head restricts its own generator and may copy any context token, so nothing is banned here.
         allowed = set(self.cfg.output_token_ids)
         self._outside_output_vocab = (
-            tuple(i for i in range(self.cfg.vocab_size) if i not in allowed) if allowed else ()
+            tuple(i for i in range(self.cfg.vocab_size) if i not in allowed)
+            if allowed and not self.cfg.copy_head_dim
+            else ()
         )
         self._lock = threading.Lock()
         self.graphs = None

@@ -8,6 +8,9 @@ there is no built-in causal mask. Three entry points cover all uses:
 * ``forward_block(tokens, start, ...)``  one denoising step: the block attends to the cached context
                                          and to itself, and writes nothing to the cache.
 
+Models with a copy head (``copy_head_dim > 0``, our small embedded model) return log-probabilities
+from ``forward_block`` that mix generating a token with copying one from the cached context.
+
 The KV cache is allocated once (static shapes, gpt-fast style) so the block step can be captured in a
 CUDA graph. Positions enter as device tensors; nothing in ``forward_block`` synchronises with the host.
 """
@@ -151,6 +154,61 @@ class MLP(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
+class CopyHead(nn.Module):
+    """Pointer-generator output: p = (1 - g) · softmax(vocabulary logits) + g · attention over context tokens.
+
+    A small model trained here never learned to look a name or a time up in its prompt: that needs an
+    induction circuit it plateaus before forming. A pointer makes copying one learned lookup: the query
+    of a reply position scores the keys of the context positions (final hidden states, cached at
+    prefill), the scores become a distribution over the context's token ids, and a gate mixes it with
+    the generator. It also lets the model say tokens outside its output vocabulary (an unseen name).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.dim = cfg.copy_head_dim
+        self.query = nn.Linear(cfg.hidden_size, cfg.copy_head_dim, bias=False)
+        self.key = nn.Linear(cfg.hidden_size, cfg.copy_head_dim, bias=False)
+        self.gate = nn.Linear(cfg.hidden_size, 1)
+        self.allowed = cfg.output_token_ids
+        self._vocab_bias: Tensor | None = None
+
+    def reset_gate(self, bias: float = -2.0) -> None:
+        """Start by mostly generating, so a warm-started model keeps its replies while copying is learned."""
+        with torch.no_grad():
+            self.gate.bias.fill_(bias)
+
+    def prepare(self, vocab_size: int, device: torch.device) -> Tensor | None:
+        """Build the [V] 0 / -inf bias over the generator's output vocabulary (copies may be any context
+        token) once, outside any graph capture: it is a host-to-device copy."""
+        if self.allowed and (self._vocab_bias is None or self._vocab_bias.device != device):
+            bias = torch.full((vocab_size,), float("-inf"), device=device)
+            bias[list(self.allowed)] = 0.0
+            self._vocab_bias = bias
+        return self._vocab_bias
+
+    def mix(self, logits: Tensor, h: Tensor, keys: Tensor, ids: Tensor, valid: Tensor) -> Tensor:
+        """Log-probabilities [..., V] (fp32).
+
+        ``logits`` [..., V] generator logits, ``h`` [..., H] hidden states of the predicted positions,
+        ``keys`` [..., T, d] copy keys of the context, ``ids`` / ``valid`` [..., T] its token ids and which
+        of its slots are real (padding and unused cache slots are not). Sync-free: graph-capturable.
+        """
+        logits = logits.float()
+        bias = self.prepare(logits.shape[-1], logits.device)
+        if bias is not None:
+            logits = logits + bias
+        scores = torch.einsum("...d,...td->...t", self.query(h).float(), keys.float()) * self.dim**-0.5
+        scores = scores.masked_fill(~valid, float("-inf"))
+        attn = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # no valid slot: copy nothing
+        copy = torch.zeros_like(logits).scatter_add_(-1, ids.expand_as(attn), attn)
+        gate = self.gate(h).float()
+        return torch.logaddexp(
+            F.logsigmoid(-gate) + torch.log_softmax(logits, dim=-1),
+            F.logsigmoid(gate) + torch.log(copy + 1e-12),
+        )
+
+
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -175,7 +233,12 @@ class Transformer(nn.Module):
             None if cfg.tie_word_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         )
         self.rotary = RotaryTable(cfg.rotary_dim, cfg.max_position_embeddings, cfg.rope_theta)
+        self.copy_head = CopyHead(cfg) if cfg.copy_head_dim else None
         self.cache_len = 0
+        # With a copy head: copy keys and token ids of the cached context, beside the KV cache.
+        self.copy_keys: Tensor | None = None
+        self.copy_ids: Tensor | None = None
+        self._rows_cache: tuple | None = None  # see _output_rows
 
     @classmethod
     def empty(
@@ -208,6 +271,8 @@ class Transformer(nn.Module):
             scale = residual_std if name.endswith(("o_proj.weight", "down_proj.weight")) else std
             with torch.no_grad():
                 p.copy_(torch.randn(p.shape, generator=gen) * scale)
+        if self.copy_head is not None:
+            self.copy_head.reset_gate()
 
     # -- cache -------------------------------------------------------------------------------------
     def setup_cache(self, max_len: int, batch: int = 1, device=None, dtype=None) -> None:
@@ -222,11 +287,23 @@ class Transformer(nn.Module):
             layer.attn.cache = KVCache(
                 batch, self.cfg.num_kv_heads, max_len, self.cfg.head_dim, dtype, device
             )
+        if self.copy_head is not None and (
+            self.copy_keys is None
+            or self.copy_keys.shape[:2] != (batch, max_len)
+            or self.copy_keys.dtype != dtype
+        ):
+            self.copy_keys = torch.zeros(batch, max_len, self.cfg.copy_head_dim, dtype=dtype, device=device)
+            self.copy_ids = torch.zeros(batch, max_len, dtype=torch.long, device=device)
+        if self.copy_head is not None:
+            self.copy_head.prepare(self.cfg.vocab_size, torch.device(device))
+        if self.cfg.output_token_ids:  # host-to-device copies happen here, not inside a graph capture
+            self._output_rows()
         self.cache_len = max_len
 
     def drop_cache(self) -> None:
         for layer in self.layers:
             layer.attn.cache = None
+        self.copy_keys = self.copy_ids = None
         self.cache_len = 0
 
     # -- forward modes -----------------------------------------------------------------------------
@@ -262,6 +339,9 @@ class Transformer(nn.Module):
         positions = torch.arange(start, end, device=tokens.device)
         mask = self.context_mask(start, t, tokens.device, block_size=1 if causal else None)
         h = self._trunk(tokens, positions, mask, mode="context", write_at=positions, kv_len=end)
+        if self.copy_head is not None and self.copy_keys is not None and self.copy_ids is not None:
+            self.copy_keys[:, start:end] = self.copy_head.key(h)
+            self.copy_ids[:, start:end] = tokens
         return self.head(h[:, -1:] if last_logits_only else h)
 
     def forward_block(
@@ -270,10 +350,41 @@ class Transformer(nn.Module):
         """One denoising step: logits [B, L, V] for a block attending to cache[:ctx_len] and itself.
 
         ``key_mask`` (bool [1, 1, 1, ctx_len + L]) hides padded cache slots when ``ctx_len`` is a static
-        bucket bound rather than the true context length (CUDA-graph replay).
+        bucket bound rather than the true context length (CUDA-graph replay). With a copy head the
+        result is log-probabilities (generator and copies mixed), which samplers use as logits.
         """
         h = self._trunk(tokens, positions, key_mask, mode="block", kv_len=ctx_len)
-        return self.head(h)
+        logits = self._reply_logits(h)
+        if self.copy_head is None or self.copy_keys is None or self.copy_ids is None:
+            return logits
+        keys, ids = self.copy_keys[:, None, :ctx_len], self.copy_ids[:, None, :ctx_len]
+        if key_mask is None:
+            valid = torch.ones(1, 1, ctx_len, dtype=torch.bool, device=h.device)
+        else:
+            valid = key_mask[:, 0, :, :ctx_len]
+        valid = valid.expand(h.shape[0], h.shape[1], ctx_len)
+        return self.copy_head.mix(logits, h, keys, ids, valid)
+
+    def _reply_logits(self, h: Tensor) -> Tensor:
+        """Denoiser logits. With an output vocabulary only its rows of the head are multiplied (-inf
+        elsewhere: the engine or the copy head bans those tokens anyway) — for our small model the head
+        is a quarter of a step, and its output vocabulary 40 % of the table."""
+        if not self.cfg.output_token_ids:
+            return self.head(h)
+        rows, index = self._output_rows()
+        logits = h.new_full((*h.shape[:-1], self.cfg.vocab_size), float("-inf"))
+        return logits.index_copy_(-1, index, F.linear(h, rows))
+
+    def _output_rows(self) -> tuple[Tensor, Tensor]:
+        """(head rows of the output vocabulary, their ids), rebuilt when the weights change in place."""
+        weight = self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
+        key = (weight.data_ptr(), weight._version, weight.dtype)
+        cached = self._rows_cache
+        if cached is None or cached[0] != key:
+            index = torch.tensor(self.cfg.output_token_ids, device=weight.device)
+            cached = (key, weight.detach()[index], index)
+            self._rows_cache = cached
+        return cached[1], cached[2]
 
     def context_mask(self, start: int, t: int, device, block_size: int | None = None) -> Tensor | None:
         """Mask for appending t tokens at ``start`` to a cache holding ``start`` tokens."""

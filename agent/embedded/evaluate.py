@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dlm_core.train.data import read_chat_jsonl, tokenize_examples
-from dlm_core.train.objective import masked_elbo
+from dlm_core.train.objective import masked_elbo, output_bias_for
 
 from .filters import dictionary, has_repeated_ngram, words
 
@@ -113,7 +113,13 @@ def score(
 
 
 def run_model(
-    path: Path, items: list[dict], steps: int, max_tokens: int, threads: int, drafts: bool
+    path: Path,
+    items: list[dict],
+    steps: int,
+    max_tokens: int,
+    threads: int,
+    drafts: bool,
+    block_len: int = 0,
 ) -> Scores:
     """The model exactly as the agent runs it (``DiffusionReply``: bans, sampler, optional drafts)."""
     from ..config import LMSection
@@ -126,6 +132,7 @@ def run_model(
         threads=threads,
         drafts=drafts,
         prefill_while_listening=False,
+        **({"block_len": block_len} if block_len else {}),
     )
     model = DiffusionReply(lm)
     model.warmup()
@@ -151,8 +158,10 @@ def run_model(
         block_len=cfg.gen_block_size,
         mask_id=cfg.mask_token_id,
         pad_id=cfg.pad_token_id,
+        output_bias=output_bias_for(cfg),  # scored over the output vocabulary, as in training
     )
-    label = f"{path.name} S={steps}" + (" + drafts" if drafts and model.drafts is not None else "")
+    label = f"{path.name} S={steps}" + (f" L={block_len}" if block_len else "")
+    label += " + drafts" if drafts and model.drafts is not None else ""
     return score(label, items, replies, latencies, elbo)
 
 
@@ -237,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=str(MODEL))
     ap.add_argument("--steps", type=int, nargs="+", default=[8])
     ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument(
+        "--block-len", type=int, default=0, help="denoising block length (0 = the agent's default)"
+    )
     ap.add_argument("--n", type=int, default=0, help="evaluate only the first N held-out items (0 = all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
@@ -253,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n:
         items = items[: args.n]
     rows = [
-        run_model(Path(args.model), items, s, args.max_tokens, args.threads, drafts)
+        run_model(Path(args.model), items, s, args.max_tokens, args.threads, drafts, args.block_len)
         for s in args.steps
         for drafts in ((False, True) if args.drafts == "both" else (args.drafts == "on",))
     ]

@@ -21,7 +21,16 @@ from ..reply import LOAD_FIELDS, ReplyModel, build_reply_model
 
 BASELINES = ("ar", "teacher")
 # SpeechRecognizer is built from these; asr.partials / partial_interval_ms are read per turn.
-ASR_LOAD_FIELDS = ("model_path", "device", "compute_type", "threads", "window_s", "beam_size")
+ASR_LOAD_FIELDS = (
+    "model_path",
+    "device",
+    "compute_type",
+    "threads",
+    "window_s",
+    "beam_size",
+    "parallel_final",
+    "partials",
+)
 
 
 class ProfileError(ValueError):

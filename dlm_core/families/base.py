@@ -47,6 +47,13 @@ def native_names(cfg: ModelConfig) -> list[str]:
         if cfg.qk_norm:
             names += [p + "attn.q_norm.weight", p + "attn.k_norm.weight"]
         names += [p + f"mlp.{proj}.weight" for proj in ("gate_proj", "up_proj", "down_proj")]
+    if cfg.copy_head_dim:
+        names += [
+            "copy_head.query.weight",
+            "copy_head.key.weight",
+            "copy_head.gate.weight",
+            "copy_head.gate.bias",
+        ]
     return names
 
 

@@ -79,8 +79,6 @@ def loss_terms(
     ar_fraction: float = 1.0,
     generator: torch.Generator | None = None,
     output_bias: Tensor | None = None,
-    copy_weight: float = 0.0,
-    copyable: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Returns {"loss", "diffusion", "ar"} (scalars); only ``loss`` carries gradients for training.
 
@@ -88,28 +86,25 @@ def loss_terms(
     estimate of the same mean at a fraction of the vocabulary-head cost). ``output_bias`` ([V]: 0 or
     -inf) restricts the denoiser's softmax to an output vocabulary: tokens outside it get no gradient
     from the reply head, so rare tokens cannot drift (with Adam, a token that is only ever pushed down
-    moves by ~lr every step) into confident nonsense.
-
-    ``copy_weight`` > 0 multiplies by (1 + copy_weight) the loss of reply tokens that also occur in the
-    row's prefix and are ``copyable`` ([V] bool: not part of the fixed prompt template). Copying a name or
-    a time out of the prompt is one token in a dozen, and a small model plateaus long before it learns
-    to look for it; the extra weight is the push the copying circuit needs.
+    moves by ~lr every step) into confident nonsense. A model with a copy head scores its mixed
+    distribution (``CopyHead.mix``) over the row's prefix, exactly as the engine runs it, and may then
+    also be scored on targets outside the output vocabulary that it can copy from the prefix.
     """
     mask = attention_mask(batch.prefix_len, batch.block_len, batch.tokens.shape[1])
     hidden = model.hidden_masked(batch.tokens, mask)
+    copy_head = model.copy_head
     # Diffusion term: only masked block positions need logits.
     noised = batch.noised
-    if output_bias is not None:  # targets outside the output vocabulary are not scored
-        noised = noised & torch.isfinite(output_bias[batch.targets])
+    if output_bias is not None:  # targets outside the output vocabulary are not scored (unless copyable)
+        scorable = torch.isfinite(output_bias[batch.targets])
+        if copy_head is not None:
+            seen = in_prefix(batch, output_bias.shape[0])
+            scorable |= seen.gather(1, batch.targets) > 0
+        noised = noised & scorable
     rows, cols = noised.nonzero(as_tuple=True)
-    logits = model.head(hidden[rows, cols]).float()
-    if output_bias is not None:
-        logits = logits + output_bias
-    ce = F.cross_entropy(logits, batch.targets[rows, cols], reduction="none")
-    if copy_weight > 0:
-        ce = ce * (
-            1 + copy_weight * in_prefix(batch, logits.shape[-1], copyable)[rows, batch.targets[rows, cols]]
-        )
+    targets = batch.targets[rows, cols]
+    log_p = reply_log_probs(model, batch, hidden, rows, cols, output_bias)
+    ce = -log_p.gather(1, targets[:, None])[:, 0]
     per_row = torch.zeros(batch.tokens.shape[0]).index_add_(0, rows, ce / batch.t[rows])
     diffusion = (per_row / batch.block_len).mean()
     out = {"diffusion": diffusion}
@@ -128,6 +123,22 @@ def loss_terms(
         loss = loss + ar_weight * ar
     out["loss"] = loss
     return out
+
+
+def reply_log_probs(
+    model: Transformer, batch: Batch, hidden: Tensor, rows: Tensor, cols: Tensor, output_bias: Tensor | None
+) -> Tensor:
+    """[N, V] log-probabilities at block positions (rows, cols), as the engine computes them: generator
+    logits under the output vocabulary, mixed with copies from the row's prefix when there is a copy head."""
+    logits = model.head(hidden[rows, cols]).float()
+    copy_head = model.copy_head
+    if copy_head is None:
+        if output_bias is not None:
+            logits = logits + output_bias
+        return torch.log_softmax(logits, dim=-1)
+    prefix = torch.arange(batch.tokens.shape[1])[None, :] < batch.prefix_len[:, None]
+    keys = copy_head.key(hidden)
+    return copy_head.mix(logits, hidden[rows, cols], keys[rows], batch.targets[rows], prefix[rows])
 
 
 @torch.no_grad()
@@ -179,14 +190,12 @@ def output_bias_for(cfg) -> Tensor | None:
     return bias
 
 
-def in_prefix(batch: Batch, vocab_size: int, copyable: Tensor | None = None) -> Tensor:
-    """[B, V] float: 1 where token v occurs in row b's prefix (and is ``copyable``), else 0."""
+def in_prefix(batch: Batch, vocab_size: int) -> Tensor:
+    """[B, V] float: 1 where token v occurs in row b's prefix, else 0."""
     b, t = batch.targets.shape
     pos = torch.arange(t)[None, :]
     rows = torch.arange(b)[:, None].expand(b, t)
     seen = pos < batch.prefix_len[:, None]
     table = torch.zeros(b, vocab_size)
     table[rows[seen], batch.targets[seen]] = 1.0
-    if copyable is not None:
-        table = table * copyable.float()
     return table

@@ -55,12 +55,12 @@ class TrainConfig:
     lr: float = 2e-3
     min_lr: float = 2e-4
     warmup_steps: int = 200
-    total_steps: int = 20000
+    total_steps: int = 20000  # length of the learning-rate schedule
+    stop_step: int = 0  # > 0: the run ends here even if the schedule is longer (a recorded early stop)
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     ar_weight: float = 0.5
     ar_fraction: float = 1.0  # share of prefix positions that get the next-token loss
-    copy_weight: float = 0.0  # extra loss weight on reply tokens copied from the prompt (objective.py)
     length_buckets: int = 4  # draw this many × batch_size candidates and keep similar lengths
     threads: int = 0  # 0 = torch default
     device: str = "cpu"
@@ -136,7 +136,6 @@ class Trainer:
         self.rng = random.Random(cfg.seed)
         self.torch_gen = torch.Generator().manual_seed(cfg.seed)
         self.sources = [self._load_source(s) for s in cfg.sources]
-        self.copyable = self._copyable_tokens() if cfg.copy_weight > 0 else None
         self.heldout: list[Example] = []
         if cfg.heldout:
             self.heldout, _ = self._tokenize(read_chat_jsonl(cfg.heldout))
@@ -168,16 +167,6 @@ class Trainer:
             allowed.update(enc.ids)
         return allowed
 
-    def _copyable_tokens(self, sample: int = 2000) -> torch.Tensor:
-        """[V] bool: tokens that are not part of the fixed prompt template (those in over half of the
-        prompts: role markers, "Your name is", punctuation), so only real context values count as copies."""
-        rng = random.Random(0)
-        examples = [ex for src in self.sources for ex in rng.sample(src, min(sample, len(src)))]
-        counts = torch.zeros(self.model_cfg.vocab_size)
-        for ex in examples:
-            counts[torch.tensor(sorted(set(ex.prompt)))] += 1
-        return counts <= len(examples) / 2
-
     def _load_source(self, src: Source) -> list[Example]:
         examples, skipped = self._tokenize(read_chat_jsonl(src.path, src.kinds))
         which = f" (kinds {', '.join(src.kinds)})" if src.kinds else ""
@@ -200,7 +189,7 @@ class Trainer:
         self.model.init_weights(seed=self.cfg.seed)
         if self.cfg.init_from:
             self._load_weights(self.cfg.init_from)
-        if self.cfg.init_embeddings:
+        if self.cfg.init_embeddings and not self.cfg.init_from:  # a warm start already has its embeddings
             emb = self._read_array(self.cfg.init_embeddings)
             if tuple(emb.shape) != tuple(self.model.embed_tokens.weight.shape):
                 raise DataError(
@@ -257,7 +246,7 @@ class Trainer:
         tokens = 0
         self.model.train()
         log_path = self.out / "log.jsonl"
-        while self.step < cfg.total_steps:
+        while self.step < self.end_step:
             elapsed = (time.monotonic() - started) / 60
             if elapsed >= cfg.max_minutes:
                 self.log(f"time limit of {cfg.max_minutes} min reached at step {self.step}")
@@ -274,8 +263,6 @@ class Trainer:
                 cfg.ar_fraction,
                 self.torch_gen,
                 self.output_bias,
-                cfg.copy_weight,
-                self.copyable,
             )
             self.opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
@@ -309,6 +296,14 @@ class Trainer:
         self.save()
         if self.heldout:
             self.evaluate()
+
+    @property
+    def end_step(self) -> int:
+        return min(self.cfg.total_steps, self.cfg.stop_step or self.cfg.total_steps)
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.end_step
 
     def _progress(self, r: dict) -> None:
         frac = self.step / self.cfg.total_steps
@@ -391,6 +386,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export", metavar="DIR", help="write the current checkpoint as a model folder and exit")
     ap.add_argument("--max-minutes", type=float, help="override [train] max_minutes")
     ap.add_argument("--device", help="override [train] device (cpu | cuda)")
+    ap.add_argument(
+        "--finished",
+        action="store_true",
+        help="exit 0 if the run has reached its last step, 3 if not (no training)",
+    )
     args = ap.parse_args(argv)
     try:
         cfg = TrainConfig.from_toml(args.config)
@@ -405,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
+    if args.finished:
+        ckpt = Path(cfg.out_dir) / "last.pt"
+        step = torch.load(ckpt, map_location="cpu", weights_only=False)["step"] if ckpt.is_file() else 0
+        end = min(cfg.total_steps, cfg.stop_step or cfg.total_steps)
+        log(f"{args.config}: step {step} of {end}" + ("" if step >= end else " — run it again to continue"))
+        return 0 if step >= end else 3
     if args.export:
         ckpt = Path(cfg.out_dir) / "last.pt"
         if not ckpt.is_file():

@@ -43,16 +43,21 @@ def test_greedy_replies_are_deterministic(model: DiffusionReply) -> None:
 @pytest.mark.parametrize(
     ("user", "name", "expected"),
     [
-        ("What's your name?", "Juniper", "Juniper"),
+        ("What's your name?", "Quinn", "Quinn"),
+        ("What's your name?", "Zed", "Zed"),  # a name never seen in training (two tokens)
+        pytest.param(
+            "What's your name?",
+            "Juniper",
+            "Juniper",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known limitation: unseen names of 3+ tokens are cut to their first piece "
+                "('The name is Jun.'); training names have 1-2 tokens — docs/model-card.md, Limits",
+            ),
+        ),
         ("What time is it?", "Quinn", "2:05"),
         ("What day is it today?", "Quinn", "Thursday"),
     ],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation of the shipped model: it has not learned to copy context values (name, time, "
-    "weekday) out of the prompt yet, and tokens of unseen names lie outside its output vocabulary — "
-    "docs/model-card.md, 'What was tried', points 6-7. strict: this fails loudly once a model does copy.",
 )
 def test_replies_use_the_injected_context(model: DiffusionReply, user: str, name: str, expected: str) -> None:
     reply = model.reply(chat(user, name))

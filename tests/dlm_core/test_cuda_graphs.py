@@ -32,9 +32,12 @@ HELLO = [{"role": "user", "content": "hello there, how are you today?"}]
 def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cuda")
     tiny_quickturn(root / "quickturn", seed=5)
+    tiny_quickturn(
+        root / "quickturn_copy", seed=6, copy_head_dim=16, output_token_ids=tuple(range(0, 300, 2))
+    )
     write_family(root / "fast_dllm_v2", "fast_dllm_v2", seed=2, block=8)
     write_family(root / "sdar", "sdar", seed=3, block=4)
-    return {name: root / name for name in ("quickturn", "fast_dllm_v2", "sdar")}
+    return {name: root / name for name in ("quickturn", "quickturn_copy", "fast_dllm_v2", "sdar")}
 
 
 def _load(folders: dict[str, Path], name: str, dtype: torch.dtype = torch.float32) -> LoadedModel:
@@ -90,7 +93,7 @@ def test_replay_equals_the_same_body_run_eagerly(folders, mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ["block", "step"])
-@pytest.mark.parametrize("name", ["quickturn", "fast_dllm_v2", "sdar"])
+@pytest.mark.parametrize("name", ["quickturn", "quickturn_copy", "fast_dllm_v2", "sdar"])
 def test_engine_with_graphs_equals_eager_engine(folders, name: str, mode: str) -> None:
     lm = _load(folders, name)
     graphed = DiffusionEngine(lm, max_context=512, graph_mode=mode)

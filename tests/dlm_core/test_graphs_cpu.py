@@ -11,7 +11,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from dlm_core import Constraints, DiffusionEngine, GenerationError, SamplerConfig, load_model
 from dlm_core.graphs import BlockGraphRunner, bucket_key_mask, context_buckets, pick_bucket
-from dlm_core.loader import LoadedModel
 
 from .family_fixtures import write_family
 from .helpers import tiny_quickturn
@@ -53,12 +52,15 @@ def test_padded_bucket_with_key_mask_equals_unpadded(tmp_path: Path, attention: 
 def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runner")
     tiny_quickturn(root / "quickturn", seed=5)
+    tiny_quickturn(
+        root / "quickturn_copy", seed=6, copy_head_dim=16, output_token_ids=tuple(range(0, 300, 2))
+    )
     write_family(root / "fast_dllm_v2", "fast_dllm_v2", seed=2, block=8)
-    return {name: root / name for name in ("quickturn", "fast_dllm_v2")}
+    return {name: root / name for name in ("quickturn", "quickturn_copy", "fast_dllm_v2")}
 
 
 @pytest.mark.parametrize("mode", ["block", "step"])
-@pytest.mark.parametrize("name", ["quickturn", "fast_dllm_v2"])
+@pytest.mark.parametrize("name", ["quickturn", "quickturn_copy", "fast_dllm_v2"])
 def test_runner_bodies_equal_the_eager_engine(folders, mode: str, name: str) -> None:
     lm = load_model(folders[name])
     eager = DiffusionEngine(load_model(folders[name]), max_context=256)  # its own model: its own KV cache
@@ -96,11 +98,6 @@ def test_runner_declines_what_it_cannot_capture(folders) -> None:
         BlockGraphRunner(lm.model, use_graphs=True)
 
 
-@pytest.fixture(scope="module")
-def fast_model(folders) -> LoadedModel:
-    return load_model(folders["fast_dllm_v2"])
-
-
 class _OpLog(TorchDispatchMode):
     """Records every aten op a region runs."""
 
@@ -133,8 +130,9 @@ SYNCING_OPS = (
 
 @pytest.mark.parametrize("mode", ["block", "step"])
 @pytest.mark.parametrize("rule", ["threshold", "low_confidence", "entropy_bound"])
-def test_graph_bodies_contain_no_host_syncs(fast_model: LoadedModel, mode: str, rule: str) -> None:
-    lm = fast_model  # shifted logits, GQA: the widest body
+@pytest.mark.parametrize("name", ["fast_dllm_v2", "quickturn_copy"])
+def test_graph_bodies_contain_no_host_syncs(folders, name: str, mode: str, rule: str) -> None:
+    lm = load_model(folders[name])  # fast_dllm_v2: shifted logits, GQA; quickturn_copy: the copy head
     lm.model.setup_cache(64)
     runner = BlockGraphRunner(lm.model, mode=mode, use_graphs=False)
     slot = runner._slot((mode, 8, 4, 64, SamplerConfig(rule=rule)))  # type: ignore[arg-type]

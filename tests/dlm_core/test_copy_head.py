@@ -1,0 +1,157 @@
+"""The copy head (pointer over the cached context): the engine computes exactly what training scores,
+copies can reach tokens outside the output vocabulary, it round-trips through our format, and a tiny
+model learns with it to say words it could not generate."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlm_core import DiffusionEngine, SamplerConfig, load_model
+from dlm_core.train import TrainConfig, Trainer
+from dlm_core.train.objective import attention_mask, make_batch, reply_log_probs
+
+from .helpers import tiny_quickturn, word_tokenizer
+
+
+@pytest.fixture(scope="module")
+def copy_model(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("copy") / "m"
+    return tiny_quickturn(folder, seed=3, copy_head_dim=16, output_token_ids=tuple(range(0, 300, 3)))
+
+
+def test_cached_block_equals_the_training_path(copy_model) -> None:
+    model, cfg = copy_model.model, copy_model.config
+    gen = torch.Generator().manual_seed(0)
+    prefix = torch.randint(10, cfg.vocab_size, (13,), generator=gen).tolist()
+    block = torch.randint(10, cfg.vocab_size, (8,), generator=gen).tolist()
+    block[2] = block[5] = cfg.mask_token_id
+    model.setup_cache(64)
+    with torch.no_grad():
+        model.forward_context(torch.tensor([prefix]), start=0)
+        cached = model.forward_block(torch.tensor([block]), torch.arange(13, 21), 13)[0]
+        batch = make_batch([prefix], [block], mask_id=cfg.mask_token_id, pad_id=cfg.pad_token_id)
+        batch.tokens[0, 13:] = torch.tensor(block)  # the same noised block, not a fresh draw
+        hidden = model.hidden_masked(batch.tokens, attention_mask(batch.prefix_len, 8, batch.tokens.shape[1]))
+        rows, cols = torch.zeros(8, dtype=torch.long), torch.arange(13, 21)
+        trained = reply_log_probs(model, batch, hidden, rows, cols, None)
+    assert (cached - trained).abs().max() < 1e-4
+    assert torch.allclose(cached.exp().sum(-1), torch.ones(8), atol=1e-4)  # a distribution
+
+
+def test_copies_reach_tokens_outside_the_output_vocabulary(copy_model) -> None:
+    model, cfg = copy_model.model, copy_model.config
+    allowed = set(cfg.output_token_ids)
+    prefix = [t for t in range(40, 120) if t not in allowed][:12]
+    model.setup_cache(64)
+    gate_bias = model.copy_head.gate.bias.detach().clone()
+    try:
+        with torch.no_grad():
+            model.copy_head.gate.bias.fill_(30.0)  # always copy
+            model.forward_context(torch.tensor([prefix]), start=0)
+            log_p = model.forward_block(torch.full((1, 4), cfg.mask_token_id), torch.arange(12, 16), 12)[0]
+    finally:
+        with torch.no_grad():
+            model.copy_head.gate.bias.copy_(gate_bias)
+    probs = log_p.exp()
+    assert torch.allclose(probs[:, prefix].sum(-1), torch.ones(4), atol=1e-4)
+    assert all(int(i) in prefix and int(i) not in allowed for i in probs.argmax(-1))
+    # the engine bans nothing itself: the head restricts its own generator
+    assert DiffusionEngine(copy_model, max_context=64)._outside_output_vocab == ()
+
+
+def test_copy_head_round_trips_through_our_format(copy_model, tmp_path: Path) -> None:
+    from dlm_core.loader import save_quickturn_model
+
+    save_quickturn_model(copy_model.model, copy_model.path / "tokenizer.json", tmp_path, dtype=torch.float32)
+    again = load_model(tmp_path)
+    assert again.config.copy_head_dim == 16
+    for name, p in copy_model.model.copy_head.named_parameters():
+        assert torch.equal(p, dict(again.model.copy_head.named_parameters())[name])
+
+
+NAMES = ["ada", "bo", "cy", "di", "ed", "flo", "gus", "hal"]
+FILLER = ["my", "name", "is", "i", "am", "call", "me"]
+
+
+def _naming_task(path: Path, n: int, names: list[str], seed: int) -> Path:
+    """The system prompt gives a name; the reply says it (a word never seen in any training reply)."""
+    rng = random.Random(seed)
+    with path.open("w") as f:
+        for _ in range(n):
+            name = rng.choice(names)
+            messages = [
+                {"role": "system", "content": f"my name is {name}"},
+                {"role": "user", "content": rng.choice(["call me", "name"])},
+                {"role": "assistant", "content": f"i am {name}"},
+            ]
+            f.write(json.dumps({"messages": messages}) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_a_tiny_model_learns_to_copy_words_it_cannot_generate(tmp_path: Path) -> None:
+    from dlm_core.train.trainer import Source
+
+    tok = word_tokenizer(tmp_path / "tokenizer.json", NAMES + FILLER)
+    train = _naming_task(tmp_path / "train.jsonl", 1500, NAMES[:6], seed=0)
+    # The output vocabulary comes from replies without names: only the copy head can say one.
+    vocab = tmp_path / "replies.jsonl"
+    vocab.write_text(json.dumps({"messages": [{"role": "assistant", "content": "i am"}]}) + "\n")
+    cfg = TrainConfig(
+        out_dir=str(tmp_path / "run"),
+        tokenizer=str(tok),
+        sources=[Source(path=str(train))],
+        heldout=str(_naming_task(tmp_path / "heldout.jsonl", 32, NAMES[6:], seed=1)),  # unseen names
+        output_vocab_from=[str(vocab)],
+        model={
+            "hidden_size": 64,
+            "num_layers": 2,
+            "num_heads": 4,
+            "num_kv_heads": 4,
+            "intermediate_size": 128,
+            "max_position_embeddings": 64,
+            "copy_head_dim": 16,
+        },
+        block_len=4,
+        max_context=64,
+        max_reply_tokens=4,
+        batch_size=32,
+        lr=5e-3,
+        min_lr=5e-4,
+        warmup_steps=20,
+        total_steps=200,
+        eval_every=0,
+        log_every=50,
+        threads=1,
+        sample_prompts=0,
+    )
+    trainer = Trainer(cfg, log=lambda m: None)
+    trainer.train()
+    elbo = trainer.heldout_elbo()
+    assert elbo < 0.3, f"held-out loss {elbo:.3f} on names never seen in training"
+    engine = DiffusionEngine(load_model(trainer.export(tmp_path / "model")), max_context=64)
+    for name in NAMES[6:]:
+        conv = [{"role": "system", "content": f"my name is {name}"}, {"role": "user", "content": "name"}]
+        reply = engine.generate(conv, max_tokens=4, steps=4, block_len=4, sampler=SamplerConfig()).text
+        assert reply == f"i am {name}"
+
+
+def test_the_denoiser_multiplies_only_output_vocabulary_rows(copy_model) -> None:
+    """Lossless speed-up: the restricted head equals the full head with the other tokens at -inf."""
+    model, cfg = copy_model.model, copy_model.config
+    h = torch.randn(1, 5, cfg.hidden_size, generator=torch.Generator().manual_seed(1))
+    full = model.head(h)
+    outside = torch.ones(cfg.vocab_size, dtype=torch.bool)
+    outside[list(cfg.output_token_ids)] = False
+    with torch.no_grad():
+        restricted = model._reply_logits(h)
+        assert torch.equal(restricted[..., ~outside], full[..., ~outside])
+        assert torch.isneginf(restricted[..., outside]).all()
+        model.embed_tokens.weight.add_(0.5)  # an in-place update (a training step) refreshes the rows
+        assert torch.allclose(model._reply_logits(h)[..., ~outside], model.head(h)[..., ~outside])
+        model.embed_tokens.weight.sub_(0.5)
