@@ -65,8 +65,9 @@ class ASRSection:
     partial_interval_ms: int = 700
     beam_size: int = 1
     # A second model replica for the final pass, so it never queues behind a partial still decoding
-    # when the user stops (costs one more copy of the model in memory, ~40 MB for tiny.en int8).
-    parallel_final: bool = True
+    # when the user stops (one more copy of the model in memory). Measured on the 2-core CPU: p95 V2V
+    # 0.97x but p50 1.04x (the stale partial then competes with the final pass and the LM), so off.
+    parallel_final: bool = False
 
 
 @dataclass

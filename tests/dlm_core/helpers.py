@@ -80,3 +80,40 @@ def tiny_quickturn(
 
 def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+def toy_train_config(tmp_path: Path, tokenizer: Path, train: Path, heldout: Path, **overrides):
+    """A TrainConfig for a 2-layer toy model that trains in seconds on one CPU thread."""
+    from dlm_core.train import TrainConfig
+    from dlm_core.train.trainer import Source
+
+    model = {
+        "hidden_size": 96,
+        "num_layers": 2,
+        "num_heads": 4,
+        "num_kv_heads": 4,
+        "intermediate_size": 192,
+        "max_position_embeddings": 64,
+        **overrides.pop("model", {}),
+    }
+    base = dict(
+        out_dir=str(tmp_path / "run"),
+        tokenizer=str(tokenizer),
+        sources=[Source(path=str(train))],
+        heldout=str(heldout),
+        model=model,
+        block_len=8,
+        max_context=64,
+        max_reply_tokens=8,
+        batch_size=32,
+        lr=5e-3,
+        min_lr=5e-4,
+        warmup_steps=30,
+        total_steps=400,
+        eval_every=0,
+        log_every=50,
+        threads=1,
+        sample_prompts=0,
+    )
+    base.update(overrides)
+    return TrainConfig(**base)

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from dlm_core import DiffusionEngine, SamplerConfig, load_model
-from dlm_core.train import TrainConfig, Trainer
+from dlm_core.train import Trainer
 from dlm_core.train.objective import attention_mask, make_batch, reply_log_probs
 
-from .helpers import tiny_quickturn, word_tokenizer
+from .helpers import tiny_quickturn, toy_train_config, word_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -95,40 +95,23 @@ def _naming_task(path: Path, n: int, names: list[str], seed: int) -> Path:
 
 @pytest.mark.slow
 def test_a_tiny_model_learns_to_copy_words_it_cannot_generate(tmp_path: Path) -> None:
-    from dlm_core.train.trainer import Source
-
     tok = word_tokenizer(tmp_path / "tokenizer.json", NAMES + FILLER)
     train = _naming_task(tmp_path / "train.jsonl", 1500, NAMES[:6], seed=0)
     # The output vocabulary comes from replies without names: only the copy head can say one.
     vocab = tmp_path / "replies.jsonl"
     vocab.write_text(json.dumps({"messages": [{"role": "assistant", "content": "i am"}]}) + "\n")
-    cfg = TrainConfig(
-        out_dir=str(tmp_path / "run"),
-        tokenizer=str(tok),
-        sources=[Source(path=str(train))],
-        heldout=str(_naming_task(tmp_path / "heldout.jsonl", 32, NAMES[6:], seed=1)),  # unseen names
+    heldout = _naming_task(tmp_path / "heldout.jsonl", 32, NAMES[6:], seed=1)  # unseen names
+    cfg = toy_train_config(
+        tmp_path,
+        tok,
+        train,
+        heldout,
         output_vocab_from=[str(vocab)],
-        model={
-            "hidden_size": 64,
-            "num_layers": 2,
-            "num_heads": 4,
-            "num_kv_heads": 4,
-            "intermediate_size": 128,
-            "max_position_embeddings": 64,
-            "copy_head_dim": 16,
-        },
+        model={"hidden_size": 64, "intermediate_size": 128, "copy_head_dim": 16},
         block_len=4,
-        max_context=64,
         max_reply_tokens=4,
-        batch_size=32,
-        lr=5e-3,
-        min_lr=5e-4,
         warmup_steps=20,
         total_steps=200,
-        eval_every=0,
-        log_every=50,
-        threads=1,
-        sample_prompts=0,
     )
     trainer = Trainer(cfg, log=lambda m: None)
     trainer.train()

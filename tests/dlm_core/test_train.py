@@ -13,7 +13,7 @@ import torch
 from dlm_core import DiffusionEngine, SamplerConfig, load_model
 from dlm_core.train import TrainConfig, Trainer
 
-from .helpers import word_tokenizer
+from .helpers import toy_train_config, word_tokenizer
 
 WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 
@@ -36,37 +36,7 @@ def _config(tmp_path: Path, **overrides) -> TrainConfig:
     tok = word_tokenizer(tmp_path / "tokenizer.json", WORDS)  # one token per word: positions line up
     train = _copy_task(tmp_path / "train.jsonl", 2000, seed=0)
     heldout = _copy_task(tmp_path / "heldout.jsonl", 64, seed=1)
-    base = dict(
-        out_dir=str(tmp_path / "run"),
-        tokenizer=str(tok),
-        sources=[{"path": str(train)}],
-        heldout=str(heldout),
-        model={
-            "hidden_size": 96,
-            "num_layers": 2,
-            "num_heads": 4,
-            "num_kv_heads": 4,
-            "intermediate_size": 192,
-            "max_position_embeddings": 64,
-        },
-        block_len=8,
-        max_context=64,
-        max_reply_tokens=8,
-        batch_size=32,
-        lr=5e-3,
-        min_lr=5e-4,
-        warmup_steps=30,
-        total_steps=400,
-        eval_every=0,
-        log_every=50,
-        threads=1,
-        sample_prompts=0,
-    )
-    base.update(overrides)
-    from dlm_core.train.trainer import Source
-
-    base["sources"] = [Source(**s) for s in base["sources"]]
-    return TrainConfig(**base)
+    return toy_train_config(tmp_path, tok, train, heldout, **overrides)
 
 
 @pytest.mark.slow
