@@ -84,7 +84,7 @@ class LMSection:
     temperature: float = 0.0
     seed: int = 0
     min_tokens: int = 0
-    threads: int = 2
+    threads: int = 1  # in the pipeline 1 torch thread beats 2 on 2 cores (docs/benchmarks.md, CPU split)
     ban: list[str] = field(default_factory=lambda: ["markdown", "urls", "emoji", "newlines"])
     cuda_graphs: bool = True
     max_context: int = 512
