@@ -2,7 +2,7 @@
 
 Why not plain ``WhisperModel.transcribe()``: it always pads to a 30 s window, and the encoder over
 30 s is most of its ~390 ms on the 2-core CPU. CTranslate2 accepts shorter mel input, so the final
-pass feeds one fixed window (10 s by default, longer only for longer audio) straight to
+pass feeds one fixed window (8 s by default, longer only for longer audio) straight to
 ``model.model.encode``/``generate`` without timestamps. Short windows can make tiny.en loop ("Tell me a
 joke. Tell me a joke."), so the decode is capped by audio length and checked for repeated n-grams:
 a loop is cut to its first copy (``Transcript.loop_cut``); a decode that still runs into the cap,
@@ -203,13 +203,12 @@ class SpeechRecognizer:
         device: str = "auto",
         compute_type: str | None = None,
         cpu_threads: int = 2,
-        window_s: float = 10.0,
+        window_s: float = 8.0,
         beam_size: int = 1,
         tokens_per_s: float = 6.0,
         token_margin: int = 10,
         no_speech_threshold: float = 0.6,
         silence_peak: float = 1e-3,
-        workers: int = 1,
         warmup: bool = True,
     ) -> None:
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -224,8 +223,6 @@ class SpeechRecognizer:
             compute_type = "float16" if device == "cuda" else "int8"
         if cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
         if not 2.0 <= window_s <= _MAX_WINDOW_S:
             raise ValueError(f"window_s must be in [2, {_MAX_WINDOW_S:g}], got {window_s}")
 
@@ -243,12 +240,9 @@ class SpeechRecognizer:
         self.token_margin = token_margin
         self.no_speech_threshold = no_speech_threshold
         self.silence_peak = silence_peak
-        # CTranslate2 runs one call per worker (a model replica) at a time: with 2 workers the final
-        # pass need not wait behind a partial decode that is still running when the user stops.
-        self.workers = workers
-        self._lock = threading.BoundedSemaphore(workers)
+        self._lock = threading.Lock()
         self._model = WhisperModel(
-            str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=workers
+            str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads
         )
         self._tokenizer = Tokenizer(
             self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language="en"
@@ -376,21 +370,12 @@ class SpeechRecognizer:
     def _warmup(self) -> None:
         # First CTranslate2 calls allocate buffers and pick kernels; pay that at load, not on the
         # first utterance. Quiet noise exercises encoder and decoder without relying on speech.
-        # Each worker is its own replica: warm them all at once, so each call lands on a different one.
         rng = np.random.default_rng(0)
         noise = (rng.standard_normal(SAMPLE_RATE) * 0.01).astype(np.float32)
-
-        def warm() -> None:
-            with self._lock:
-                for _ in range(2):
-                    self._decode(noise, prefix_words=[])
-                self._decode(noise, prefix_words=["okay"])
-
-        threads = [threading.Thread(target=warm) for _ in range(self.workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with self._lock:
+            for _ in range(2):
+                self._decode(noise, prefix_words=[])
+            self._decode(noise, prefix_words=["okay"])
 
 
 class StreamingTranscriber:

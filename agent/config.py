@@ -60,14 +60,10 @@ class ASRSection:
     device: str = "auto"
     compute_type: str = "auto"
     threads: int = 1  # measured on 2 cores: docs/benchmarks.md, CPU split
-    window_s: float = 10.0
+    window_s: float = 8.0  # measured: 8 s is 0.97x the V2V of 10 s, same transcripts (docs/benchmarks.md)
     partials: bool = True
     partial_interval_ms: int = 700
     beam_size: int = 1
-    # A second model replica for the final pass, so it never queues behind a partial still decoding
-    # when the user stops (one more copy of the model in memory). Measured on the 2-core CPU: p95 V2V
-    # 0.97x but p50 1.04x (the stale partial then competes with the final pass and the LM), so off.
-    parallel_final: bool = False
 
 
 @dataclass

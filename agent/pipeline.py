@@ -102,7 +102,6 @@ def load_asr(cfg: QuickturnConfig, warmup: bool = True) -> SpeechRecognizer:
         cpu_threads=cfg.asr.threads,
         window_s=cfg.asr.window_s,
         beam_size=cfg.asr.beam_size,
-        workers=2 if cfg.asr.parallel_final and cfg.asr.partials else 1,
         warmup=warmup,
     )
 
@@ -200,13 +199,6 @@ class VoicePipeline:
             maxlen=max(1, round(cfg.vad.preroll_ms / frame_ms))
         )
         self._asr_pool = ThreadPoolExecutor(1, thread_name_prefix="asr")
-        # The final pass gets its own thread (and model replica): a partial still running when the user
-        # stops must not delay the transcript the reply waits for.
-        self._final_pool = (
-            ThreadPoolExecutor(1, thread_name_prefix="asr-final")
-            if cfg.asr.parallel_final
-            else self._asr_pool
-        )
         self._reply_pool = ThreadPoolExecutor(1, thread_name_prefix="reply")
         self._turn = 0
         self._utt: _Utterance | None = None
@@ -262,7 +254,6 @@ class VoicePipeline:
         if self._reply is not None:
             self._reply.cancel.set()
         self._asr_pool.shutdown(wait=False, cancel_futures=True)
-        self._final_pool.shutdown(wait=False, cancel_futures=True)
         self._reply_pool.shutdown(wait=False, cancel_futures=True)
 
     # -- main loop -----------------------------------------------------------------------------------
@@ -470,7 +461,7 @@ class VoicePipeline:
             if audio is not None:
                 t0 = now()
                 transcript: Transcript = await self._in_thread(
-                    self._final_pool, self.services.asr.transcribe, audio
+                    self._asr_pool, self.services.asr.transcribe, audio
                 )
                 if reply.cancel.is_set():
                     return

@@ -21,16 +21,7 @@ from ..reply import LOAD_FIELDS, ReplyModel, build_reply_model
 
 BASELINES = ("ar", "teacher")
 # SpeechRecognizer is built from these; asr.partials / partial_interval_ms are read per turn.
-ASR_LOAD_FIELDS = (
-    "model_path",
-    "device",
-    "compute_type",
-    "threads",
-    "window_s",
-    "beam_size",
-    "parallel_final",
-    "partials",
-)
+ASR_LOAD_FIELDS = ("model_path", "device", "compute_type", "threads", "window_s", "beam_size")
 
 
 class ProfileError(ValueError):

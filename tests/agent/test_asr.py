@@ -108,25 +108,6 @@ def test_partials_commit_monotonically(asr, speech):
     assert final.audio_s == pytest.approx(audio.size / SAMPLE_RATE)
 
 
-def test_two_workers_decode_a_partial_and_a_final_at_once(speech):
-    """With 2 workers the final pass runs beside a partial still decoding (each on its own replica),
-    and both give the transcripts they give alone."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    rec = SpeechRecognizer(cpu_threads=1, workers=2)
-    long_ref, short_ref = SENTENCES[3], SENTENCES[0]
-    stream = rec.stream()
-    stream.feed(speech[long_ref])
-    with ThreadPoolExecutor(2) as pool:
-        partial = pool.submit(stream.partial)
-        final = pool.submit(rec.transcribe, speech[short_ref])
-        partial_text, final_text = partial.result().text, final.result().text
-    assert wer(long_ref, partial_text) <= 0.2, partial_text
-    assert wer(short_ref, final_text) <= 0.1, final_text
-    with pytest.raises(ValueError, match="workers"):
-        SpeechRecognizer(workers=0, warmup=False)
-
-
 def test_silence_and_noise_give_empty_text(asr):
     rng = np.random.default_rng(7)
     assert asr.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.float32)).text == ""
