@@ -378,7 +378,9 @@ class Transformer(nn.Module):
     def _output_rows(self) -> tuple[Tensor, Tensor]:
         """(head rows of the output vocabulary, their ids), rebuilt when the weights change in place."""
         weight = self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
-        key = (weight.data_ptr(), weight._version, weight.dtype)
+        # Inference tensors (made under torch.inference_mode) keep no version counter: nothing trains them.
+        version = -1 if weight.is_inference() else weight._version
+        key = (weight.data_ptr(), version, weight.dtype)
         cached = self._rows_cache
         if cached is None or cached[0] != key:
             index = torch.tensor(self.cfg.output_token_ids, device=weight.device)

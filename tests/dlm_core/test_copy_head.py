@@ -138,3 +138,14 @@ def test_the_denoiser_multiplies_only_output_vocabulary_rows(copy_model) -> None
         model.embed_tokens.weight.add_(0.5)  # an in-place update (a training step) refreshes the rows
         assert torch.allclose(model._reply_logits(h)[..., ~outside], model.head(h)[..., ~outside])
         model.embed_tokens.weight.sub_(0.5)
+
+
+def test_a_model_made_in_inference_mode_runs(tmp_path: Path) -> None:
+    """Benchmarks build models under torch.inference_mode: their weights keep no version counter."""
+    with torch.inference_mode():
+        lm = tiny_quickturn(tmp_path / "m", seed=4, copy_head_dim=8, output_token_ids=tuple(range(0, 300, 2)))
+        engine = DiffusionEngine(lm, max_context=64)
+        reply = engine.generate(
+            [{"role": "user", "content": "hello there"}], max_tokens=8, steps=4, block_len=8
+        )
+    assert reply.token_ids
