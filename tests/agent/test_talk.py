@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -47,6 +48,11 @@ def test_talk_answers_through_the_speaker_and_exits_on_ctrl_c(pulse) -> None:
         ["parec", "--device=spk.monitor", "--format=s16le", "--rate=16000", "--channels=1", "--raw"],
         stdout=subprocess.PIPE,
     )
+    # Drain the recorder as it records: an unread pipe fills after 2 s of audio, parec then blocks and
+    # the server drops what the speaker plays later — the reply included (a flaky test until this).
+    recorded: list[bytes] = []
+    drain = threading.Thread(target=lambda: recorded.extend(iter(lambda: recorder.stdout.read(3200), b"")))
+    drain.start()
     proc = _start_talk()
     lines: list[str] = []
     try:
@@ -61,13 +67,14 @@ def test_talk_answers_through_the_speaker_and_exits_on_ctrl_c(pulse) -> None:
         if proc.poll() is None:
             proc.kill()
         recorder.terminate()
+        drain.join(timeout=10)
     log = "".join(lines)
     assert proc.returncode == 0, log
     assert "bye." in log
     heard = [line for line in log.splitlines() if "you:" in line]
     assert heard and "your name" in heard[0].lower(), log
-    played = np.frombuffer(recorder.stdout.read(), dtype=np.int16).astype(np.float32) / 32768
-    assert np.sqrt(np.mean(played**2)) > 1e-3, "nothing reached the speaker"
+    played = np.frombuffer(b"".join(recorded), dtype=np.int16).astype(np.float32) / 32768
+    assert np.sqrt(np.mean(played**2)) > 1e-3, "nothing reached the speaker:\n" + log
 
 
 def test_talk_names_a_missing_device(pulse) -> None:

@@ -74,3 +74,20 @@ def test_resume_continues_from_the_saved_step(tmp_path: Path) -> None:
     assert torch.load(Path(cfg.out_dir) / "last.pt", weights_only=False)["step"] == 10
     lines = (Path(cfg.out_dir) / "log.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [2, 4, 6, 8, 10]
+
+
+def test_stop_step_ends_a_run_early_and_finished_says_so(tmp_path: Path) -> None:
+    from dlm_core.train.trainer import main
+
+    cfg = _config(tmp_path, total_steps=20, stop_step=4, log_every=2)
+    (tmp_path / "train.toml").write_text(
+        f'[data]\ntokenizer = "{cfg.tokenizer}"\n[[data.sources]]\npath = "{cfg.sources[0].path}"\n'
+        f"[model]\nhidden_size = 32\nnum_layers = 1\nnum_heads = 2\nnum_kv_heads = 2\nintermediate_size = 64\n"
+        f'max_position_embeddings = 64\n[train]\nout_dir = "{cfg.out_dir}"\ntotal_steps = 20\nstop_step = 4\n'
+        f"block_len = 8\nmax_context = 64\nmax_reply_tokens = 8\nthreads = 1\nlog_every = 2\n"
+    )
+    config = str(tmp_path / "train.toml")
+    assert main(["--config", config, "--finished"]) == 3  # nothing trained yet
+    assert main(["--config", config]) == 0
+    assert torch.load(Path(cfg.out_dir) / "last.pt", weights_only=False)["step"] == 4  # not 20
+    assert main(["--config", config, "--finished"]) == 0
