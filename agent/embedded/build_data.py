@@ -9,6 +9,7 @@ Reproducible: everything is drawn from one seed, the teacher's replies come from
 from __future__ import annotations
 
 import argparse
+import copy
 import gzip
 import json
 import random
@@ -24,8 +25,17 @@ from pathlib import Path
 from agent.embedded import sources
 from agent.embedded.config import DataConfig, load_config
 from agent.embedded.filters import first_sentences, normalise_prompt, spoken_problems, word_count
-from agent.embedded.intents import Ctx, Example, Intent, TableIntent, add_history, all_intents, random_ctx
-from agent.embedded.lexicon import ASSISTANT_NAMES, PET_NAMES, USER_NAMES
+from agent.embedded.intents import (
+    Ctx,
+    Example,
+    Intent,
+    TableIntent,
+    UserFactIntent,
+    add_history,
+    all_intents,
+    random_ctx,
+)
+from agent.embedded.lexicon import ASSISTANT_NAMES, PET_NAMES, USER_NAMES, open_names
 from agent.embedded.teacher_gen import STYLE_SHOTS, load_cache
 
 # Held-out quota per kind (scaled to ``heldout.size``): context-use kinds first, then the rest.
@@ -36,6 +46,7 @@ HELDOUT_QUOTA: dict[str, int] = {
     "smalltalk": 40, "cannot": 25, "help": 6, "fact": 30, "joke": 10, "fortune": 5, "chatterbot": 40,
     "teacher": 60,
 }  # fmt: skip
+COPY_SET_FILE = "train_copy.jsonl"
 CONTEXT_KINDS = ("time", "weekday", "date", "name", "user_fact", "user_fact_tell", "repeat")
 
 # First-person life stories the teacher invents ("my husband", "I went to the beach"): a voice
@@ -322,7 +333,14 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
     if pretrain:
         _write_jsonl(d / cfg.chitchat.pretrain_file, pretrain)
 
+    copy_set = build_copy_set(cfg, intents)
+    _write_jsonl(d / COPY_SET_FILE, [e.as_json() for e in copy_set])
+
     stats = _stats(train, heldout, pretrain, tstats, len(cb), len(fortunes), dropped_overlap)
+    stats["copy_set"] = {
+        "examples": len(copy_set),
+        "kinds": dict(sorted(Counter(e.kind for e in copy_set).items())),
+    }
     stats["train"]["template_examples_rejected_by_filters"] = rejected_templates
     if cfg.tokenizer.enabled:
         stats["tokenizer"] = build_tokenizer(cfg, train, pretrain)
@@ -333,6 +351,45 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
         f"in {time.time() - t0:.0f} s"
     )
     return stats
+
+
+def build_copy_set(cfg: DataConfig, intents: Sequence[Intent]) -> list[Example]:
+    """Name questions whose names come from ~9,000 dictionary names (``lexicon.open_names``), most of
+    several tokens: the assistant's own name, and the user's or their pet's told earlier in the chat.
+    The main set's ~60 names are few enough to learn by heart; these teach copying a whole span."""
+    if not cfg.copy_set.examples:
+        return []
+    rng = random.Random(cfg.seed + 5)
+    names = open_names()
+    name_intents = [it for it in intents if it.kind == "name"]
+    fact_intents = [
+        copy.copy(it) for it in intents if isinstance(it, UserFactIntent) and it.mode in ("tell", "ask")
+    ]
+    for it in fact_intents:
+        it.open_names = names
+    out: list[Example] = []
+    while len(out) < cfg.copy_set.examples:
+        ctx = random_ctx(rng, names)
+        if rng.random() < 0.5:
+            ex = add_history(
+                rng.choice(name_intents).sample(rng, False, ctx), rng, ctx, cfg.templates.history_share
+            )
+        else:
+            ex = rng.choice(fact_intents).sample(rng, False, ctx)
+        if _clean_reply(ex.reply):
+            out.append(_names_capitalised(ex))
+    return out
+
+
+def _names_capitalised(ex: Example) -> Example:
+    """Whisper writes names capitalised even where it drops other capitals; a lower-cased name in the
+    prompt would also be a different token sequence from the reply's, which a copy cannot produce."""
+    for name in ex.expect_any or []:
+        pattern = re.compile(rf"\b{re.escape(name.lower())}\b")
+        for m in ex.messages:
+            if m["role"] == "user":
+                m["content"] = pattern.sub(name, m["content"])
+    return ex
 
 
 def _maybe_asr(rng: random.Random, text: str) -> str:

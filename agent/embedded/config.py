@@ -30,6 +30,11 @@ class ChatterbotConfig:
 
 
 @dataclass(frozen=True)
+class CopySetConfig:
+    examples: int = 12000  # name questions over ~9,000 dictionary names (train_copy.jsonl; 0 = none)
+
+
+@dataclass(frozen=True)
 class ChitchatConfig:
     pretrain: bool = True
     pretrain_file: str = "pretrain.jsonl.gz"  # gzip keeps the committed data small (~3 MB vs ~10 MB)
@@ -79,6 +84,7 @@ class DataConfig:
     templates: TemplateConfig = field(default_factory=TemplateConfig)
     chatterbot: ChatterbotConfig = field(default_factory=ChatterbotConfig)
     chitchat: ChitchatConfig = field(default_factory=ChitchatConfig)
+    copy_set: CopySetConfig = field(default_factory=CopySetConfig)
     fortunes: FortunesConfig = field(default_factory=FortunesConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     heldout: HeldoutConfig = field(default_factory=HeldoutConfig)

@@ -14,6 +14,9 @@ Metrics (per system, on ``agent/embedded/data/heldout.jsonl``):
                out the time or name when nobody asked
   words        mean reply length in words; in_range = share of replies with 4–30 words
   latency      reply generation ms (p50 / p95) on this machine
+  unseen_names share of name questions answered with the whole name when the name is in no training
+               pool (``lexicon.unseen_names``: "Juniper", "Marigold"; the assistant's own name and the
+               user's, told two turns earlier) — copying, not recall (diffusion models only)
 The teacher (autoregressive SmolLM2-135M-Instruct, sampled, with its best settings from the data build)
 is scored the same way; its replies are cached in ``teacher_eval.jsonl`` (the teacher does not change).
 """
@@ -27,6 +30,7 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from dlm_core.train.data import read_chat_jsonl, tokenize_examples
@@ -56,11 +60,32 @@ class Scores:
     latency_p50_ms: float
     latency_p95_ms: float
     elbo_ppl: float | None = None
+    unseen_names: float | None = None
     samples: list[dict] = field(default_factory=list)
 
 
 def load_heldout(path: Path = DATA / "heldout.jsonl") -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def unseen_name_items(now: datetime = datetime(2026, 11, 26, 14, 5)) -> list[dict]:
+    """Two questions per unseen name: the assistant's own (from the context) and the user's (from history)."""
+    from agent.prompt import context_sentences
+
+    from .lexicon import unseen_names
+
+    items = []
+    for name in unseen_names():
+        own = [{"role": "system", "content": context_sentences(name, now)}]
+        own.append({"role": "user", "content": "What's your name?"})
+        told = [{"role": "system", "content": context_sentences("Quinn", now)}]
+        told += [
+            {"role": "user", "content": f"My name is {name}."},
+            {"role": "assistant", "content": f"Nice to meet you, {name}."},
+            {"role": "user", "content": "What's my name?"},
+        ]
+        items += [{"messages": own, "expect_any": [name]}, {"messages": told, "expect_any": [name]}]
+    return items
 
 
 def context_correct(item: dict, reply: str) -> bool | None:
@@ -160,9 +185,16 @@ def run_model(
         pad_id=cfg.pad_token_id,
         output_bias=output_bias_for(cfg),  # scored over the output vocabulary, as in training
     )
+    probes = unseen_name_items()
+    copied = []
+    for it in probes:
+        engine.reset()
+        copied.append(bool(context_correct(it, model.reply(it["messages"]))))
     label = f"{path.name} S={steps}" + (f" L={block_len}" if block_len else "")
     label += " + drafts" if drafts and model.drafts is not None else ""
-    return score(label, items, replies, latencies, elbo)
+    scores = score(label, items, replies, latencies, elbo)
+    scores.unseen_names = sum(copied) / len(copied)
+    return scores
 
 
 def run_teacher(items: list[dict], batch_size: int = 16, latency_items: int = 20) -> Scores:
@@ -216,16 +248,17 @@ def teacher_latencies(teacher, items: list[dict]) -> list[float]:
 def table(rows: list[Scores], teacher: Scores | None) -> str:
     head = (
         "| system | n | relevance | rel. vs teacher | repetition | non-words | context use (pos / neg) "
-        "| words (4–30) | ELBO ppl ≤ | latency p50 / p95 ms |"
+        "| words (4–30) | ELBO ppl ≤ | latency p50 / p95 ms | unseen names |"
     )
-    out = [head, "|" + "---|" * 10]
+    out = [head, "|" + "---|" * 11]
     for s in [*rows, *([teacher] if teacher else [])]:
         rel_ratio = f"{s.relevance / teacher.relevance:.0%}" if teacher else "—"
         out.append(
             f"| {s.system} | {s.n} | {s.relevance:.3f} | {rel_ratio} | {s.repetition:.1%} | {s.non_words:.1%} "
             f"| {s.context_use:.1%} ({s.context_positive:.0%} / {s.context_negative:.0%}) "
             f"| {s.words:.1f} ({s.in_range:.0%}) | {f'{s.elbo_ppl:.1f}' if s.elbo_ppl else '—'} "
-            f"| {s.latency_p50_ms:.0f} / {s.latency_p95_ms:.0f} |"
+            f"| {s.latency_p50_ms:.0f} / {s.latency_p95_ms:.0f} "
+            f"| {f'{s.unseen_names:.0%}' if s.unseen_names is not None else '—'} |"
         )
     return "\n".join(out)
 

@@ -92,7 +92,7 @@ class Ctx:
         }
 
 
-def random_ctx(rng: random.Random) -> Ctx:
+def random_ctx(rng: random.Random, names: Sequence[str] = ASSISTANT_NAMES) -> Ctx:
     """Any minute of 2024–2030: times and dates must be copied, never memorised."""
     start = datetime(2024, 1, 1)
     minutes = rng.randrange(7 * 365 * 24 * 60)
@@ -100,7 +100,7 @@ def random_ctx(rng: random.Random) -> Ctx:
     # Round minutes a little more often, as clocks are asked about at all minutes but :00/:30 are common.
     if rng.random() < 0.15:
         now = now.replace(minute=rng.choice((0, 15, 30, 45)))
-    return Ctx(rng.choice(ASSISTANT_NAMES), now)
+    return Ctx(rng.choice(names), now)
 
 
 def asr_variant(rng: random.Random, text: str, ctx: Ctx | None = None) -> str:
@@ -794,6 +794,8 @@ USER_FACTS: tuple[UserFact, ...] = (
     ),
 )  # fmt: skip
 
+NAMED_FACTS = frozenset({"name", "pet"})  # facts whose value is a name
+
 UNKNOWN_FACT_A = (
     "I don't think you've told me that yet.",
     "You haven't told me that yet. What is it?",
@@ -816,6 +818,8 @@ class UserFactIntent(Intent):
         self.held: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.train: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.shared_with: UserFactIntent | None = None
+        # Set: only facts that are names, drawn from these (the copy set: lexicon.open_names).
+        self.open_names: Sequence[str] = ()
 
     def split(self, rng: random.Random, share: float) -> None:
         if self.shared_with is not None:
@@ -832,8 +836,12 @@ class UserFactIntent(Intent):
             self.train[f.key] = (parts[0][1], parts[1][1])
 
     def sample(self, rng: random.Random, held: bool, ctx: Ctx) -> Example:
-        fact = rng.choice(USER_FACTS)
-        vals = fact.values(rng)
+        if self.open_names:
+            fact = rng.choice([f for f in USER_FACTS if f.key in NAMED_FACTS])
+            vals = {**fact.values(rng), "v": rng.choice(self.open_names)}
+        else:
+            fact = rng.choice(USER_FACTS)
+            vals = fact.values(rng)
         tells, asks = (self.held if held else self.train)[fact.key]
         tell = _fmt_fact(rng.choice(tells), vals)
         ack = _fmt_fact(rng.choice(fact.ack), vals)

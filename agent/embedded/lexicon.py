@@ -3,6 +3,9 @@ never count as non-words in the evaluation."""
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 # ~60 assistant names: varied per example so the model learns to COPY the name from context.
 ASSISTANT_NAMES: tuple[str, ...] = (
     "Quinn", "Nova", "Sam", "Alex", "Robin", "Juno", "Iris", "Milo", "Atlas", "Luna", "Orion", "Ava",
@@ -102,3 +105,43 @@ TEACHER_QUESTIONS: tuple[str, ...] = (
     "how can I be more confident", "why is chocolate so tasty", "how do hummingbirds hover",
     "what makes thunder", "how can I stop biting my nails", "how long should I nap",
 )  # fmt: skip
+
+
+# Names the tests and the evaluation ask about as never seen in training: kept out of every pool.
+UNSEEN_TEST_NAMES: frozenset[str] = frozenset({"Zed", "Juniper"})
+WORD_LIST = Path("/usr/share/dict/american-english")  # Debian's wamerican, installed by the set-up
+
+
+@functools.cache
+def open_names() -> tuple[str, ...]:
+    """Every capitalised word of the English word list (people, places, brands: ~9,000), as names.
+
+    The fixed name lists above are too few: the model learned each of them by heart and copied an unseen
+    name only in part ("The name is Jun." for Juniper). Names drawn from thousands, most of them several
+    tokens long, teach it to copy whole spans. Sorted, so a seeded draw is reproducible.
+    """
+    if not WORD_LIST.is_file():
+        raise FileNotFoundError(f"{WORD_LIST} is missing: install Debian's wamerican (the set-up does)")
+    names = {
+        w
+        for w in WORD_LIST.read_text(encoding="utf-8").split()
+        if 3 <= len(w) <= 11 and w.isascii() and w.isalpha() and w[0].isupper() and w[1:].islower()
+    }
+    return tuple(sorted(names - UNSEEN_TEST_NAMES))
+
+
+# Nature words people give as names: in the word list only in lower case, so in no training pool.
+_PROBE_NAMES: tuple[str, ...] = (
+    "Juniper", "Marigold", "Bramble", "Clementine", "Saffron", "Thistle", "Wisteria", "Lavender",
+    "Magnolia", "Cypress", "Sorrel", "Tamarind", "Willow", "Aspen", "Briar", "Cobalt", "Indigo",
+    "Sparrow", "Falcon", "Pebble", "Tinsel", "Zinnia", "Hickory", "Meadow", "Nutmeg", "Cinnamon",
+    "Heather", "Maple", "Poppy", "Ginger", "Clover", "Hazelnut", "Peregrine", "Kestrel", "Lupine",
+    "Tangerine", "Bluebell", "Primrose", "Buttercup", "Sequoia",
+)  # fmt: skip
+
+
+def unseen_names() -> list[str]:
+    """Name-like words in no training pool ("Juniper", "Marigold"), most of several tokens: the
+    evaluation's probe of copying a name the model has never seen."""
+    pool = set(open_names()) | set(ASSISTANT_NAMES) | set(USER_NAMES) | set(PET_NAMES)
+    return [n for n in _PROBE_NAMES if n not in pool]

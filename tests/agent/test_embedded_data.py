@@ -25,6 +25,7 @@ from agent.embedded.filters import (
     word_count,
 )
 from agent.embedded.intents import USER_FACTS
+from agent.embedded.lexicon import ASSISTANT_NAMES, UNSEEN_TEST_NAMES, open_names, unseen_names
 
 TINY = """
 seed = {seed}
@@ -38,6 +39,9 @@ heldout_phrasing_share = 0.2
 enabled = true
 max_pairs = 12
 repeat = 1
+
+[copy_set]
+examples = 300
 
 [chitchat]
 pretrain = false
@@ -158,10 +162,34 @@ def test_user_fact_questions_answered_from_history(train: list[dict]) -> None:
 
 def test_same_seed_same_files(tmp_path: Path, built: Path) -> None:
     again = _build(tmp_path / "b")
-    for name in ("train.jsonl", "heldout.jsonl", "stats.json"):
+    for name in ("train.jsonl", "heldout.jsonl", "train_copy.jsonl", "stats.json"):
         assert (again / name).read_bytes() == (built / name).read_bytes()
     other = _build(tmp_path / "c", seed=8)
     assert (other / "train.jsonl").read_bytes() != (built / "train.jsonl").read_bytes()
+
+
+def test_copy_set_asks_for_names_from_the_whole_word_list(built: Path, heldout: list[dict]) -> None:
+    rows = _read(built / "train_copy.jsonl")
+    assert len(rows) == 300
+    assert {r["kind"] for r in rows} == {"name", "user_fact", "user_fact_tell"}
+    names = [r["expect_any"][0] for r in rows]
+    assert len(set(names)) > 250  # drawn from thousands, not the ~60 of the main set
+    assert not set(names) & set(ASSISTANT_NAMES) - set(open_names())
+    assert not set(names) & (UNSEEN_TEST_NAMES | set(unseen_names()))
+    for r, name in zip(rows, names):
+        # The exact (capitalised) name is in the prompt, so the reply's name is a copy of its tokens.
+        prompt = " ".join(m["content"] for m in r["messages"][:-1])
+        assert re.search(rf"\b{name}\b", prompt), r
+        assert name in r["messages"][-1]["content"], r
+    held = {json.dumps(h["messages"][:-1]) for h in heldout}
+    assert not any(json.dumps(r["messages"][:-1]) in held for r in rows)
+
+
+def test_unseen_probe_names_are_in_no_training_pool() -> None:
+    probe = unseen_names()
+    assert len(probe) >= 30 and "Juniper" in probe
+    assert not set(probe) & set(open_names())
+    assert len(open_names()) > 5000
 
 
 def test_bad_config_is_reported(tmp_path: Path) -> None:
