@@ -282,6 +282,7 @@ class SpeechRecognizer:
             return self._standard(audio, t0)
         with self._lock:
             dec = self._decode(audio, prefix_words=[], model=self._final_model)
+        assert dec is not None  # only an abandoned partial returns None
         if dec.no_speech_prob >= self.no_speech_threshold:
             return Transcript("", audio_s, (time.perf_counter() - t0) * 1000, False)
         words = dec.text.split()
@@ -325,10 +326,17 @@ class SpeechRecognizer:
     def _token_cap(self, audio_s: float) -> int:
         return int(audio_s * self.tokens_per_s) + self.token_margin
 
-    def _decode(self, audio: np.ndarray, prefix_words: list[str], model=None) -> _Decode:  # noqa: ANN001
+    def _decode(
+        self,
+        audio: np.ndarray,
+        prefix_words: list[str],
+        model=None,  # noqa: ANN001 - a faster_whisper.WhisperModel
+        abandon: threading.Event | None = None,
+    ) -> _Decode | None:
         """One encoder window + greedy decode without timestamps. Caller holds the lock.
 
-        ``model``: the ``WhisperModel`` to run (default: the partials' one)."""
+        ``model``: the ``WhisperModel`` to run (default: the partials' one). ``abandon``: checked
+        between encoder and decoder; when set, the decode is skipped and None returned."""
         import ctranslate2
 
         model = model or self._model
@@ -343,6 +351,8 @@ class SpeechRecognizer:
         feats = self._model.feature_extractor(padded)[:, : int(window_s * _FRAMES_PER_S)]
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(feats[None]))
         encoded = model.model.encode(features, to_cpu=False)
+        if abandon is not None and abandon.is_set():
+            return None
 
         prefix = self._tokenizer.encode(" " + " ".join(prefix_words)) if prefix_words else []
         prompt = self._prompt + prefix
@@ -416,6 +426,7 @@ class StreamingTranscriber:
         self._committed: list[str] = []
         self._prev_hyp: list[str] | None = None
         self._last = Partial("", "")
+        self._abandon = threading.Event()
 
     @property
     def audio_s(self) -> float:
@@ -433,17 +444,28 @@ class StreamingTranscriber:
             self._chunks = [np.concatenate(self._chunks)]
         return self._chunks[0] if self._chunks else np.zeros(0, dtype=np.float32)
 
+    def abandon_partial(self) -> None:
+        """Make a ``partial()`` running in another thread return early (its previous result) at its
+        next check: once the user stops, the final pass needs the model more than a partial does.
+        Thread-safe; cleared by ``resume_partials()``."""
+        self._abandon.set()
+
+    def resume_partials(self) -> None:
+        self._abandon.clear()
+
     def partial(self) -> Partial:
         """Committed + tentative words so far (LocalAgreement-2 over consecutive hypotheses)."""
-        if self._n_samples == self._decoded_samples:
-            return self._last  # nothing new since the last hypothesis
+        if self._n_samples == self._decoded_samples or self._abandon.is_set():
+            return self._last  # nothing new since the last hypothesis, or abandoned
         audio = self._buffer()
         rec = self._rec
         if rec._is_silent(audio) or self.audio_s > _MAX_WINDOW_S - 2.0:
             # Too short / silent, or beyond one window: keep what we have (final() still covers all).
             return self._last
         with rec._lock:
-            dec = rec._decode(audio, prefix_words=self._committed)
+            dec = rec._decode(audio, prefix_words=self._committed, abandon=self._abandon)
+        if dec is None:
+            return self._last
         self._decoded_samples = self._n_samples
         if dec.no_speech_prob >= rec.no_speech_threshold and not self._committed:
             cont: list[str] = []

@@ -327,6 +327,10 @@ class VoicePipeline:
         self.state = TurnState.ENDPOINTING
         utt.pause_t = frame.t
         self.emit(SpeechPaused(utt.turn, now(), utt.last_voiced_t))
+        if utt.transcriber is not None and utt.partial_busy:
+            # A partial still decoding would hold the ASR thread the final pass now needs: its
+            # decoder is skipped (the encoder, already running, cannot be interrupted).
+            utt.transcriber.abandon_partial()
         if self.cfg.endpoint.speculative:
             self._start_reply(utt)
 
@@ -362,6 +366,7 @@ class VoicePipeline:
         utt.last_partial_frames = len(utt.frames)
         utt.partial_busy = True
         transcriber = utt.transcriber
+        transcriber.resume_partials()
 
         def work():
             transcriber.feed(new)  # the transcriber is touched only from the ASR thread

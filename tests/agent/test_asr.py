@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import wave
 from pathlib import Path
 
@@ -102,6 +103,22 @@ def test_final_pass_on_its_own_threads(asr, speech):
     assert same._final_model is same._model  # no second copy when the thread counts agree
     with pytest.raises(ValueError, match="final_threads"):
         SpeechRecognizer(final_threads=0, warmup=False)
+
+
+def test_an_abandoned_partial_skips_its_decoder(asr, speech):
+    audio = speech[SENTENCES[0]]
+    stream = asr.stream()
+    stream.feed(audio)
+    stream.abandon_partial()
+    assert stream.partial() == Partial("", "")  # nothing decoded: the previous (empty) partial
+    stream.resume_partials()
+    assert wer(SENTENCES[0], stream.partial().text) <= 0.2  # the audio was not marked decoded
+    # The check between encoder and decoder (a partial already running when the user stops).
+    gone = threading.Event()
+    gone.set()
+    with asr._lock:
+        assert asr._decode(audio, prefix_words=[], abandon=gone) is None
+        assert asr._decode(audio, prefix_words=[], abandon=threading.Event()) is not None
 
 
 def test_partials_commit_monotonically(asr, speech):
