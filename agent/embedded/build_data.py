@@ -47,6 +47,12 @@ HELDOUT_QUOTA: dict[str, int] = {
     "teacher": 60,
 }  # fmt: skip
 COPY_SET_FILE = "train_copy.jsonl"
+LONG_SET_FILE = "train_long.jsonl.gz"  # gzip: ~10 MB as plain text
+# Chit-chat whose exchanges may stand as earlier turns of any conversation (no time, name or fact).
+FILLER_KINDS = frozenset(
+    {"teacher", "chatterbot", "smalltalk", "greeting", "how_are_you", "thanks", "compliment", "joke",
+     "fact", "cannot", "acknowledge"}
+)  # fmt: skip
 CONTEXT_KINDS = ("time", "weekday", "date", "name", "user_fact", "user_fact_tell", "repeat")
 
 # First-person life stories the teacher invents ("my husband", "I went to the beach"): a voice
@@ -335,8 +341,14 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
 
     copy_set = build_copy_set(cfg, intents)
     _write_jsonl(d / COPY_SET_FILE, [e.as_json() for e in copy_set])
+    long_set = build_long_set(cfg, train)
+    _write_jsonl(d / LONG_SET_FILE, [e.as_json() for e in long_set])
 
     stats = _stats(train, heldout, pretrain, tstats, len(cb), len(fortunes), dropped_overlap)
+    stats["long_set"] = {
+        "examples": len(long_set),
+        "earlier_exchanges": dict(sorted(Counter((len(e.messages) - 3) // 2 for e in long_set).items())),
+    }
     stats["copy_set"] = {
         "examples": len(copy_set),
         "kinds": dict(sorted(Counter(e.kind for e in copy_set).items())),
@@ -378,6 +390,27 @@ def build_copy_set(cfg: DataConfig, intents: Sequence[Intent]) -> list[Example]:
             ex = rng.choice(fact_intents).sample(rng, False, ctx)
         if _clean_reply(ex.reply):
             out.append(_names_capitalised(ex))
+    return out
+
+
+def build_long_set(cfg: DataConfig, train: Sequence[Example]) -> list[Example]:
+    """Train examples as the agent meets them late in a conversation: 3–6 earlier exchanges in all
+    (the agent keeps 6), the extra ones other train examples' chit-chat. The main set has at most
+    two, and the model read its own history as the question ("Hi, how are you today?" after a few
+    turns got the date)."""
+    n = cfg.long_history.examples
+    if not n:
+        return []
+    rng = random.Random(cfg.seed + 6)
+    fillers = [e.messages[-2:] for e in train if e.kind in FILLER_KINDS]
+    out: list[Example] = []
+    for _ in range(n):
+        ex = copy.deepcopy(rng.choice(train))
+        system, *rest = ex.messages
+        own = (len(rest) - 2) // 2
+        k = rng.randint(max(0, 3 - own), max(0, 6 - own))
+        ex.messages = [system, *(m for _ in range(k) for m in rng.choice(fillers)), *rest]
+        out.append(ex)
     return out
 
 

@@ -35,6 +35,11 @@ class CopySetConfig:
 
 
 @dataclass(frozen=True)
+class LongHistoryConfig:
+    examples: int = 12000  # train examples with 3–6 earlier exchanges (train_long.jsonl.gz; 0 = none)
+
+
+@dataclass(frozen=True)
 class ChitchatConfig:
     pretrain: bool = True
     pretrain_file: str = "pretrain.jsonl.gz"  # gzip keeps the committed data small (~3 MB vs ~10 MB)
@@ -85,6 +90,7 @@ class DataConfig:
     chatterbot: ChatterbotConfig = field(default_factory=ChatterbotConfig)
     chitchat: ChitchatConfig = field(default_factory=ChitchatConfig)
     copy_set: CopySetConfig = field(default_factory=CopySetConfig)
+    long_history: LongHistoryConfig = field(default_factory=LongHistoryConfig)
     fortunes: FortunesConfig = field(default_factory=FortunesConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     heldout: HeldoutConfig = field(default_factory=HeldoutConfig)

@@ -68,6 +68,25 @@ def load_heldout(path: Path = DATA / "heldout.jsonl") -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+# Exchanges that make a conversation's earlier turns: chit-chat, never a time, a name or a fact.
+FILLER_KINDS = ("smalltalk", "greeting", "how_are_you", "thanks", "compliment", "joke", "fact", "chatterbot")
+
+
+def with_history(items: list[dict], fill: int, turns: int) -> list[dict]:
+    """The held-out items as the agent meets them late in a conversation: ``fill`` earlier exchanges
+    (other held-out chit-chat, with their reference replies) before each item's own history, then
+    only the last ``turns`` exchanges kept, as ``agent.prompt.Conversation(max_turns=turns)`` does."""
+    fillers = [it["messages"][-2:] for it in items if it.get("kind") in FILLER_KINDS]
+    out = []
+    for i, it in enumerate(items):
+        system, *rest = it["messages"]
+        history, ask = rest[:-2], rest[-2:]
+        before = [m for j in range(fill) for m in fillers[(7 * i + 13 * j) % len(fillers)]]
+        history = (before + history)[-2 * turns :] if turns else []
+        out.append({**it, "messages": [system, *history, *ask]})
+    return out
+
+
 def unseen_name_items(now: datetime = datetime(2026, 11, 26, 14, 5)) -> list[dict]:
     """Two questions per unseen name: the assistant's own (from the context) and the user's (from history)."""
     from agent.prompt import context_sentences
@@ -283,6 +302,14 @@ def main(argv: list[str] | None = None) -> int:
         "--block-len", type=int, default=0, help="denoising block length (0 = the agent's default)"
     )
     ap.add_argument("--n", type=int, default=0, help="evaluate only the first N held-out items (0 = all)")
+    ap.add_argument(
+        "--history",
+        type=int,
+        nargs=2,
+        metavar=("FILL", "TURNS"),
+        help="late in a conversation: FILL earlier chit-chat exchanges before each item, then only the "
+        "last TURNS exchanges kept (the agent's history_turns)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
         "--drafts",
@@ -297,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     items = load_heldout()
     if args.n:
         items = items[: args.n]
+    if args.history:
+        items = with_history(items, *args.history)
     rows = [
         run_model(Path(args.model), items, s, args.max_tokens, args.threads, drafts, args.block_len)
         for s in args.steps

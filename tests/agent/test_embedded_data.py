@@ -4,6 +4,7 @@ determinism; plus the text filters on cases that must pass and fail."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -42,6 +43,9 @@ repeat = 1
 
 [copy_set]
 examples = 300
+
+[long_history]
+examples = 200
 
 [chitchat]
 pretrain = false
@@ -162,7 +166,7 @@ def test_user_fact_questions_answered_from_history(train: list[dict]) -> None:
 
 def test_same_seed_same_files(tmp_path: Path, built: Path) -> None:
     again = _build(tmp_path / "b")
-    for name in ("train.jsonl", "heldout.jsonl", "train_copy.jsonl", "stats.json"):
+    for name in ("train.jsonl", "heldout.jsonl", "train_copy.jsonl", "train_long.jsonl.gz", "stats.json"):
         assert (again / name).read_bytes() == (built / name).read_bytes()
     other = _build(tmp_path / "c", seed=8)
     assert (other / "train.jsonl").read_bytes() != (built / "train.jsonl").read_bytes()
@@ -183,6 +187,28 @@ def test_copy_set_asks_for_names_from_the_whole_word_list(built: Path, heldout: 
         assert name in r["messages"][-1]["content"], r
     held = {json.dumps(h["messages"][:-1]) for h in heldout}
     assert not any(json.dumps(r["messages"][:-1]) in held for r in rows)
+
+
+def test_long_set_puts_train_examples_late_in_a_conversation(built: Path, train: list[dict]) -> None:
+    with gzip.open(built / "train_long.jsonl.gz", "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    assert len(rows) == 200
+    finals: dict[str, list[dict]] = {}
+    for r in train:
+        finals.setdefault(json.dumps(r["messages"][-2:]), []).append(r)
+    for r in rows:
+        msgs = r["messages"]
+        assert msgs[0]["role"] == "system" and [m["role"] for m in msgs[1:]] == ["user", "assistant"] * (
+            (len(msgs) - 1) // 2
+        )
+        assert 3 <= (len(msgs) - 3) // 2 <= 6  # earlier exchanges, as many as the agent keeps
+        # The question and answer of a real train example, with that example's own history.
+        assert any(
+            msgs[-len(own["messages"]) + 1 :] == own["messages"][1:]
+            and r["kind"] == own["kind"]
+            and r.get("expect_any") == own.get("expect_any")
+            for own in finals[json.dumps(msgs[-2:])]
+        )
 
 
 def test_unseen_probe_names_are_in_no_training_pool() -> None:
