@@ -17,6 +17,8 @@ CUDA graph. Positions enter as device tensors; nothing in ``forward_block`` sync
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -154,6 +156,13 @@ class MLP(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
+def vocab_bias(allowed: Iterable[int], vocab_size: int, device: torch.device | str = "cpu") -> Tensor:
+    """[V] 0 on the ``allowed`` token ids, -inf elsewhere: restricts a softmax to a sub-vocabulary."""
+    bias = torch.full((vocab_size,), float("-inf"), device=device)
+    bias[list(allowed)] = 0.0
+    return bias
+
+
 class CopyHead(nn.Module):
     """Pointer-generator output: p = (1 - g) · softmax(vocabulary logits) + g · attention over context tokens.
 
@@ -182,9 +191,7 @@ class CopyHead(nn.Module):
         """Build the [V] 0 / -inf bias over the generator's output vocabulary (copies may be any context
         token) once, outside any graph capture: it is a host-to-device copy."""
         if self.allowed and (self._vocab_bias is None or self._vocab_bias.device != device):
-            bias = torch.full((vocab_size,), float("-inf"), device=device)
-            bias[list(self.allowed)] = 0.0
-            self._vocab_bias = bias
+            self._vocab_bias = vocab_bias(self.allowed, vocab_size, device)
         return self._vocab_bias
 
     def mix(self, logits: Tensor, h: Tensor, keys: Tensor, ids: Tensor, valid: Tensor) -> Tensor:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..model import Transformer
+from ..model import Transformer, vocab_bias
 
 
 @dataclass
@@ -185,9 +185,7 @@ def output_bias_for(cfg) -> Tensor | None:
     """[V] 0 / -inf over a model's output vocabulary (None when it may generate every token)."""
     if not cfg.output_token_ids:
         return None
-    bias = torch.full((cfg.vocab_size,), float("-inf"))
-    bias[list(cfg.output_token_ids)] = 0.0
-    return bias
+    return vocab_bias(cfg.output_token_ids, cfg.vocab_size)
 
 
 def in_prefix(batch: Batch, vocab_size: int) -> Tensor:
