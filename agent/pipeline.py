@@ -503,6 +503,8 @@ class VoicePipeline:
         blocks = model.stream(messages, reply.cancel)
         try:
             for b, piece in enumerate(blocks):
+                if reply.cancel.is_set():  # discarded while the LM ran: no TTS for nobody
+                    return
                 pieces.append(piece.text.strip())
                 self._emit_for_reply(reply, LMBlock(reply.turn, now(), b, piece.text))
                 if piece.last:

@@ -152,6 +152,7 @@ class DiffusionReply(ReplyModel):
             constraints=self.constraints,
             draft=draft,
             draft_threshold=self.cfg.draft_threshold,
+            stop=cancel,  # a discarded speculative reply frees the cores within one step
         )
         try:
             for block in gen:

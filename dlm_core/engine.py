@@ -71,6 +71,7 @@ class GenerationResult:
     prefill_tokens: int = 0  # how many prompt tokens had to be computed (the rest came from cache)
     prefill_ms: float = 0.0
     total_ms: float = 0.0
+    stopped: bool = False  # the caller's ``stop`` event ended it before the reply was done
 
     @property
     def forwards(self) -> int:
@@ -187,8 +188,14 @@ class DiffusionEngine:
         block_len: int | None = None,
         draft: Sequence[int] | None = None,
         draft_threshold: float = 0.05,
+        stop: threading.Event | None = None,
     ) -> Iterator[BlockResult]:
         """Yield each finished block of the reply; ``last_result`` holds the totals afterwards.
+
+        ``stop``: checked before every denoising step (eagerly run steps; a captured CUDA graph runs its
+        block whole); once set, the block in progress is dropped and the generator ends, with
+        ``last_result.stopped`` set. A voice agent sets it when a speculative reply is discarded, so the
+        cores are free again within a step.
 
         ``draft``: token ids of a suggested reply (retrieved or from a teacher). The first of each block's
         S steps then keeps every draft token the model finds plausible (p ≥ ``draft_threshold``) and
@@ -207,6 +214,7 @@ class DiffusionEngine:
             block_len=block_len,
             draft=draft,
             draft_threshold=draft_threshold,
+            stop=stop,
         )
 
     def generate_ids(self, prompt: Sequence[int], **kwargs) -> GenerationResult:
@@ -226,6 +234,7 @@ class DiffusionEngine:
         block_len: int | None = None,
         draft: Sequence[int] | None = None,
         draft_threshold: float = 0.05,
+        stop: threading.Event | None = None,
     ) -> Iterator[BlockResult]:
         """Like ``stream`` for an already tokenised prompt (chat template applied by the caller)."""
         sampler = sampler or SamplerConfig()
@@ -257,7 +266,7 @@ class DiffusionEngine:
             raise GenerationError(f"draft_threshold must be in (0, 1], got {draft_threshold}")
         draft_ids = [int(t) for t in draft] if draft else []
         return self._stream(
-            prompt, max_tokens, steps, sampler, constraints, block_len, draft_ids, draft_threshold
+            prompt, max_tokens, steps, sampler, constraints, block_len, draft_ids, draft_threshold, stop
         )
 
     @property
@@ -275,6 +284,7 @@ class DiffusionEngine:
         block_len: int,
         draft: list[int],
         draft_threshold: float,
+        stop: threading.Event | None = None,
     ) -> Iterator[BlockResult]:
         with self._lock, torch.inference_mode():
             t0 = time.perf_counter()
@@ -297,8 +307,11 @@ class DiffusionEngine:
                 tb = time.perf_counter()
                 block_draft = draft[reply_pos : reply_pos + n_reply]
                 ids, n_steps = self._denoise_block(
-                    lead, reply_pos, length, steps, sampler, constraints, block_draft, draft_threshold
+                    lead, reply_pos, length, steps, sampler, constraints, block_draft, draft_threshold, stop
                 )
+                if stop is not None and stop.is_set():
+                    result.stopped = True
+                    break
                 kept, ended = self._cut_at_terminator(ids[len(lead) : len(lead) + n_reply])
                 reply_pos += n_reply
                 finished = ended or reply_pos >= max_tokens
@@ -450,6 +463,7 @@ class DiffusionEngine:
         c: Constraints,
         draft: list[int] | None = None,
         draft_threshold: float = 0.05,
+        stop: threading.Event | None = None,
     ) -> tuple[list[int], int]:
         """Denoise one block; returns its token ids (lead included) and the number of forwards spent."""
         x, fixed, min_len, fixed_host = self._initial_block(lead, start, length, c)
@@ -480,6 +494,8 @@ class DiffusionEngine:
             else:
                 positions = torch.arange(ctx_len, ctx_len + length, device=self.device)
                 for s in range(n_steps):
+                    if stop is not None and stop.is_set():
+                        return x[0].tolist(), s + spent
                     x = denoise_step(self._block_logits(x, positions, ctx_len), x, fixed, s, sampler, plan)
         return x[0].tolist(), n_steps + spent
 
