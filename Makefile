@@ -66,7 +66,7 @@ train: $(ENV_STAMP) $(DATA)/train.jsonl
 	$(PY) -m agent.embedded.drafts --train $(DATA)/train.jsonl --out $(MODEL)/drafts.json.gz
 
 eval: $(ENV_STAMP)
-	$(PY) -m agent.embedded.evaluate --config configs/embedded_data.toml
+	$(PY) -m agent.embedded.evaluate --json out/eval/eval.json
 
 clean-env:
 	rm -rf $(VENV)
