@@ -51,8 +51,9 @@ def test_greedy_replies_are_deterministic(model: DiffusionReply) -> None:
             "Juniper",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="known limitation: unseen names of 3+ tokens are cut to their first piece "
-                "('The name is Jun.'); training names have 1-2 tokens — docs/model-card.md, Limits",
+                reason="known limitation: without drafts, unseen names of 3+ tokens are cut short "
+                "('The name is Juni.'); the agent's default (drafts on) copies them whole, tested below "
+                "— docs/model-card.md, Limits",
             ),
         ),
         ("What time is it?", "Quinn", "2:05"),
@@ -69,3 +70,17 @@ def test_replies_use_the_injected_context(model: DiffusionReply, user: str, name
 def test_a_question_without_context_does_not_recite_it(model: DiffusionReply) -> None:
     reply = model.reply(chat("Do you know any good jokes?"))
     assert reply.strip() and "2:05" not in reply, reply
+
+
+@pytest.fixture(scope="module")
+def model_with_drafts() -> DiffusionReply:
+    return DiffusionReply(LMSection())  # the agent's default: draft-conditioned denoising
+
+
+@pytest.mark.parametrize("name", ["Juniper", "Marigold", "Bramble"])  # 3 tokens each, in no training pool
+def test_the_default_reply_copies_an_unseen_name_whole(model_with_drafts: DiffusionReply, name: str) -> None:
+    assert model_with_drafts.drafts is not None
+    for question in ("What's your name?", "Tell me your name."):
+        model_with_drafts.engine.reset()
+        reply = model_with_drafts.reply(chat(question, name))
+        assert name in reply.split(" ")[-1], reply  # the whole name, as its own word
