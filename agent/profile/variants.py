@@ -21,7 +21,9 @@ from ..reply import LOAD_FIELDS, ReplyModel, build_reply_model
 
 BASELINES = ("ar", "teacher")
 # SpeechRecognizer is built from these; asr.partials / partial_interval_ms are read per turn.
-ASR_LOAD_FIELDS = ("model_path", "device", "compute_type", "threads", "window_s", "beam_size")
+# ASRSection fields the pipeline reads per utterance; every other one shapes the loaded recognizer, so a
+# sweep over it needs a new one (listing the load fields instead once let a new field be swept unseen).
+ASR_RUNTIME_FIELDS = ("partials", "partial_interval_ms")
 
 
 class ProfileError(ValueError):
@@ -125,11 +127,18 @@ def _key(section: Any, only: tuple[str, ...] | None = None) -> tuple:
     return tuple((n, repr(getattr(section, n))) for n in names)
 
 
+def asr_load_key(cfg: QuickturnConfig) -> tuple:
+    """What a loaded recognizer was built from: equal keys may share one."""
+    return _key(
+        cfg.asr, tuple(f.name for f in dataclasses.fields(cfg.asr) if f.name not in ASR_RUNTIME_FIELDS)
+    )
+
+
 class ServicePool:
     """Loaded models by what built them; hands each variant its Services, loading only what is new."""
 
     def __init__(self, cfg: QuickturnConfig, services: Services, reply_kind: str = "diffusion") -> None:
-        self._asr = {_key(cfg.asr, ASR_LOAD_FIELDS): services.asr}
+        self._asr = {asr_load_key(cfg): services.asr}
         self._tts = {_key(cfg.tts): services.tts}
         self._reply: dict[tuple, ReplyModel] = {(reply_kind, _key(cfg.lm, LOAD_FIELDS)): services.reply}
         self.loaded: list[str] = []  # what had to be loaded beyond the first set, for the report
@@ -137,7 +146,7 @@ class ServicePool:
     def services_for(self, variant: Variant) -> Services:
         """Blocking (loads models when needed): call it outside the event loop."""
         cfg = variant.cfg
-        k = _key(cfg.asr, ASR_LOAD_FIELDS)
+        k = asr_load_key(cfg)
         if k not in self._asr:
             self._asr[k] = load_asr(cfg)
             self.loaded.append(f"ASR for {variant.name}")
@@ -154,6 +163,4 @@ class ServicePool:
             self.loaded.append(f"reply model {reply.name} for {variant.name}")
         reply.reconfigure(cfg.lm)  # steps, sampler, limits: no reload (new step counts get warmed)
         reply.reset()  # every variant starts with an empty conversation cache
-        return Services(
-            self._asr[_key(cfg.asr, ASR_LOAD_FIELDS)], self._tts[_key(cfg.tts)], reply, vad_factory(cfg)
-        )
+        return Services(self._asr[asr_load_key(cfg)], self._tts[_key(cfg.tts)], reply, vad_factory(cfg))

@@ -34,7 +34,7 @@ from agent.profile.live import check_devices, live_variant_run, run_live
 from agent.profile.run import build_profile_report
 from agent.profile.table import print_report
 from agent.profile.timeline import TRACKS
-from agent.profile.variants import build_variants
+from agent.profile.variants import asr_load_key, build_variants
 from agent.simulate import load_items
 
 DEMO = Path(__file__).resolve().parents[2] / "demo"
@@ -320,6 +320,15 @@ def test_sweep_gives_one_block_per_value_and_compare(services, profiled, tmp_pat
 
 
 # -- bad input: clear errors, before any model loads --------------------------------------------------------
+def test_a_sweep_over_any_asr_load_field_gets_its_own_recognizer() -> None:
+    base = load_config(["configs/default.toml"])
+    key = asr_load_key(base)
+    for override in ("asr.final_threads=2", "asr.window_s=8", "asr.threads=2", "asr.beam_size=2"):
+        assert asr_load_key(load_config(["configs/default.toml"], overrides=[override])) != key, override
+    for override in ("asr.partial_interval_ms=500", "asr.partials=false"):  # read per utterance
+        assert asr_load_key(load_config(["configs/default.toml"], overrides=[override])) == key, override
+
+
 def test_bad_inputs_give_clear_errors(tmp_path) -> None:
     def err(argv: list[str]) -> str:
         code, text = _run_cli(argv)  # load_services would raise: nothing may load
