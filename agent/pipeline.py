@@ -115,6 +115,7 @@ def load_tts(cfg: QuickturnConfig, warmup: bool = True) -> Synthesizer:
         device=cfg.tts.device,
         target_rms=cfg.tts.target_rms,
         length_scale=cfg.tts.length_scale,
+        first_min_words=cfg.tts.first_min_words,
         warmup=warmup,
     )
 

@@ -138,6 +138,7 @@ class Synthesizer:
         noise_w: float | None = None,
         first_max_words: int = 7,
         min_words: int = 3,
+        first_min_words: int | None = None,
         warmup: bool = True,
     ) -> None:
         if model_path is None and config_path is None:
@@ -197,6 +198,7 @@ class Synthesizer:
         self.pause_ms = {"clause": clause_pause_ms, "sentence": sentence_pause_ms, "none": cut_pause_ms}
         self.first_max_words = first_max_words
         self.min_words = min_words
+        self.first_min_words = first_min_words
         self._voice = PiperVoice(session=session, config=piper_config)
         self._syn_defaults = SynthesisConfig(
             length_scale=length_scale, noise_scale=noise_scale, noise_w_scale=noise_w
@@ -210,7 +212,12 @@ class Synthesizer:
 
     def clauses(self, text: str) -> list[str]:
         """How ``stream()`` will cut ``text`` (after ``speakable()`` cleaning)."""
-        return split_clauses(speakable(text), min_words=self.min_words, first_max_words=self.first_max_words)
+        return split_clauses(
+            speakable(text),
+            min_words=self.min_words,
+            first_max_words=self.first_max_words,
+            first_min_words=self.first_min_words,
+        )
 
     def stream(
         self,

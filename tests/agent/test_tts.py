@@ -174,6 +174,20 @@ def test_split_clauses(text, expected):
     assert split_clauses(text) == expected
 
 
+def test_a_shorter_first_clause_with_first_min_words():
+    text = "It's Friday today, November 27. Your name is Sam, of course."
+    assert split_clauses(text) == ["It's Friday today, November 27.", "Your name is Sam, of course."]
+    # Only the first sentence splits at a 2-word side; later ones keep min_words, and "Sure," stays on.
+    assert split_clauses(text, first_min_words=2) == [
+        "It's Friday today,",
+        "November 27.",
+        "Your name is Sam, of course.",
+    ]
+    assert split_clauses("Sure, it's 7:15 now.", first_min_words=2) == ["Sure, it's 7:15 now."]
+    with pytest.raises(ValueError, match="first_min_words"):
+        split_clauses(text, first_min_words=4)
+
+
 def test_split_clauses_keeps_all_words():
     pieces = split_clauses(REPLY)
     assert " ".join(pieces).split() == REPLY.split()
