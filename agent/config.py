@@ -60,7 +60,6 @@ class ASRSection:
     device: str = "auto"
     compute_type: str = "auto"
     threads: int = 1  # measured on 2 cores: docs/benchmarks.md, CPU split
-    final_threads: int = 0  # threads of the final pass (0 = as `threads`; else a second model copy)
     # 8 s was 0.97x the V2V here but mis-heard a test sentence on the CI CPU (docs/benchmarks.md)
     window_s: float = 10.0
     partials: bool = True

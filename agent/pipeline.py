@@ -100,7 +100,6 @@ def load_asr(cfg: QuickturnConfig, warmup: bool = True) -> SpeechRecognizer:
         device=cfg.asr.device,
         compute_type=None if cfg.asr.compute_type == "auto" else cfg.asr.compute_type,
         cpu_threads=cfg.asr.threads,
-        final_threads=cfg.asr.final_threads or None,
         window_s=cfg.asr.window_s,
         beam_size=cfg.asr.beam_size,
         warmup=warmup,
@@ -504,7 +503,7 @@ class VoicePipeline:
         blocks = model.stream(messages, reply.cancel)
         try:
             for b, piece in enumerate(blocks):
-                if reply.cancel.is_set():  # discarded while the LM ran: no TTS for nobody
+                if reply.cancel.is_set():  # discarded while the LM ran: synthesize nothing of it
                     return
                 pieces.append(piece.text.strip())
                 self._emit_for_reply(reply, LMBlock(reply.turn, now(), b, piece.text))

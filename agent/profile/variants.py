@@ -20,7 +20,6 @@ from ..pipeline import Services, load_asr, load_tts, vad_factory
 from ..reply import LOAD_FIELDS, ReplyModel, build_reply_model
 
 BASELINES = ("ar", "teacher")
-# SpeechRecognizer is built from these; asr.partials / partial_interval_ms are read per turn.
 # ASRSection fields the pipeline reads per utterance; every other one shapes the loaded recognizer, so a
 # sweep over it needs a new one (listing the load fields instead once let a new field be swept unseen).
 ASR_RUNTIME_FIELDS = ("partials", "partial_interval_ms")

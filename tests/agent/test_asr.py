@@ -89,22 +89,6 @@ def test_fixed_window_matches_standard_transcribe(asr, speech):
     assert wer(std.text, fast.text) <= 0.1
 
 
-def test_final_pass_on_its_own_threads(asr, speech):
-    """A 1-thread recognizer whose final pass runs on a 2-thread copy transcribes exactly as the
-    2-thread recognizer does, and its partials still run (on the 1-thread model)."""
-    split = SpeechRecognizer(cpu_threads=1, final_threads=2)
-    assert split._final_model is not split._model and split.final_threads == 2
-    for ref in SENTENCES[:3]:
-        assert split.transcribe(speech[ref]).text == asr.transcribe(speech[ref]).text
-    stream = split.stream()
-    stream.feed(speech[SENTENCES[1]])
-    assert wer(SENTENCES[1], stream.partial().text) <= 0.2
-    same = SpeechRecognizer(cpu_threads=2, final_threads=2, warmup=False)
-    assert same._final_model is same._model  # no second copy when the thread counts agree
-    with pytest.raises(ValueError, match="final_threads"):
-        SpeechRecognizer(final_threads=0, warmup=False)
-
-
 def test_an_abandoned_partial_skips_its_decoder(asr, speech):
     audio = speech[SENTENCES[0]]
     stream = asr.stream()
