@@ -96,7 +96,14 @@ def test_an_abandoned_partial_skips_its_decoder(asr, speech):
     stream.abandon_partial()
     assert stream.partial() == Partial("", "")  # nothing decoded: the previous (empty) partial
     stream.resume_partials()
-    assert wer(SENTENCES[0], stream.partial().text) <= 0.2  # the audio was not marked decoded
+    # The audio was not marked decoded: the next partial decodes it, exactly as a fresh stream does.
+    # (Compared with a fresh stream, not the reference text: what tiny.en hears in this sentence
+    # depends on the CPU's kernels — "I there, are you today?" on one CI machine.)
+    fresh = asr.stream()
+    fresh.feed(audio)
+    expected = fresh.partial()
+    assert normalize(expected.text)
+    assert stream.partial() == expected
     # The check between encoder and decoder (a partial already running when the user stops).
     gone = threading.Event()
     gone.set()
