@@ -84,6 +84,7 @@ class LMSection:
     threads: int = 1  # in the pipeline 1 torch thread beats 2 on 2 cores (docs/benchmarks.md, CPU split)
     ban: list[str] = field(default_factory=lambda: ["markdown", "urls", "emoji", "newlines"])
     cuda_graphs: bool = True
+    early_exit: bool = True  # end a block once its reply is fully revealed (same text, fewer steps)
     max_context: int = 512
     prefill_while_listening: bool = True  # cache system prompt + history while the user speaks
     drafts: bool = True  # draft-conditioned denoising from the model folder's drafts.json.gz, if present

@@ -153,6 +153,7 @@ class DiffusionReply(ReplyModel):
             draft=draft,
             draft_threshold=self.cfg.draft_threshold,
             stop=cancel,  # a discarded speculative reply frees the cores within one step
+            early_exit=self.cfg.early_exit,
         )
         try:
             for block in gen:

@@ -1,9 +1,11 @@
 """The generation engine: load → warm up → generate / stream a reply in a fixed number of steps.
 
 A reply is written block by block. Each block of L positions starts fully masked (plus any pinned
-template tokens) and is denoised in exactly S steps, each one forward pass of the block against the
-cached conversation. A finished block is appended to the cache (one more forward) before the next
-block starts, and the stream yields it at once so speech synthesis can begin on block 1.
+template tokens) and is denoised in S steps, each one forward pass of the block against the cached
+conversation. A finished block is appended to the cache (one more forward) before the next block
+starts, and the stream yields it at once so speech synthesis can begin on block 1. S is an upper bound:
+a block whose reply is fully revealed before its last step ends there (``early_exit``), with the same
+tokens it would have had after S.
 
 Block alignment (block-causal families with attention blocks of b > 1 tokens: Fast-dLLM v2, SDAR).
 Their attention blocks sit on absolute multiples of b, so the engine follows the reference generators
@@ -114,6 +116,7 @@ class DiffusionEngine:
             if allowed and not self.cfg.copy_head_dim
             else ()
         )
+        self._terminators = frozenset({*self.cfg.eos_token_ids, self.cfg.pad_token_id})
         self._lock = threading.Lock()
         self.graphs = None
         if use_cuda_graphs and self.device.type == "cuda":
@@ -189,6 +192,7 @@ class DiffusionEngine:
         draft: Sequence[int] | None = None,
         draft_threshold: float = 0.05,
         stop: threading.Event | None = None,
+        early_exit: bool = True,
     ) -> Iterator[BlockResult]:
         """Yield each finished block of the reply; ``last_result`` holds the totals afterwards.
 
@@ -196,6 +200,12 @@ class DiffusionEngine:
         block whole); once set, the block in progress is dropped and the generator ends, with
         ``last_result.stopped`` set. A voice agent sets it when a speculative reply is discarded, so the
         cores are free again within a step.
+
+        ``early_exit``: S is an upper bound, not a quota. Revealed tokens are never remasked, so once
+        every position of a block up to its first end token is revealed (or every position, when it
+        has none) its reply text is final: the remaining steps would only fill positions that are cut
+        off. The block then ends there, with the same tokens it would have had after S steps (eager
+        steps only; a captured CUDA graph runs its S steps whole). ``early_exit=False`` always spends S.
 
         ``draft``: token ids of a suggested reply (retrieved or from a teacher). The first of each block's
         S steps then keeps every draft token the model finds plausible (p ≥ ``draft_threshold``) and
@@ -215,6 +225,7 @@ class DiffusionEngine:
             draft=draft,
             draft_threshold=draft_threshold,
             stop=stop,
+            early_exit=early_exit,
         )
 
     def generate_ids(self, prompt: Sequence[int], **kwargs) -> GenerationResult:
@@ -235,6 +246,7 @@ class DiffusionEngine:
         draft: Sequence[int] | None = None,
         draft_threshold: float = 0.05,
         stop: threading.Event | None = None,
+        early_exit: bool = True,
     ) -> Iterator[BlockResult]:
         """Like ``stream`` for an already tokenised prompt (chat template applied by the caller)."""
         sampler = sampler or SamplerConfig()
@@ -266,7 +278,16 @@ class DiffusionEngine:
             raise GenerationError(f"draft_threshold must be in (0, 1], got {draft_threshold}")
         draft_ids = [int(t) for t in draft] if draft else []
         return self._stream(
-            prompt, max_tokens, steps, sampler, constraints, block_len, draft_ids, draft_threshold, stop
+            prompt,
+            max_tokens,
+            steps,
+            sampler,
+            constraints,
+            block_len,
+            draft_ids,
+            draft_threshold,
+            stop,
+            early_exit,
         )
 
     @property
@@ -285,6 +306,7 @@ class DiffusionEngine:
         draft: list[int],
         draft_threshold: float,
         stop: threading.Event | None = None,
+        early_exit: bool = True,
     ) -> Iterator[BlockResult]:
         with self._lock, torch.inference_mode():
             t0 = time.perf_counter()
@@ -307,7 +329,16 @@ class DiffusionEngine:
                 tb = time.perf_counter()
                 block_draft = draft[reply_pos : reply_pos + n_reply]
                 ids, n_steps = self._denoise_block(
-                    lead, reply_pos, length, steps, sampler, constraints, block_draft, draft_threshold, stop
+                    lead,
+                    reply_pos,
+                    length,
+                    steps,
+                    sampler,
+                    constraints,
+                    block_draft,
+                    draft_threshold,
+                    stop,
+                    settled_at=len(lead) + n_reply if early_exit else None,
                 )
                 if stop is not None and stop.is_set():
                     result.stopped = True
@@ -464,8 +495,12 @@ class DiffusionEngine:
         draft: list[int] | None = None,
         draft_threshold: float = 0.05,
         stop: threading.Event | None = None,
+        settled_at: int | None = None,
     ) -> tuple[list[int], int]:
-        """Denoise one block; returns its token ids (lead included) and the number of forwards spent."""
+        """Denoise one block; returns its token ids (lead included) and the number of forwards spent.
+
+        ``settled_at``: when given, stop as soon as positions [lead, settled_at) are settled (see
+        ``_settled``) instead of always spending every step."""
         x, fixed, min_len, fixed_host = self._initial_block(lead, start, length, c)
         ar_first = self.cfg.ar_block_start and not lead and not fixed_host[0] and self._anchor is not None
         free = fixed_host.count(False) - int(ar_first)  # positions the denoiser has to fill
@@ -481,6 +516,8 @@ class DiffusionEngine:
             positions = torch.arange(ctx_len, ctx_len + length, device=self.device)
             logits = self._block_logits(x, positions, ctx_len)
             x = accept_draft(logits, x, fixed, suggestion, draft_threshold, plan)
+            if settled_at is not None and self._settled(x, len(lead), settled_at):
+                return x[0].tolist(), 1  # the model accepted the whole draft reply
             n_steps -= 1
             plan = self._plan(length, n_steps, sampler, c.banned_ids, min_len, max(1, free))
             spent = 1
@@ -497,7 +534,20 @@ class DiffusionEngine:
                     if stop is not None and stop.is_set():
                         return x[0].tolist(), s + spent
                     x = denoise_step(self._block_logits(x, positions, ctx_len), x, fixed, s, sampler, plan)
+                    if settled_at is not None and s + 1 < n_steps and self._settled(x, len(lead), settled_at):
+                        return x[0].tolist(), s + 1 + spent
         return x[0].tolist(), n_steps + spent
+
+    def _settled(self, x: Tensor, start: int, end: int) -> bool:
+        """No masked position in [start, end) before the first revealed end token: what the block will
+        yield can no longer change. (One host read per step: free on the CPU, where this runs.)"""
+        mask, terms = self.cfg.mask_token_id, self._terminators
+        for tid in x[0, start:end].tolist():
+            if tid == mask:
+                return False
+            if tid in terms:
+                return True
+        return True
 
     def _block_logits(
         self, x: Tensor, positions: Tensor, ctx_len: int, key_mask: Tensor | None = None
@@ -509,8 +559,7 @@ class DiffusionEngine:
         return logits
 
     def _cut_at_terminator(self, ids: list[int]) -> tuple[list[int], bool]:
-        terms = {*self.cfg.eos_token_ids, self.cfg.pad_token_id}
         for i, tid in enumerate(ids):
-            if tid in terms:
+            if tid in self._terminators:
                 return ids[:i], True
         return ids, False

@@ -84,3 +84,19 @@ def test_the_default_reply_copies_an_unseen_name_whole(model_with_drafts: Diffus
         model_with_drafts.engine.reset()
         reply = model_with_drafts.reply(chat(question, name))
         assert name in reply.split(" ")[-1], reply  # the whole name, as its own word
+
+
+def test_early_exit_gives_the_same_replies_in_fewer_steps(model_with_drafts: DiffusionReply) -> None:
+    """The agent's default (lm.early_exit): a block ends once its reply is fully revealed."""
+    engine, reply = model_with_drafts.engine, model_with_drafts
+    kw = dict(max_tokens=48, steps=8, sampler=reply.sampler, constraints=reply.constraints)
+    saved = 0
+    for user in ("What's your name?", "What day is it today?", "Hi there, how are you today?", "My name is Sam."):
+        messages = chat(user)
+        draft = reply.draft_ids(messages)
+        full = engine.generate(messages, draft=draft, early_exit=False, **kw)
+        early = engine.generate(messages, draft=draft, **kw)
+        assert early.text == full.text and early.text.strip()
+        assert full.forwards == 8 * len(full.blocks) and early.forwards <= full.forwards
+        saved += full.forwards - early.forwards
+    assert saved >= 8, "the trained model is sure of short replies well before step 8"

@@ -20,9 +20,13 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> DiffusionEngine:
 
 def test_a_plausible_draft_is_kept_word_for_word(engine: DiffusionEngine) -> None:
     draft = engine.tokenizer.encode("I am fine, thank you.") + [engine.cfg.eos_token_ids[0]]
-    r = engine.generate(MESSAGES, max_tokens=16, steps=4, block_len=16, draft=draft, draft_threshold=1e-12)
+    kw = dict(max_tokens=16, steps=4, block_len=16, draft=draft, draft_threshold=1e-12)
+    r = engine.generate(MESSAGES, early_exit=False, **kw)
     assert r.text == "I am fine, thank you."
     assert r.forwards == 4  # the draft check is one of the S steps, not an extra one
+    # The whole reply up to its end token came from the draft: nothing is left for the other 3 steps.
+    early = engine.generate(MESSAGES, **kw)
+    assert early.token_ids == r.token_ids and early.forwards == 1
 
 
 def test_a_vetoed_draft_leaves_the_block_to_the_model(engine: DiffusionEngine) -> None:

@@ -362,7 +362,7 @@ def test_generate_is_deterministic_under_greedy(engine: DiffusionEngine, folder:
 
 
 def test_stream_concatenation_equals_generate(engine: DiffusionEngine) -> None:
-    kw = dict(max_tokens=20, steps=2, block_len=8, constraints=_no_stop(engine))
+    kw = dict(max_tokens=20, steps=2, block_len=8, constraints=_no_stop(engine), early_exit=False)
     blocks = list(engine.stream(HELLO, **kw))
     whole = engine.generate(HELLO, **kw)
     assert [t for b in blocks for t in b.token_ids] == whole.token_ids
@@ -384,7 +384,7 @@ class _StopAfterChecks(threading.Event):
 
 
 def test_stop_ends_the_reply_within_a_step(engine: DiffusionEngine) -> None:
-    kw = dict(max_tokens=20, steps=4, block_len=8, constraints=_no_stop(engine))
+    kw = dict(max_tokens=20, steps=4, block_len=8, constraints=_no_stop(engine), early_exit=False)
     whole = engine.generate(HELLO, **kw)
     # Set during the second block's third step: the first block was delivered, the second is dropped.
     stop = _StopAfterChecks(4 + 1 + 2)  # 4 step checks + 1 block check in block 1, then 2 steps
@@ -395,6 +395,36 @@ def test_stop_ends_the_reply_within_a_step(engine: DiffusionEngine) -> None:
     # The engine is free and its cache intact: the next reply is the same as before.
     assert engine.generate(HELLO, **kw).token_ids == whole.token_ids
     assert list(engine.stream(HELLO, stop=_StopAfterChecks(0), **kw)) == []
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        SamplerConfig(rule="low_confidence"),
+        SamplerConfig(),
+        SamplerConfig(rule="threshold", threshold=0.3),
+        SamplerConfig(rule="threshold", threshold=0.05, confidence="margin"),
+        SamplerConfig(rule="entropy_bound", entropy_bound=4.0),
+        SamplerConfig(rule="random", seed=3),
+    ],
+    ids=["low_confidence", "default", "threshold_0.3", "threshold_margin", "entropy_bound", "random"],
+)
+def test_early_exit_changes_no_token_only_the_step_count(engine: DiffusionEngine, sampler: SamplerConfig) -> None:
+    prompts = [HELLO, *([{"role": "user", "content": w}] for w in ("hi", "tell me about the sea", "ok"))]
+    forwards_saved = 0
+    for messages in prompts:
+        for steps, block_len in ((4, 8), (8, 16), (8, 8)):
+            kw = dict(max_tokens=24, steps=steps, block_len=block_len, sampler=sampler)
+            full = engine.generate(messages, early_exit=False, **kw)
+            early = engine.generate(messages, **kw)  # early_exit is the default
+            assert early.token_ids == full.token_ids, (messages, steps, block_len)
+            assert [b.finished for b in early.blocks] == [b.finished for b in full.blocks]
+            assert all(b.steps <= steps for b in early.blocks)
+            assert full.forwards == steps * len(full.blocks)
+            forwards_saved += full.forwards - early.forwards
+    # The tiny model is rarely sure of anything; a low threshold still settles some blocks early.
+    if sampler.rule == "threshold" and sampler.threshold < 0.5:
+        assert forwards_saved > 0
 
 
 @pytest.mark.parametrize("max_tokens", [1, 5, 13])
