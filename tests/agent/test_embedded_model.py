@@ -91,7 +91,12 @@ def test_early_exit_gives_the_same_replies_in_fewer_steps(model_with_drafts: Dif
     engine, reply = model_with_drafts.engine, model_with_drafts
     kw = dict(max_tokens=48, steps=8, sampler=reply.sampler, constraints=reply.constraints)
     saved = 0
-    for user in ("What's your name?", "What day is it today?", "Hi there, how are you today?", "My name is Sam."):
+    for user in (
+        "What's your name?",
+        "What day is it today?",
+        "Hi there, how are you today?",
+        "My name is Sam.",
+    ):
         messages = chat(user)
         draft = reply.draft_ids(messages)
         full = engine.generate(messages, draft=draft, early_exit=False, **kw)

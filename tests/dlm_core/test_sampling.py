@@ -409,7 +409,9 @@ def test_stop_ends_the_reply_within_a_step(engine: DiffusionEngine) -> None:
     ],
     ids=["low_confidence", "default", "threshold_0.3", "threshold_margin", "entropy_bound", "random"],
 )
-def test_early_exit_changes_no_token_only_the_step_count(engine: DiffusionEngine, sampler: SamplerConfig) -> None:
+def test_early_exit_changes_no_token_only_the_step_count(
+    engine: DiffusionEngine, sampler: SamplerConfig
+) -> None:
     prompts = [HELLO, *([{"role": "user", "content": w}] for w in ("hi", "tell me about the sea", "ok"))]
     forwards_saved = 0
     for messages in prompts:
