@@ -170,7 +170,16 @@ def time_diffusion(
 ) -> dict[str, Any]:
     cfg = engine.cfg
     no_stop = Constraints(banned_ids=tuple(sorted({*cfg.eos_token_ids, cfg.pad_token_id})))
-    kw = dict(max_tokens=reply, steps=steps, block_len=block, sampler=SamplerConfig(), constraints=no_stop)
+    # The ceiling: every block spends all S steps (early exit saves what the content allows, measured
+    # in the pipeline by `quickturn profile --sweep lm.early_exit=true,false`).
+    kw = dict(
+        max_tokens=reply,
+        steps=steps,
+        block_len=block,
+        sampler=SamplerConfig(),
+        constraints=no_stop,
+        early_exit=False,
+    )
     for _ in range(3):  # warm-up (and lazy graph capture)
         engine.reset()
         engine.generate_ids(prompt, **kw)

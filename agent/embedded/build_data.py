@@ -26,6 +26,10 @@ from agent.embedded import sources
 from agent.embedded.config import DataConfig, load_config
 from agent.embedded.filters import first_sentences, normalise_prompt, spoken_problems, word_count
 from agent.embedded.intents import (
+    NAME_A,
+    OWN_NAME_MORE_Q,
+    USER_FACTS,
+    USER_NAME_MORE_Q,
     Ctx,
     Example,
     Intent,
@@ -33,6 +37,8 @@ from agent.embedded.intents import (
     UserFactIntent,
     add_history,
     all_intents,
+    asr_variant,
+    filler_turns,
     random_ctx,
 )
 from agent.embedded.lexicon import ASSISTANT_NAMES, PET_NAMES, USER_NAMES, open_names
@@ -48,6 +54,7 @@ HELDOUT_QUOTA: dict[str, int] = {
 }  # fmt: skip
 COPY_SET_FILE = "train_copy.jsonl"
 LONG_SET_FILE = "train_long.jsonl.gz"  # gzip: ~10 MB as plain text
+NAME_SET_FILE = "train_names.jsonl"
 # Chit-chat whose exchanges may stand as earlier turns of any conversation (no time, name or fact).
 FILLER_KINDS = frozenset(
     {"teacher", "chatterbot", "smalltalk", "greeting", "how_are_you", "thanks", "compliment", "joke",
@@ -343,6 +350,8 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
     _write_jsonl(d / COPY_SET_FILE, [e.as_json() for e in copy_set])
     long_set = build_long_set(cfg, train)
     _write_jsonl(d / LONG_SET_FILE, [e.as_json() for e in long_set])
+    name_set = build_name_set(cfg)
+    _write_jsonl(d / NAME_SET_FILE, [e.as_json() for e in name_set])
 
     stats = _stats(train, heldout, pretrain, tstats, len(cb), len(fortunes), dropped_overlap)
     stats["long_set"] = {
@@ -411,6 +420,42 @@ def build_long_set(cfg: DataConfig, train: Sequence[Example]) -> list[Example]:
         k = rng.randint(max(0, 3 - own), max(0, 6 - own))
         ex.messages = [system, *(m for _ in range(k) for m in rng.choice(fillers)), *rest]
         out.append(ex)
+    return out
+
+
+def build_name_set(cfg: DataConfig) -> list[Example]:
+    """Whose name is asked: the assistant's in phrasings the main set never uses (intents.OWN_NAME_MORE_Q),
+    and, as contrast, the user's in phrasings that differ from those only in who is named ("What do
+    you call me?"). Stage 3 answered the held-out "What do I call you?" as a question about the user
+    (docs/model-card.md, point 10). Names from the whole word list, as in the copy set."""
+    if not cfg.name_set.examples:
+        return []
+    rng = random.Random(cfg.seed + 7)
+    names = open_names()
+    own = Intent("name", "name", OWN_NAME_MORE_Q, NAME_A, expect=("name",))
+    own.train_phrasings = OWN_NAME_MORE_Q  # no held-out share: the main set's held-out items test these
+    told = next(f for f in USER_FACTS if f.key == "name")
+    out: list[Example] = []
+    while len(out) < cfg.name_set.examples:
+        ctx = random_ctx(rng, names)
+        if rng.random() < 0.6:
+            ex = add_history(own.sample(rng, False, ctx), rng, ctx, cfg.templates.history_share)
+        else:
+            user = rng.choice([n for n in rng.sample(names, 2) if n != ctx.name])
+            msgs = [{"role": "system", "content": ctx.system}]
+            msgs += [
+                {"role": "user", "content": asr_variant(rng, rng.choice(told.tell).format(v=user))},
+                {"role": "assistant", "content": rng.choice(told.ack).format(v=user)},
+            ]
+            msgs += filler_turns(rng, ctx, rng.choice((0, 0, 1, 2)))
+            msgs += [
+                {"role": "user", "content": asr_variant(rng, rng.choice(USER_NAME_MORE_Q), ctx)},
+                {"role": "assistant", "content": rng.choice(told.answer).format(v=user)},
+            ]
+            ex = Example(msgs, "templates", "user_fact")
+            ex.expect_any = [user]
+        if _clean_reply(ex.reply):
+            out.append(_names_capitalised(ex))
     return out
 
 

@@ -35,6 +35,11 @@ class CopySetConfig:
 
 
 @dataclass(frozen=True)
+class NameSetConfig:
+    examples: int = 4000  # own-name / user-name questions in more phrasings (train_names.jsonl; 0 = none)
+
+
+@dataclass(frozen=True)
 class LongHistoryConfig:
     examples: int = 12000  # train examples with 3–6 earlier exchanges (train_long.jsonl.gz; 0 = none)
 
@@ -91,6 +96,7 @@ class DataConfig:
     chitchat: ChitchatConfig = field(default_factory=ChitchatConfig)
     copy_set: CopySetConfig = field(default_factory=CopySetConfig)
     long_history: LongHistoryConfig = field(default_factory=LongHistoryConfig)
+    name_set: NameSetConfig = field(default_factory=NameSetConfig)
     fortunes: FortunesConfig = field(default_factory=FortunesConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     heldout: HeldoutConfig = field(default_factory=HeldoutConfig)

@@ -269,6 +269,21 @@ NAME_A = (
     "I'm {name}. How can I help you?", "My name is {name}. Nice to talk with you.",
     "I'm {name}, a voice assistant. What can I do for you?", "The name is {name}.",
 )  # fmt: skip
+# Written for the name set (build_data.build_name_set) after stage 3 read held-out "What do I call
+# you?" as a question about the user: more ways of asking the assistant's name, none of them a NAME_Q
+# phrasing (so neither side of its train/held-out split), and ways of asking the user's own name that
+# differ from those only in who is named.
+OWN_NAME_MORE_Q = (
+    "What can I call you?", "What name do you go by?", "How do I address you?", "What are you named?",
+    "Got a name?", "And who are you?", "Who am I speaking with?", "Could you tell me your name?",
+    "What do they call you?", "What name should I use for you?", "Tell me who you are.",
+    "Which name do you use?", "What's your name, assistant?", "How do people address you?",
+    "What were you named?", "Say your name.",
+)  # fmt: skip
+USER_NAME_MORE_Q = (
+    "What do you call me?", "What name do you use for me?", "How do you address me?", "What am I called?",
+    "Who did I say I am?", "What name did I tell you?", "Tell me who I am.", "Say my name, please.",
+)  # fmt: skip
 ROBOT_Q = (
     "Are you a robot?",
     "Are you human?",

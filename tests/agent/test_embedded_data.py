@@ -25,7 +25,7 @@ from agent.embedded.filters import (
     spoken_problems,
     word_count,
 )
-from agent.embedded.intents import USER_FACTS
+from agent.embedded.intents import NAME_Q, OWN_NAME_MORE_Q, USER_FACTS, USER_NAME_MORE_Q
 from agent.embedded.lexicon import ASSISTANT_NAMES, UNSEEN_TEST_NAMES, open_names, unseen_names
 
 TINY = """
@@ -46,6 +46,9 @@ examples = 300
 
 [long_history]
 examples = 200
+
+[name_set]
+examples = 150
 
 [chitchat]
 pretrain = false
@@ -166,7 +169,14 @@ def test_user_fact_questions_answered_from_history(train: list[dict]) -> None:
 
 def test_same_seed_same_files(tmp_path: Path, built: Path) -> None:
     again = _build(tmp_path / "b")
-    for name in ("train.jsonl", "heldout.jsonl", "train_copy.jsonl", "train_long.jsonl.gz", "stats.json"):
+    for name in (
+        "train.jsonl",
+        "heldout.jsonl",
+        "train_copy.jsonl",
+        "train_long.jsonl.gz",
+        "train_names.jsonl",
+        "stats.json",
+    ):
         assert (again / name).read_bytes() == (built / name).read_bytes()
     other = _build(tmp_path / "c", seed=8)
     assert (other / "train.jsonl").read_bytes() != (built / "train.jsonl").read_bytes()
@@ -185,6 +195,30 @@ def test_copy_set_asks_for_names_from_the_whole_word_list(built: Path, heldout: 
         prompt = " ".join(m["content"] for m in r["messages"][:-1])
         assert re.search(rf"\b{name}\b", prompt), r
         assert name in r["messages"][-1]["content"], r
+    held = {json.dumps(h["messages"][:-1]) for h in heldout}
+    assert not any(json.dumps(r["messages"][:-1]) in held for r in rows)
+
+
+def test_name_set_asks_whose_name_in_new_phrasings(
+    built: Path, train: list[dict], heldout: list[dict]
+) -> None:
+    rows = _read(built / "train_names.jsonl")
+    assert len(rows) == 150
+    assert not set(OWN_NAME_MORE_Q) & set(NAME_Q)  # neither side of the main set's phrasing split
+    user_asks = {q.lower().rstrip("?.!") for q in USER_NAME_MORE_Q}
+    seen = {"name": 0, "user_fact": 0}
+    for r in rows:
+        msgs, name = r["messages"], r["expect_any"][0]
+        seen[r["kind"]] += 1
+        question = re.sub(r"[.,!?]", "", msgs[-2]["content"]).lower()
+        assert name in msgs[-1]["content"], r
+        if r["kind"] == "name":  # the assistant's own name, from the context
+            assert f"Your name is {name}." in msgs[0]["content"]
+            assert any(q.lower().rstrip("?.!").replace(",", "") in question for q in OWN_NAME_MORE_Q), r
+        else:  # the user's, told earlier in the chat; the assistant has another
+            assert re.search(rf"\b{name}\b", msgs[1]["content"]) and name not in msgs[0]["content"], r
+            assert any(q.replace(",", "") in question for q in user_asks), r
+    assert seen["name"] > 60 and seen["user_fact"] > 30
     held = {json.dumps(h["messages"][:-1]) for h in heldout}
     assert not any(json.dumps(r["messages"][:-1]) in held for r in rows)
 
