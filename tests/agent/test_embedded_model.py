@@ -45,17 +45,8 @@ def test_greedy_replies_are_deterministic(model: DiffusionReply) -> None:
     [
         ("What's your name?", "Quinn", "Quinn"),
         ("What's your name?", "Zed", "Zed"),  # a name never seen in training (two tokens)
-        pytest.param(
-            "What's your name?",
-            "Juniper",
-            "Juniper",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known limitation: without drafts, unseen names of 3+ tokens are cut short "
-                "('The name is Juni.'); the agent's default (drafts on) copies them whole, tested below "
-                "— docs/model-card.md, Limits",
-            ),
-        ),
+        ("What's your name?", "Juniper", "Juniper"),  # three tokens, in no training pool (stage 2: "Juni.")
+        ("What do I call you?", "Quinn", "Quinn"),  # stage 3 read this as a question about the user
         ("What time is it?", "Quinn", "2:05"),
         ("What day is it today?", "Quinn", "Thursday"),
     ],
@@ -105,3 +96,18 @@ def test_early_exit_gives_the_same_replies_in_fewer_steps(model_with_drafts: Dif
         assert full.forwards == 8 * len(full.blocks) and early.forwards <= full.forwards
         saved += full.forwards - early.forwards
     assert saved >= 8, "the trained model is sure of short replies well before step 8"
+
+
+@pytest.mark.parametrize("name", ["Marigold", "Bramble"])
+def test_the_default_reply_remembers_an_unseen_user_name(
+    model_with_drafts: DiffusionReply, name: str
+) -> None:
+    conversation = [
+        {"role": "system", "content": context_sentences("Quinn", NOW)},
+        {"role": "user", "content": f"My name is {name}."},
+        {"role": "assistant", "content": f"Nice to meet you, {name}."},
+        {"role": "user", "content": "What's my name?"},
+    ]
+    model_with_drafts.engine.reset()
+    reply = model_with_drafts.reply(conversation)
+    assert name in reply and "Quinn" not in reply, reply
