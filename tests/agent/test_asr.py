@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import threading
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -229,3 +230,25 @@ def test_cuda_is_used_when_available(speech):
     assert (gpu.device, gpu.compute_type) == ("cuda", "float16")
     ref = SENTENCES[0]
     assert wer(ref, gpu.transcribe(speech[ref]).text) <= 0.1
+
+
+def test_two_workers_decode_side_by_side(speech):
+    """asr.workers = 2: the final pass need not wait for a partial still in flight."""
+    two = SpeechRecognizer(cpu_threads=1, workers=2)
+    audio_a, audio_b = speech[SENTENCES[1]], speech[SENTENCES[2]]
+    alone = {s: two.transcribe(a).text for s, a in ((1, audio_a), (2, audio_b))}
+    # One replica held (a partial mid-decode): the other still takes the final pass at once.
+    assert two._lock.acquire(blocking=False)
+    try:
+        assert two.transcribe(audio_b).text == alone[2]
+    finally:
+        two._lock.release()
+    # Both at once, from two threads: the same transcripts as one at a time.
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.submit(two.transcribe, audio_a), pool.submit(two.transcribe, audio_b)
+        assert (a.result().text, b.result().text) == (alone[1], alone[2])
+    one = SpeechRecognizer(cpu_threads=1, workers=1, warmup=False)
+    assert one._lock.acquire(blocking=False) and not one._lock.acquire(blocking=False)
+    one._lock.release()
+    with pytest.raises(ValueError, match="workers"):
+        SpeechRecognizer(workers=0, warmup=False)
