@@ -108,6 +108,7 @@ class TTSSection:
 class BargeInSection:
     enabled: bool = True
     min_speech_ms: int = 300  # voiced time before an interruption is considered at all
+    max_gap_ms: int = 400  # a pause this short keeps words together ("Wait, stop."): one interruption
     min_words: int = 1  # words (other than backchannels) needed to interrupt
     backchannels: list[str] = field(
         default_factory=lambda: [

@@ -607,6 +607,15 @@ class VoicePipeline:
         if not interrupted:
             self.state = TurnState.LISTENING
             self._utt = None
+            itr, self._interrupt = self._interrupt, None
+            if itr is not None:
+                # The user started talking over the end of the reply and the reply ran out before the
+                # barge-in was confirmed: that speech is the next turn, from its first frame (the
+                # detector is mid-speech; resetting it would drop the first words).
+                self._start_utterance(itr.start_t, itr.frames)
+                assert self._utt is not None
+                self._utt.last_voiced_t = itr.last_voiced_t
+                return
             self.detector.reset()
             self.idle.set()
 
@@ -630,7 +639,7 @@ class VoicePipeline:
         if decision.is_speech:
             itr.voiced_frames += 1
             itr.last_voiced_t = frame.t
-        elif not itr.checking:
+        elif not itr.checking and (frame.t - itr.last_voiced_t) * 1e3 > cfg.max_gap_ms:
             self._interrupt = None  # too short: a click, a cough, a short "mm"
             return
         if itr.checking or itr.voiced_frames * self.frame_s * 1e3 < cfg.min_speech_ms:

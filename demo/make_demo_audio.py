@@ -91,7 +91,8 @@ TURNS = [
         action="barge_in",
         length_scale=0.95,
         noise_scale=0.75,
-        extra={"barge_in_after_ms": 800},
+        # Early in the reply: the embedded model answers this one in about a second of speech.
+        extra={"barge_in_after_ms": 300},
         tail_s=0.5,
     ),
     Turn("13_goodbye.wav", "Thanks, goodbye!", engine="espeak", tail_s=0.7),

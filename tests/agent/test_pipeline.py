@@ -146,6 +146,26 @@ def test_barge_in_stops_playback_and_keeps_only_what_was_heard(long_replies, ser
     assert len(user) == 2 and "joke" in user[1]
 
 
+def test_speech_over_the_end_of_a_reply_keeps_its_first_words(services):
+    """The user starts talking while the reply plays, and the reply ends before the barge-in is
+    confirmed: the speech is the next turn from its onset ("Wait, stop. …"), not from where the
+    detector happens to fire again after playback."""
+    slow_cfg = load_config(overrides=["barge_in.min_speech_ms=5000"])  # never confirmed in time
+    over = item("12_barge_in.wav", "barge_in")
+    over.after_ms = 100.0  # from the reply's first sample: most of the user's first words overlap it
+    runner, results = run_script(slow_cfg, services, [item("02_your_name.wav"), over])
+    assert not of(runner.events, BargeIn)
+    reports = of(runner.events, LatencyReport)
+    assert len(reports) == 2 and not any(r.interrupted for r in reports), reports
+    second = reports[1]
+    assert word_error_rate("Wait, stop. Tell me a funny joke instead.", second.transcript) <= 0.1, second
+    # It started while the first reply was still playing.
+    first_sample = of(runner.events, FirstReplySample, reports[0].turn)[0]
+    started = of(runner.events, SpeechStarted, second.turn)[0]
+    reply_s = sum(e.audio_s for e in of(runner.events, TTSChunk, reports[0].turn))
+    assert started.audio_start_t < first_sample.t + reply_s
+
+
 def test_backchannel_does_not_interrupt(long_replies, services):
     runner, results = run_script(
         long_replies, services, [item("09_joke.wav"), item("10_backchannel.wav", "backchannel")]
