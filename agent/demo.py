@@ -1,8 +1,8 @@
 """``quickturn demo``: a scripted multi-turn conversation from the WAVs in ``demo/``, no mic needed.
 
 Runs the whole pipeline in simulated real time (greeting, name, time, weekday, a mid-sentence pause,
-a user fact and its recall, a request it cannot do, a joke with a backchannel over it, a barge-in,
-goodbye), prints each turn with its stage times and voice-to-voice latency, and writes the reply
+a user fact and its recall, a request it cannot do with a barge-in over its reply, a joke with a
+backchannel over it, goodbye), prints each turn with its stage times and voice-to-voice latency, and writes the reply
 audio, a two-channel recording of the whole conversation, and (``--json``) a report in the same
 schema as ``quickturn profile --json``.
 """

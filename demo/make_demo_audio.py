@@ -71,6 +71,16 @@ TURNS = [
     Turn("06_my_name_is_sam.wav", "My name is Sam.", length_scale=1.12, noise_scale=0.65, tail_s=0.7),
     Turn("07_whats_my_name.wav", "What's my name?", length_scale=1.1, noise_scale=0.75, tail_s=0.7),
     Turn("08_weather.wav", "What's the weather like tomorrow?", length_scale=1.0, noise_scale=0.72),
+    Turn(
+        "12_barge_in.wav",
+        "Wait, stop. Tell me a funny joke instead.",
+        action="barge_in",
+        length_scale=0.95,
+        noise_scale=0.75,
+        # Over the weather reply, the longest and steadiest of the demo (~4.5 s of speech).
+        extra={"barge_in_after_ms": 800},
+        tail_s=0.5,
+    ),
     # piper's stressed "a" reads as "they"/"the" to tiny.en ("Tell me they joke."): rephrased.
     Turn("09_joke.wav", "Do you know any good jokes?", length_scale=1.05, noise_scale=0.7, tail_s=0.7),
     Turn(
@@ -85,16 +95,6 @@ TURNS = [
         tail_s=0.35,
     ),
     Turn("11_space.wav", "Tell me something interesting about space.", length_scale=1.0, noise_scale=0.7),
-    Turn(
-        "12_barge_in.wav",
-        "Wait, stop. Tell me a funny joke instead.",
-        action="barge_in",
-        length_scale=0.95,
-        noise_scale=0.75,
-        # Early in the reply: the embedded model answers this one in about a second of speech.
-        extra={"barge_in_after_ms": 300},
-        tail_s=0.5,
-    ),
     Turn("13_goodbye.wav", "Thanks, goodbye!", engine="espeak", tail_s=0.7),
 ]
 
