@@ -28,6 +28,8 @@ from agent.embedded.filters import first_sentences, normalise_prompt, spoken_pro
 from agent.embedded.intents import (
     NAME_A,
     OWN_NAME_MORE_Q,
+    PART_A,
+    PART_MORE_Q,
     USER_FACTS,
     USER_NAME_MORE_Q,
     Ctx,
@@ -55,6 +57,7 @@ HELDOUT_QUOTA: dict[str, int] = {
 COPY_SET_FILE = "train_copy.jsonl"
 LONG_SET_FILE = "train_long.jsonl.gz"  # gzip: ~10 MB as plain text
 NAME_SET_FILE = "train_names.jsonl"
+PART_SET_FILE = "train_parts.jsonl"
 # Chit-chat whose exchanges may stand as earlier turns of any conversation (no time, name or fact).
 FILLER_KINDS = frozenset(
     {"teacher", "chatterbot", "smalltalk", "greeting", "how_are_you", "thanks", "compliment", "joke",
@@ -352,6 +355,8 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
     _write_jsonl(d / LONG_SET_FILE, [e.as_json() for e in long_set])
     name_set = build_name_set(cfg)
     _write_jsonl(d / NAME_SET_FILE, [e.as_json() for e in name_set])
+    part_set = build_part_set(cfg, intents)
+    _write_jsonl(d / PART_SET_FILE, [e.as_json() for e in part_set])
 
     stats = _stats(train, heldout, pretrain, tstats, len(cb), len(fortunes), dropped_overlap)
     stats["long_set"] = {
@@ -456,6 +461,32 @@ def build_name_set(cfg: DataConfig) -> list[Example]:
             ex.expect_any = [user]
         if _clean_reply(ex.reply):
             out.append(_names_capitalised(ex))
+    return out
+
+
+def build_part_set(cfg: DataConfig, intents: Sequence[Intent]) -> list[Example]:
+    """Which part of the day it is, asked in phrasings the main set never uses (intents.PART_MORE_Q),
+    answered from the injected time; and, as contrast, the main set's part-of-day greetings ("Good
+    evening.") answered as greetings. Stage 4 answered the held-out "Is it the evening yet?" with the
+    weekday or "Good evening! How was your day?" (docs/model-card.md, point 12)."""
+    if not cfg.part_set.examples:
+        return []
+    rng = random.Random(cfg.seed + 8)
+    ask = Intent("time", "time", PART_MORE_Q, PART_A, expect=("time",))
+    ask.train_phrasings = PART_MORE_Q  # no held-out share: the main set's held-out items test these
+    part_of_day = re.compile(r"morning|afternoon|evening", re.I)
+    greetings = [
+        it for it in intents if it.kind == "greeting" and any(map(part_of_day.search, it.train_phrasings))
+    ]
+    out: list[Example] = []
+    while len(out) < cfg.part_set.examples:
+        ctx = random_ctx(rng)
+        if rng.random() < 0.7 or not greetings:
+            ex = add_history(ask.sample(rng, False, ctx), rng, ctx, cfg.templates.history_share)
+        else:
+            ex = rng.choice(greetings).sample(rng, False, ctx)
+        if _clean_reply(ex.reply):
+            out.append(ex)
     return out
 
 

@@ -40,6 +40,13 @@ class NameSetConfig:
 
 
 @dataclass(frozen=True)
+class PartSetConfig:
+    examples: int = (
+        2000  # part-of-day questions in more phrasings + part-of-day greetings (train_parts.jsonl)
+    )
+
+
+@dataclass(frozen=True)
 class LongHistoryConfig:
     examples: int = 12000  # train examples with 3–6 earlier exchanges (train_long.jsonl.gz; 0 = none)
 
@@ -97,6 +104,7 @@ class DataConfig:
     copy_set: CopySetConfig = field(default_factory=CopySetConfig)
     long_history: LongHistoryConfig = field(default_factory=LongHistoryConfig)
     name_set: NameSetConfig = field(default_factory=NameSetConfig)
+    part_set: PartSetConfig = field(default_factory=PartSetConfig)
     fortunes: FortunesConfig = field(default_factory=FortunesConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     heldout: HeldoutConfig = field(default_factory=HeldoutConfig)

@@ -221,6 +221,15 @@ PART_A = (
     "It's {part_phrase}. The time is {time}.",
     "It's {time}, so it's {part_phrase} now.",
 )
+# Written for the part-of-day set (build_data.build_part_set) after stage 4 answered the held-out
+# "Is it the evening yet?" with the weekday or a "Good evening!" greeting (17 of its 19 failed time
+# questions): more ways to ask which part of the day it is, none of them a PART_Q phrasing.
+PART_MORE_Q = (
+    "Is it afternoon yet?", "Is it night yet?", "Is it nighttime already?", "Is it still the afternoon?",
+    "Are we in the morning or the evening?", "Is it late in the day?", "Has the afternoon started?",
+    "Is it daytime or night?", "What time of day is it?", "Morning, afternoon or evening?",
+    "Is it still night?", "Is it morning already?", "Is it getting late?", "Is it day or night now?",
+)  # fmt: skip
 DAY_Q = (
     "What day is it?", "What day is it today?", "What's today?", "Which day of the week is it?",
     "What day of the week is it?", "Do you know what day it is?", "Tell me what day it is.",

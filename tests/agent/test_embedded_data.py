@@ -25,7 +25,7 @@ from agent.embedded.filters import (
     spoken_problems,
     word_count,
 )
-from agent.embedded.intents import NAME_Q, OWN_NAME_MORE_Q, USER_FACTS, USER_NAME_MORE_Q
+from agent.embedded.intents import NAME_Q, OWN_NAME_MORE_Q, PART_MORE_Q, PART_Q, USER_FACTS, USER_NAME_MORE_Q
 from agent.embedded.lexicon import ASSISTANT_NAMES, UNSEEN_TEST_NAMES, open_names, unseen_names
 
 TINY = """
@@ -49,6 +49,9 @@ examples = 200
 
 [name_set]
 examples = 150
+
+[part_set]
+examples = 100
 
 [chitchat]
 pretrain = false
@@ -175,6 +178,7 @@ def test_same_seed_same_files(tmp_path: Path, built: Path) -> None:
         "train_copy.jsonl",
         "train_long.jsonl.gz",
         "train_names.jsonl",
+        "train_parts.jsonl",
         "stats.json",
     ):
         assert (again / name).read_bytes() == (built / name).read_bytes()
@@ -219,6 +223,23 @@ def test_name_set_asks_whose_name_in_new_phrasings(
             assert re.search(rf"\b{name}\b", msgs[1]["content"]) and name not in msgs[0]["content"], r
             assert any(q.replace(",", "") in question for q in user_asks), r
     assert seen["name"] > 60 and seen["user_fact"] > 30
+    held = {json.dumps(h["messages"][:-1]) for h in heldout}
+    assert not any(json.dumps(r["messages"][:-1]) in held for r in rows)
+
+
+def test_part_set_asks_the_part_of_day_in_new_phrasings(built: Path, heldout: list[dict]) -> None:
+    rows = _read(built / "train_parts.jsonl")
+    assert len(rows) == 100
+    assert not set(PART_MORE_Q) & set(PART_Q)  # neither side of the main set's phrasing split
+    asks = [r for r in rows if r["kind"] == "time"]
+    greetings = [r for r in rows if r["kind"] == "greeting"]
+    assert len(asks) > 50 and len(greetings) > 10
+    for r in asks:  # answered from the injected time
+        time = r["expect_any"][0]
+        assert f"The time is {time}." in r["messages"][0]["content"] and time in r["messages"][-1]["content"]
+    for r in greetings:  # "Good evening." is a greeting, not a question about the time
+        assert re.search(r"morning|afternoon|evening", r["messages"][-2]["content"], re.I), r
+        assert not re.search(r"\d:\d\d", r["messages"][-1]["content"]), r
     held = {json.dumps(h["messages"][:-1]) for h in heldout}
     assert not any(json.dumps(r["messages"][:-1]) in held for r in rows)
 

@@ -5,6 +5,7 @@ exits cleanly on Ctrl-C. Also its clear errors when a device does not exist."""
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -29,18 +30,42 @@ def _start_talk(*extra: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _wait_for(proc: subprocess.Popen, text: str, timeout: float, lines: list[str]) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
+class _Output:
+    """The process's output, read on a thread: waiting for a line can then time out even when the
+    process prints nothing at all (a blocking readline would hang the test run instead)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)  # end of output
+
+    def wait_for(self, text: str, timeout: float, seen: list[str]) -> bool:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
                 return False
-            continue
-        lines.append(line)
-        if text in line:
-            return True
-    return False
+            if line is None:
+                return False
+            seen.append(line)
+            if text in line:
+                return True
+        return False
+
+    def rest(self, timeout: float) -> str:
+        self.thread.join(timeout)
+        out = []
+        while not self.lines.empty():
+            line = self.lines.get_nowait()
+            if line is not None:
+                out.append(line)
+        return "".join(out)
 
 
 def test_talk_answers_through_the_speaker_and_exits_on_ctrl_c(pulse) -> None:
@@ -54,15 +79,16 @@ def test_talk_answers_through_the_speaker_and_exits_on_ctrl_c(pulse) -> None:
     drain = threading.Thread(target=lambda: recorded.extend(iter(lambda: recorder.stdout.read(3200), b"")))
     drain.start()
     proc = _start_talk()
+    output = _Output(proc)
     lines: list[str] = []
     try:
-        assert _wait_for(proc, "is listening", 120, lines), "".join(lines)
+        assert output.wait_for("is listening", 120, lines), "".join(lines)
         subprocess.run(["paplay", "--device=micsrc", str(QUESTION)], check=True, timeout=30)
-        assert _wait_for(proc, "agent:", 60, lines), "".join(lines)
+        assert output.wait_for("agent:", 60, lines), "".join(lines)
         time.sleep(2.0)  # let the reply play out
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-        lines.append(out)
+        proc.wait(timeout=30)
+        lines.append(output.rest(timeout=10))
     finally:
         if proc.poll() is None:
             proc.kill()
