@@ -34,34 +34,47 @@ class Events:
         sink.on_drained = lambda t: (self.drained.append(t), self.done.set())
 
 
-def test_speaker_plays_in_real_time_with_timeline() -> None:
+def _play_half_a_second() -> tuple[Events, PlaybackReference, SimulatedSpeaker, np.ndarray, int, float]:
     ev = Events()
     ref = PlaybackReference(SR)
-    with SimulatedSpeaker(SR, block_ms=20, reference=ref, record=True) as spk:
-        ev.attach(spk)
-        audio = (np.random.default_rng(0).standard_normal(SR // 2) * 0.1).astype(np.float32)  # aperiodic
-        uid = spk.begin_utterance()
-        t_write = time.monotonic()
-        for i in range(0, len(audio), 1000):  # streamed in TTS-like pieces
-            spk.write(audio[i : i + 1000], SR)
-        assert spk.is_playing
-        spk.end_utterance()
-        assert ev.done.wait(3.0)
-        assert not spk.is_playing
-        assert spk.played_seconds == pytest.approx(0.5)
-        assert len(ev.first) == 1 and len(ev.drained) == 1
-        assert t_write <= ev.first[0] <= t_write + 0.05  # within ~one block of the write
-        assert ev.drained[0] - ev.first[0] == pytest.approx(0.5, abs=0.025)  # played at real-time pace
-        blocks = [b for b in spk.timeline if b.utterance == uid]
-        assert sum(b.samples for b in blocks) == len(audio)
-        assert all(b2.t > b1.t for b1, b2 in zip(blocks, blocks[1:]))
-        np.testing.assert_array_equal(spk.recorded(), audio)
-        # what the echo canceller will see: the same audio on the same clock, within block jitter
-        far = ref.read(ev.first[0] - 0.005, len(audio) + 160)
-        corr = [np.dot(far[lag : lag + len(audio)], audio) for lag in range(161)]
-        best = int(np.argmax(corr))
-        assert abs(best - 80) <= 64  # aligned within 4 ms
-        assert corr[best] / np.linalg.norm(far[best : best + len(audio)]) / np.linalg.norm(audio) > 0.99
+    spk = SimulatedSpeaker(SR, block_ms=20, reference=ref, record=True)
+    ev.attach(spk)
+    audio = (np.random.default_rng(0).standard_normal(SR // 2) * 0.1).astype(np.float32)  # aperiodic
+    uid = spk.begin_utterance()
+    t_write = time.monotonic()
+    for i in range(0, len(audio), 1000):  # streamed in TTS-like pieces
+        spk.write(audio[i : i + 1000], SR)
+    assert spk.is_playing
+    spk.end_utterance()
+    assert ev.done.wait(3.0)
+    return ev, ref, spk, audio, uid, t_write
+
+
+def test_speaker_plays_in_real_time_with_timeline() -> None:
+    # A speaker thread starved for more than two blocks re-anchors its clock (late_resyncs), as a sound
+    # card would drop out; what is checked here is the timeline of an unstarved run. A shared CI machine
+    # can starve a thread now and then (seen once in a full run), so up to three tries.
+    for _ in range(3):
+        ev, ref, spk, audio, uid, t_write = _play_half_a_second()
+        spk.close()
+        if spk.late_resyncs == 0:
+            break
+    assert spk.late_resyncs == 0, "the speaker thread was starved in all three tries"
+    assert not spk.is_playing
+    assert spk.played_seconds == pytest.approx(0.5)
+    assert len(ev.first) == 1 and len(ev.drained) == 1
+    assert t_write <= ev.first[0] <= t_write + 0.05  # within ~one block of the write
+    assert ev.drained[0] - ev.first[0] == pytest.approx(0.5, abs=0.025)  # played at real-time pace
+    blocks = [b for b in spk.timeline if b.utterance == uid]
+    assert sum(b.samples for b in blocks) == len(audio)
+    assert all(b2.t > b1.t for b1, b2 in zip(blocks, blocks[1:]))
+    np.testing.assert_array_equal(spk.recorded(), audio)
+    # what the echo canceller will see: the same audio on the same clock, within block jitter
+    far = ref.read(ev.first[0] - 0.005, len(audio) + 160)
+    corr = [np.dot(far[lag : lag + len(audio)], audio) for lag in range(161)]
+    best = int(np.argmax(corr))
+    assert abs(best - 80) <= 64  # aligned within 4 ms
+    assert corr[best] / np.linalg.norm(far[best : best + len(audio)]) / np.linalg.norm(audio) > 0.99
 
 
 def test_stop_now_truncates_within_a_block() -> None:
