@@ -250,7 +250,7 @@ class SpeechRecognizer:
         self.silence_peak = silence_peak
         # At most ``workers`` decodes at once, each on its own model replica (CTranslate2's
         # inter_threads): a partial still encoding when the user stops no longer holds up the final.
-        self._lock = threading.BoundedSemaphore(workers)
+        self._slots = threading.BoundedSemaphore(workers)
         self._model = WhisperModel(
             str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=workers
         )
@@ -275,7 +275,7 @@ class SpeechRecognizer:
             return Transcript("", audio_s, (time.perf_counter() - t0) * 1000, False)
         if audio_s > _MAX_WINDOW_S - 2.0:
             return self._standard(audio, t0)
-        with self._lock:
+        with self._slots:
             dec = self._decode(audio, prefix_words=[])
         assert dec is not None  # only an abandoned partial returns None
         if dec.no_speech_prob >= self.no_speech_threshold:
@@ -327,7 +327,7 @@ class SpeechRecognizer:
         prefix_words: list[str],
         abandon: threading.Event | None = None,
     ) -> _Decode | None:
-        """One encoder window + greedy decode without timestamps. Caller holds the lock.
+        """One encoder window + greedy decode without timestamps. Caller holds a slot (``_slots``).
 
         ``abandon``: checked between encoder and decoder; when set, the decoder is skipped and None
         returned."""
@@ -371,7 +371,7 @@ class SpeechRecognizer:
         )
 
     def _standard(self, audio: np.ndarray, t0: float) -> Transcript:
-        with self._lock:
+        with self._slots:
             segments, _info = self._model.transcribe(
                 audio,
                 language="en",
@@ -396,7 +396,7 @@ class SpeechRecognizer:
         noise = (rng.standard_normal(SAMPLE_RATE) * 0.01).astype(np.float32)
 
         def warm() -> None:
-            with self._lock:
+            with self._slots:
                 for _ in range(2):
                     self._decode(noise, prefix_words=[])
                 self._decode(noise, prefix_words=["okay"])
@@ -458,7 +458,7 @@ class StreamingTranscriber:
         if rec._is_silent(audio) or self.audio_s > _MAX_WINDOW_S - 2.0:
             # Too short / silent, or beyond one window: keep what we have (final() still covers all).
             return self._last
-        with rec._lock:
+        with rec._slots:
             dec = rec._decode(audio, prefix_words=self._committed, abandon=self._abandon)
         if dec is None:
             return self._last

@@ -612,9 +612,7 @@ class VoicePipeline:
                 # The user started talking over the end of the reply and the reply ran out before the
                 # barge-in was confirmed: that speech is the next turn, from its first frame (the
                 # detector is mid-speech; resetting it would drop the first words).
-                self._start_utterance(itr.start_t, itr.frames)
-                assert self._utt is not None
-                self._utt.last_voiced_t = itr.last_voiced_t
+                self._turn_from_interruption(itr)
                 return
             self.detector.reset()
             self.idle.set()
@@ -682,6 +680,9 @@ class VoicePipeline:
         self.emit(BargeIn(reply.turn, t_stopped, itr.start_t, heard_text, heard_s, stop_ms))
         self._finish_turn(reply, heard_text=heard_text, heard_s=heard_s, interrupted=True)
         # The interruption is the start of the next user turn (the detector is still mid-speech).
+        self._turn_from_interruption(itr)
+
+    def _turn_from_interruption(self, itr: _Interruption) -> None:
         self._start_utterance(itr.start_t, itr.frames)
         assert self._utt is not None
         self._utt.last_voiced_t = itr.last_voiced_t

@@ -541,13 +541,8 @@ class DiffusionEngine:
     def _settled(self, x: Tensor, start: int, end: int) -> bool:
         """No masked position in [start, end) before the first revealed end token: what the block will
         yield can no longer change. (One host read per step: free on the CPU, where this runs.)"""
-        mask, terms = self.cfg.mask_token_id, self._terminators
-        for tid in x[0, start:end].tolist():
-            if tid == mask:
-                return False
-            if tid in terms:
-                return True
-        return True
+        kept, _ = self._cut_at_terminator(x[0, start:end].tolist())
+        return self.cfg.mask_token_id not in kept
 
     def _block_logits(
         self, x: Tensor, positions: Tensor, ctx_len: int, key_mask: Tensor | None = None

@@ -41,9 +41,7 @@ class NameSetConfig:
 
 @dataclass(frozen=True)
 class PartSetConfig:
-    examples: int = (
-        2000  # part-of-day questions in more phrasings + part-of-day greetings (train_parts.jsonl)
-    )
+    examples: int = 2000  # part-of-day questions + part-of-day greetings (train_parts.jsonl; 0 = none)
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ def test_an_abandoned_partial_skips_its_decoder(asr, speech):
     # The check between encoder and decoder (a partial already running when the user stops).
     gone = threading.Event()
     gone.set()
-    with asr._lock:
+    with asr._slots:
         assert asr._decode(audio, prefix_words=[], abandon=gone) is None
         assert asr._decode(audio, prefix_words=[], abandon=threading.Event()) is not None
 
@@ -238,17 +238,17 @@ def test_two_workers_decode_side_by_side(speech):
     audio_a, audio_b = speech[SENTENCES[1]], speech[SENTENCES[2]]
     alone = {s: two.transcribe(a).text for s, a in ((1, audio_a), (2, audio_b))}
     # One replica held (a partial mid-decode): the other still takes the final pass at once.
-    assert two._lock.acquire(blocking=False)
+    assert two._slots.acquire(blocking=False)
     try:
         assert two.transcribe(audio_b).text == alone[2]
     finally:
-        two._lock.release()
+        two._slots.release()
     # Both at once, from two threads: the same transcripts as one at a time.
     with ThreadPoolExecutor(2) as pool:
         a, b = pool.submit(two.transcribe, audio_a), pool.submit(two.transcribe, audio_b)
         assert (a.result().text, b.result().text) == (alone[1], alone[2])
     one = SpeechRecognizer(cpu_threads=1, workers=1, warmup=False)
-    assert one._lock.acquire(blocking=False) and not one._lock.acquire(blocking=False)
-    one._lock.release()
+    assert one._slots.acquire(blocking=False) and not one._slots.acquire(blocking=False)
+    one._slots.release()
     with pytest.raises(ValueError, match="workers"):
         SpeechRecognizer(workers=0, warmup=False)
