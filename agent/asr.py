@@ -2,7 +2,7 @@
 
 Why not plain ``WhisperModel.transcribe()``: it always pads to a 30 s window, and the encoder over
 30 s is most of its ~390 ms on the 2-core CPU. CTranslate2 accepts shorter mel input, so the final
-pass feeds one fixed window (10 s by default, longer only for longer audio) straight to
+pass feeds one fixed window (7 s by default, longer only for longer audio) straight to
 ``model.model.encode``/``generate`` without timestamps. Short windows can make tiny.en loop ("Tell me a
 joke. Tell me a joke."), so the decode is capped by audio length and checked for repeated n-grams:
 a loop is cut to its first copy (``Transcript.loop_cut``); a decode that still runs into the cap,
@@ -196,8 +196,9 @@ class SpeechRecognizer:
     ``cpu_threads``: CTranslate2 intra-op threads; the pipeline gives each stage its threads.
     ``workers``: decodes that may run at once (model replicas): 2 lets the final pass start while a
     partial is still encoding.
-    ``window_s``: the fixed encoder window of the final pass (10 s; 8 s was faster here but mis-heard a
-    sentence on another CPU; shorter windows loop).
+    ``window_s``: the fixed encoder window of the final pass (7 s: as accurate as 8 and 10 s on a
+    130-clip corpus under three CPU kernel sets and ~35 ms faster than 10 s; 6 s loops more often;
+    ``benchmarks/asr_window.py``).
     """
 
     def __init__(
@@ -208,7 +209,7 @@ class SpeechRecognizer:
         compute_type: str | None = None,
         cpu_threads: int = 2,
         workers: int = 1,
-        window_s: float = 10.0,
+        window_s: float = 7.0,
         beam_size: int = 1,
         tokens_per_s: float = 6.0,
         token_margin: int = 10,
@@ -266,8 +267,12 @@ class SpeechRecognizer:
 
     # ---------------------------------------------------------------- public API
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        """Final pass over one whole utterance (16 kHz mono float32): fixed window, guarded."""
+    def transcribe(self, audio: np.ndarray, abandon: threading.Event | None = None) -> Transcript:
+        """Final pass over one whole utterance (16 kHz mono float32): fixed window, guarded.
+
+        ``abandon``: a caller that may throw the result away (a speculative turn whose user went on
+        speaking) sets it; checked between encoder and decoder, it skips the decoder and returns an
+        empty transcript, so a wasted pass frees the model sooner."""
         audio = _validate_audio(audio)
         t0 = time.perf_counter()
         audio_s = audio.size / SAMPLE_RATE
@@ -276,8 +281,9 @@ class SpeechRecognizer:
         if audio_s > _MAX_WINDOW_S - 2.0:
             return self._standard(audio, t0)
         with self._slots:
-            dec = self._decode(audio, prefix_words=[])
-        assert dec is not None  # only an abandoned partial returns None
+            dec = self._decode(audio, prefix_words=[], abandon=abandon)
+        if dec is None:  # abandoned: nobody wants this transcript
+            return Transcript("", audio_s, (time.perf_counter() - t0) * 1000, False)
         if dec.no_speech_prob >= self.no_speech_threshold:
             return Transcript("", audio_s, (time.perf_counter() - t0) * 1000, False)
         words = dec.text.split()
@@ -329,10 +335,12 @@ class SpeechRecognizer:
     ) -> _Decode | None:
         """One encoder window + greedy decode without timestamps. Caller holds a slot (``_slots``).
 
-        ``abandon``: checked between encoder and decoder; when set, the decoder is skipped and None
-        returned."""
+        ``abandon``: checked before the encoder and between encoder and decoder; when set, the rest
+        is skipped and None returned."""
         import ctranslate2
 
+        if abandon is not None and abandon.is_set():
+            return None
         audio_s = audio.size / SAMPLE_RATE
         window_s = self._window_for(audio_s)
         n_samples = int(window_s * SAMPLE_RATE)

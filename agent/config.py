@@ -51,6 +51,9 @@ class EndpointSection:
     hangover_ms: int = 300  # silence that ends a turn whose transcript looks complete
     incomplete_hangover_ms: int = 1100  # ... and one that looks unfinished ("I was thinking about")
     speculative: bool = True  # start ASR → LM → TTS as soon as silence starts
+    # A still-voiced frame whose VAD probability falls below this starts speculating one frame
+    # before the VAD calls silence (speech ending); the next voiced frame discards it. 0 = off.
+    speculate_below: float = 0.7
     max_utterance_s: float = 30.0
 
 
@@ -61,8 +64,8 @@ class ASRSection:
     compute_type: str = "auto"
     threads: int = 1  # measured on 2 cores: docs/benchmarks.md, CPU split
     workers: int = 1  # decodes at once (model replicas); 2 = the final pass never waits for a partial
-    # 8 s was 0.97x the V2V here but mis-heard a test sentence on the CI CPU (docs/benchmarks.md)
-    window_s: float = 10.0
+    # 7 s: as accurate as 10 s on 130 clips, ~35 ms faster (docs/benchmarks.md, benchmarks/asr_window.py)
+    window_s: float = 7.0
     partials: bool = True
     partial_interval_ms: int = 700
     beam_size: int = 1

@@ -159,6 +159,7 @@ class _Reply:
     producing_done: bool = False
     playback_done: bool = False
     first_sample_t: float | None = None
+    audio_frames: int = 0  # utterance frames the reply's ASR pass covers
 
 
 @dataclass
@@ -287,7 +288,7 @@ class VoicePipeline:
                 frames = list(self._preroll)
                 self._start_utterance(frame.t - len(frames) * self.frame_s, frames)
         elif state is TurnState.USER_SPEAKING:
-            self._continue_speaking(frame, x, decision.is_speech)
+            self._continue_speaking(frame, x, decision.is_speech, decision.prob)
         elif state is TurnState.ENDPOINTING:
             self._endpointing(frame, x, decision.is_speech, decision.event == "start")
         else:
@@ -315,12 +316,13 @@ class VoicePipeline:
         except Exception as exc:  # a failed prefill only costs speed; the reply prefills again
             self._emit_threadsafe(StageError(self._turn, now(), "lm.prefill", str(exc)))
 
-    def _continue_speaking(self, frame: AudioFrame, x: np.ndarray, voiced: bool) -> None:
+    def _continue_speaking(self, frame: AudioFrame, x: np.ndarray, voiced: bool, prob: float) -> None:
         utt = self._utt
         assert utt is not None
         utt.frames.append(x)
         if voiced:
             utt.last_voiced_t = frame.t
+            self._speculate_if_falling(utt, prob)
             self._maybe_partial(utt)
             if len(utt.frames) * self.frame_s > self.cfg.endpoint.max_utterance_s:
                 self._pause(utt, frame)  # force an endpoint on a runaway utterance
@@ -328,14 +330,40 @@ class VoicePipeline:
             return
         self._pause(utt, frame)
 
-    def _pause(self, utt: _Utterance, frame: AudioFrame) -> None:
-        self.state = TurnState.ENDPOINTING
-        utt.pause_t = frame.t
-        self.emit(SpeechPaused(utt.turn, now(), utt.last_voiced_t))
+    def _speculate_if_falling(self, utt: _Utterance, prob: float) -> None:
+        """Start the speculative turn on a voiced frame whose speech probability is falling.
+
+        The VAD calls silence one frame (32 ms) after the last voiced frame; that frame's own
+        probability has usually dropped already (0.4-0.6 where 1.0 is speech). Speculating there
+        wins the frame whenever the next one is silence. Any further voiced frame makes the attempt
+        stale (its audio would miss that frame): it is discarded, its ASR decoder skipped, and a
+        new one started if that frame is falling too.
+        """
+        below = self.cfg.endpoint.speculate_below
+        if not self.cfg.endpoint.speculative or below <= 0:
+            return
+        if self._reply is not None and self._reply.turn == utt.turn:
+            self._discard_reply("speech went on")
+        if prob < below:
+            self._abandon_partial(utt)
+            self._start_reply(utt)
+
+    def _abandon_partial(self, utt: _Utterance) -> None:
         if utt.transcriber is not None and utt.partial_busy:
             # A partial still decoding would hold the ASR thread the final pass now needs: its
             # decoder is skipped (the encoder, already running, cannot be interrupted).
             utt.transcriber.abandon_partial()
+
+    def _pause(self, utt: _Utterance, frame: AudioFrame) -> None:
+        self.state = TurnState.ENDPOINTING
+        utt.pause_t = frame.t
+        self.emit(SpeechPaused(utt.turn, now(), utt.last_voiced_t))
+        reply = self._reply
+        if reply is not None and reply.audio_frames == len(utt.frames) - 1 and len(utt.frames) > 1:
+            return  # started on the falling last voiced frame: all the speech is in it
+        if reply is not None:
+            self._discard_reply("speech went on")
+        self._abandon_partial(utt)
         if self.cfg.endpoint.speculative:
             self._start_reply(utt)
 
@@ -441,7 +469,7 @@ class VoicePipeline:
 
     # -- replies -------------------------------------------------------------------------------------
     def _start_reply(self, utt: _Utterance, speculative: bool = True) -> _Reply:
-        reply = _Reply(utt.turn, now())
+        reply = _Reply(utt.turn, now(), audio_frames=len(utt.frames))
         self._reply = reply
         audio = utt.audio()
         reply.tasks.append(asyncio.ensure_future(self._produce(reply, audio, speculative)))
@@ -472,7 +500,7 @@ class VoicePipeline:
             if audio is not None:
                 t0 = now()
                 transcript: Transcript = await self._in_thread(
-                    self._asr_pool, self.services.asr.transcribe, audio
+                    self._asr_pool, self.services.asr.transcribe, audio, reply.cancel
                 )
                 if reply.cancel.is_set():
                     return
