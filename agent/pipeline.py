@@ -8,7 +8,8 @@ frames and the sink differ. It is an explicit state machine::
         │                      └─────────────────────────┘ (speculation discarded)  ▼                     │
         └──────────────────────────────────── reply played / interrupted ◀──────────────────────────────┘
 
-Speculative turn processing: the moment silence starts, final ASR → LM → first TTS clause run in the
+Speculative turn processing: the moment silence starts (or one frame sooner, on a last voiced frame
+whose speech probability is already falling), final ASR → LM → first TTS clause run in the
 background; nothing plays until the hangover confirms the end of the turn, and everything is thrown
 away if the user speaks again. Model calls run in worker threads (one for ASR, one for LM + TTS), so
 the event loop only moves frames and events.
