@@ -3,8 +3,10 @@
 For a new user message, find the most similar training prompt (TF-IDF over words and word pairs) and
 offer its reply as a draft. Context values in the stored replies (the assistant's name, the time, the
 weekday, the date) are kept as placeholders and filled from the current prompt's context, so "It's
-6:53 PM." retrieved from another evening becomes "It's 2:05 PM." now. The reply model then keeps only
-the draft tokens it finds plausible for this conversation (``DiffusionEngine.stream(draft=...)``).
+6:53 PM." retrieved from another evening becomes "It's 2:05 PM." now. One piece of history is a
+context value too: the assistant's previous reply, so "Say that again." retrieves "Of course.
+{previous}" and the draft repeats what was really said. The reply model then keeps only the draft
+tokens it finds plausible for this conversation (``DiffusionEngine.stream(draft=...)``).
 
     python -m agent.embedded.drafts --train agent/embedded/data/train.jsonl --out agent/embedded/model/drafts.json.gz
 """
@@ -25,7 +27,7 @@ _CONTEXT = re.compile(
     r"Your name is (?P<name>[^.]+)\. Today is (?P<weekday>\w+), (?P<month>\w+) (?P<day>\d+), (?P<year>\d+)\. "
     r"The time is (?P<time>\d+:\d\d [AP]M)\."
 )
-FIELDS = ("time", "name", "weekday", "month", "day", "year")
+FIELDS = ("time", "name", "weekday", "month", "day", "year", "previous")
 
 
 def terms(text: str) -> list[str]:
@@ -38,11 +40,21 @@ def context_values(system: str) -> dict[str, str] | None:
     return m.groupdict() if m else None
 
 
+def previous_reply(messages: list[dict[str, str]]) -> str | None:
+    """The assistant's reply just before the last user message, if there is one."""
+    if len(messages) >= 3 and messages[-2]["role"] == "assistant":
+        return messages[-2]["content"].strip() or None
+    return None
+
+
 def to_template(reply: str, values: dict[str, str]) -> str:
     """Replace this example's context values by placeholders (longest first, whole words only)."""
     out = reply.replace("{", "(").replace("}", ")")
-    for key in sorted(FIELDS, key=lambda k: -len(values[k])):
-        out = re.sub(rf"\b{re.escape(values[key])}\b", "{" + key + "}", out)
+    for key in sorted((k for k in FIELDS if values.get(k)), key=lambda k: -len(values[k])):
+        if key == "previous":  # a whole sentence: its ends are punctuation, not word boundaries
+            out = out.replace(values[key], "{previous}")
+        else:
+            out = re.sub(rf"\b{re.escape(values[key])}\b", "{" + key + "}", out)
     return out
 
 
@@ -108,23 +120,39 @@ class DraftIndex:
         if i < 0 or sim < min_similarity:
             return None
         system = next((m["content"] for m in messages if m["role"] == "system"), "")
-        return fill(self.replies[i], context_values(system))
+        values = context_values(system)
+        previous = previous_reply(messages)
+        if values is not None and previous is not None:
+            values = {**values, "previous": previous}
+        return fill(self.replies[i], values)
 
 
 def build(train_jsonl: str | Path) -> DraftIndex:
-    """Single-exchange training examples → (user message, reply template); one reply per prompt."""
+    """Training examples → (user message, reply template); one reply per prompt.
+
+    Single exchanges, and multi-turn ones whose reply repeats the previous reply after a lead-in
+    (other multi-turn answers depend on history the draft cannot see). A prompt seen both ways keeps the repeating
+    template: it is the one that needs history, and it falls back to no draft without any."""
     seen: dict[str, str] = {}
     for line in Path(train_jsonl).read_text().splitlines():
-        ex = json.loads(line)
-        msgs = ex["messages"]
-        if len(msgs) != 3 or msgs[0]["role"] != "system":
-            continue  # multi-turn answers depend on history the draft cannot see
+        msgs = json.loads(line)["messages"]
+        if len(msgs) < 3 or msgs[0]["role"] != "system" or msgs[-1]["role"] != "assistant":
+            continue
         values = context_values(msgs[0]["content"])
         if values is None:
             continue
-        key = " ".join(_WORD.findall(msgs[1]["content"].lower()))
-        if key and key not in seen:
-            seen[key] = to_template(msgs[2]["content"], values)
+        previous = previous_reply(msgs[:-1])
+        if previous is not None:
+            values = {**values, "previous": previous}
+        template = to_template(msgs[-1]["content"], values)
+        # A repeat has its lead-in ("Of course. {previous}"); a reply that merely equals the one
+        # before it ("say something nice" asked twice) is a coincidence, not a repeat.
+        repeats = "{previous}" in template and template != "{previous}"
+        if len(msgs) > 3 and not repeats:
+            continue
+        key = " ".join(_WORD.findall(msgs[-2]["content"].lower()))
+        if key and (key not in seen or repeats and "{previous}" not in seen[key]):
+            seen[key] = template
     return DraftIndex(list(seen), list(seen.values()))
 
 

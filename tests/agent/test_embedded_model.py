@@ -3,6 +3,7 @@ and answers fixed prompts on topic, deterministically under greedy decoding."""
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime
 
@@ -111,3 +112,53 @@ def test_the_default_reply_remembers_an_unseen_user_name(
     model_with_drafts.engine.reset()
     reply = model_with_drafts.reply(conversation)
     assert name in reply and "Quinn" not in reply, reply
+
+
+def test_say_that_again_repeats_the_previous_reply(model_with_drafts: DiffusionReply) -> None:
+    """A repeat request retrieves "Of course. {previous}"-style drafts filled from the history."""
+    said = "Why did the scarecrow win an award? He was outstanding in his field."
+    conversation = [
+        {"role": "system", "content": context_sentences("Quinn", NOW)},
+        {"role": "user", "content": "Tell me a joke."},
+        {"role": "assistant", "content": said},
+        {"role": "user", "content": "Can you repeat that?"},
+    ]
+    model_with_drafts.engine.reset()
+    reply = model_with_drafts.reply(conversation)
+    assert "scarecrow win an award" in reply and "outstanding in his field" in reply, reply
+
+
+def test_repeat_drafts_come_only_from_replies_that_repeat(tmp_path) -> None:
+    from agent.embedded.drafts import build
+
+    system = {"role": "system", "content": context_sentences("Ada", NOW)}
+
+    def example(*turns: str) -> str:
+        roles = ["user", "assistant"] * len(turns)
+        return json.dumps({"messages": [system, *({"role": r, "content": t} for r, t in zip(roles, turns))]})
+
+    lines = [
+        example("What time is it?", "It's 2:05 PM."),
+        example(
+            "Tell me a joke.",
+            "Why did the cow cross the road?",
+            "Say that again.",
+            "Sure. Why did the cow cross the road?",
+        ),
+        # The same reply twice by chance is not a repeat; other history-dependent answers are skipped.
+        example("Say something nice.", "You are great.", "say something nice", "You are great."),
+        example("I'm Bo.", "Hi Bo.", "What's my name?", "You're Bo."),
+    ]
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
+    index = build(tmp_path / "train.jsonl")
+    assert dict(zip(index.prompts, index.replies)) == {
+        "what time is it": "It's {time}.",
+        "say that again": "Sure. {previous}",
+    }
+    history = [system, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there!"}]
+    assert (
+        index.draft([*history, {"role": "user", "content": "say that again please"}]) == "Sure. Hello there!"
+    )
+    # Without a previous reply there is nothing to repeat: no draft rather than a wrong one.
+    assert index.draft([system, {"role": "user", "content": "say that again"}]) is None
+    assert index.draft([system, {"role": "user", "content": "what time is it"}]) == "It's 2:05 PM."
