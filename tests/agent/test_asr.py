@@ -25,6 +25,7 @@ from agent.asr import (
 from agent.tts import Synthesizer
 from agent.wer import normalize
 from agent.wer import word_error_rate as wer
+from tests.common import SetAfterChecks
 
 SENTENCES = [
     "Hi there, how are you today?",
@@ -111,25 +112,13 @@ def test_an_abandoned_partial_skips_its_decoder(asr, speech):
     gone.set()
     with asr._slots:
         assert asr._decode(audio, prefix_words=[], abandon=gone) is None
-        during_encoder = _SetAfterChecks(1)
+        during_encoder = SetAfterChecks(1)
         assert asr._decode(audio, prefix_words=[], abandon=during_encoder) is None
         assert during_encoder.checks == 2  # the encoder ran, then the decoder was skipped
         assert asr._decode(audio, prefix_words=[], abandon=threading.Event()) is not None
     # A speculative final pass whose turn was discarded is skipped the same way.
     assert asr.transcribe(audio, abandon=gone).text == ""
     assert normalize(asr.transcribe(audio, abandon=threading.Event()).text)
-
-
-class _SetAfterChecks(threading.Event):
-    """An event that becomes set after it has been checked ``n`` times (set "while" work runs)."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n, self.checks = n, 0
-
-    def is_set(self) -> bool:
-        self.checks += 1
-        return self.checks > self.n or super().is_set()
 
 
 def test_partials_commit_monotonically(asr, speech):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import math
-import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from dlm_core import Constraints, DiffusionEngine, SamplerConfig, banned_token_i
 from dlm_core.families import QUICKTURN
 from dlm_core.sampling import build_plan, denoise_step, reveal_first, reveal_schedule
 from dlm_core.tokenizer import ChatTokenizer
+from tests.common import SetAfterChecks
 
 from .helpers import tiny_quickturn
 
@@ -371,30 +371,18 @@ def test_stream_concatenation_equals_generate(engine: DiffusionEngine) -> None:
     assert whole.forwards == 2 + 2 + 2 and whole.tokens_per_forward == pytest.approx(20 / 6)
 
 
-class _StopAfterChecks(threading.Event):
-    """Reads as set from its (n+1)-th check on: a stop request arriving mid-block, deterministically."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n, self.checks = n, 0
-
-    def is_set(self) -> bool:
-        self.checks += 1
-        return self.checks > self.n
-
-
 def test_stop_ends_the_reply_within_a_step(engine: DiffusionEngine) -> None:
     kw = dict(max_tokens=20, steps=4, block_len=8, constraints=_no_stop(engine), early_exit=False)
     whole = engine.generate(HELLO, **kw)
     # Set during the second block's third step: the first block was delivered, the second is dropped.
-    stop = _StopAfterChecks(4 + 1 + 2)  # 4 step checks + 1 block check in block 1, then 2 steps
+    stop = SetAfterChecks(4 + 1 + 2)  # 4 step checks + 1 block check in block 1, then 2 steps
     blocks = list(engine.stream(HELLO, stop=stop, **kw))
     assert [b.token_ids for b in blocks] == [whole.blocks[0].token_ids]
     assert engine.last_result.stopped and stop.checks == 4 + 1 + 3 + 1  # no 3rd step ran
     assert not whole.stopped
     # The engine is free and its cache intact: the next reply is the same as before.
     assert engine.generate(HELLO, **kw).token_ids == whole.token_ids
-    assert list(engine.stream(HELLO, stop=_StopAfterChecks(0), **kw)) == []
+    assert list(engine.stream(HELLO, stop=SetAfterChecks(0), **kw)) == []
 
 
 @pytest.mark.parametrize(
