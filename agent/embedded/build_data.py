@@ -353,7 +353,7 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
     _write_jsonl(d / COPY_SET_FILE, [e.as_json() for e in copy_set])
     long_set = build_long_set(cfg, train)
     _write_jsonl(d / LONG_SET_FILE, [e.as_json() for e in long_set])
-    name_set = build_name_set(cfg)
+    name_set = build_name_set(cfg, intents)
     _write_jsonl(d / NAME_SET_FILE, [e.as_json() for e in name_set])
     part_set = build_part_set(cfg, intents)
     _write_jsonl(d / PART_SET_FILE, [e.as_json() for e in part_set])
@@ -428,11 +428,12 @@ def build_long_set(cfg: DataConfig, train: Sequence[Example]) -> list[Example]:
     return out
 
 
-def build_name_set(cfg: DataConfig) -> list[Example]:
+def build_name_set(cfg: DataConfig, intents: Sequence[Intent]) -> list[Example]:
     """Whose name is asked: the assistant's in phrasings the main set never uses (intents.OWN_NAME_MORE_Q),
     and, as contrast, the user's in phrasings that differ from those only in who is named ("What do
     you call me?"). Stage 3 answered the held-out "What do I call you?" as a question about the user
-    (docs/model-card.md, point 10). Names from the whole word list, as in the copy set."""
+    (docs/model-card.md, point 10). Names from the whole word list, as in the copy set. The user tells
+    their name only in the main set's training phrasings ("The name's …" is held out there)."""
     if not cfg.name_set.examples:
         return []
     rng = random.Random(cfg.seed + 7)
@@ -440,6 +441,8 @@ def build_name_set(cfg: DataConfig) -> list[Example]:
     own = Intent("name", "name", OWN_NAME_MORE_Q, NAME_A, expect=("name",))
     own.train_phrasings = OWN_NAME_MORE_Q  # no held-out share: the main set's held-out items test these
     told = next(f for f in USER_FACTS if f.key == "name")
+    tellers = [it for it in intents if isinstance(it, UserFactIntent) and it.mode == "tell"]
+    tells = tellers[0].train["name"][0]
     out: list[Example] = []
     while len(out) < cfg.name_set.examples:
         ctx = random_ctx(rng, names)
@@ -449,7 +452,7 @@ def build_name_set(cfg: DataConfig) -> list[Example]:
             user = rng.choice([n for n in rng.sample(names, 2) if n != ctx.name])
             msgs = [{"role": "system", "content": ctx.system}]
             msgs += [
-                {"role": "user", "content": asr_variant(rng, rng.choice(told.tell).format(v=user))},
+                {"role": "user", "content": asr_variant(rng, rng.choice(tells).format(v=user))},
                 {"role": "assistant", "content": rng.choice(told.ack).format(v=user)},
             ]
             msgs += filler_turns(rng, ctx, rng.choice((0, 0, 1, 2)))

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import re
 from pathlib import Path
 
 import pytest
 
-from agent.embedded.build_data import build
+from agent.embedded.build_data import build, fortune_items
 from agent.embedded.config import DataConfigError, load_config
 from agent.embedded.filters import (
     first_sentences,
@@ -25,7 +26,16 @@ from agent.embedded.filters import (
     spoken_problems,
     word_count,
 )
-from agent.embedded.intents import NAME_Q, OWN_NAME_MORE_Q, PART_MORE_Q, PART_Q, USER_FACTS, USER_NAME_MORE_Q
+from agent.embedded.intents import (
+    NAME_Q,
+    OWN_NAME_MORE_Q,
+    PART_MORE_Q,
+    PART_Q,
+    USER_FACTS,
+    USER_NAME_MORE_Q,
+    UserFactIntent,
+    all_intents,
+)
 from agent.embedded.lexicon import ASSISTANT_NAMES, UNSEEN_TEST_NAMES, open_names, unseen_names
 
 TINY = """
@@ -225,6 +235,25 @@ def test_name_set_asks_whose_name_in_new_phrasings(
     assert seen["name"] > 60 and seen["user_fact"] > 30
     held = {json.dumps(h["messages"][:-1]) for h in heldout}
     assert not any(json.dumps(r["messages"][:-1]) in held for r in rows)
+    # The user tells their name only in the main set's training phrasings: the held-out ones
+    # ("The name's …") stay unseen, as the held-out set's user_fact_tell items assume.
+    cfg = load_config(built.parent / "cfg.toml")
+    fortunes = fortune_items(cfg, random.Random(cfg.seed + 1))
+    intents = all_intents(fortunes, random.Random(cfg.seed + 2), cfg.templates.heldout_phrasing_share)
+    teller = next(it for it in intents if isinstance(it, UserFactIntent) and it.mode == "tell")
+    held_tells, train_tells = teller.held["name"][0], teller.train["name"][0]
+    assert held_tells and not set(held_tells) & set(train_tells)
+
+    def phrasing(text: str) -> set[str]:
+        plain = re.sub(r"[.,!?;]", "", text).lower()
+        return {
+            t
+            for t in held_tells + train_tells
+            if re.fullmatch(re.escape(re.sub(r"[.,!?;]", "", t).lower()).replace(r"\{v\}", r"\S+"), plain)
+        }
+
+    told = [phrasing(r["messages"][1]["content"]) for r in rows if r["kind"] == "user_fact"]
+    assert all(p and p <= set(train_tells) for p in told), [p for p in told if not p <= set(train_tells)]
 
 
 def test_part_set_asks_the_part_of_day_in_new_phrasings(built: Path, heldout: list[dict]) -> None:
