@@ -139,6 +139,7 @@ class _Utterance:
     partial_busy: bool = False
     last_partial_frames: int = 0
     pause_t: float = 0.0
+    voiced_end: int = 0  # frames up to and including the last voiced one
 
     def audio(self) -> np.ndarray:
         return np.concatenate(self.frames) if self.frames else np.zeros(0, np.float32)
@@ -323,6 +324,7 @@ class VoicePipeline:
         utt.frames.append(x)
         if voiced:
             utt.last_voiced_t = frame.t
+            utt.voiced_end = len(utt.frames)
             self._speculate_if_falling(utt, prob)
             self._maybe_partial(utt)
             if len(utt.frames) * self.frame_s > self.cfg.endpoint.max_utterance_s:
@@ -360,7 +362,7 @@ class VoicePipeline:
         utt.pause_t = frame.t
         self.emit(SpeechPaused(utt.turn, now(), utt.last_voiced_t))
         reply = self._reply
-        if reply is not None and reply.audio_frames == len(utt.frames) - 1 and len(utt.frames) > 1:
+        if reply is not None and reply.audio_frames == utt.voiced_end:
             return  # started on the falling last voiced frame: all the speech is in it
         if reply is not None:
             self._discard_reply("speech went on")
