@@ -271,8 +271,8 @@ class SpeechRecognizer:
         """Final pass over one whole utterance (16 kHz mono float32): fixed window, guarded.
 
         ``abandon``: a caller that may throw the result away (a speculative turn whose user went on
-        speaking) sets it; checked between encoder and decoder, it skips the decoder and returns an
-        empty transcript, so a wasted pass frees the model sooner."""
+        speaking) sets it; checked before the encoder and between encoder and decoder, it skips the
+        rest and returns an empty transcript, so a wasted pass frees the model sooner."""
         audio = _validate_audio(audio)
         t0 = time.perf_counter()
         audio_s = audio.size / SAMPLE_RATE

@@ -139,7 +139,6 @@ class _Utterance:
     partial_busy: bool = False
     last_partial_frames: int = 0
     pause_t: float = 0.0
-    voiced_end: int = 0  # frames up to and including the last voiced one
 
     def audio(self) -> np.ndarray:
         return np.concatenate(self.frames) if self.frames else np.zeros(0, np.float32)
@@ -161,7 +160,6 @@ class _Reply:
     producing_done: bool = False
     playback_done: bool = False
     first_sample_t: float | None = None
-    audio_frames: int = 0  # utterance frames the reply's ASR pass covers
 
 
 @dataclass
@@ -324,7 +322,6 @@ class VoicePipeline:
         utt.frames.append(x)
         if voiced:
             utt.last_voiced_t = frame.t
-            utt.voiced_end = len(utt.frames)
             self._speculate_if_falling(utt, prob)
             self._maybe_partial(utt)
             if len(utt.frames) * self.frame_s > self.cfg.endpoint.max_utterance_s:
@@ -361,11 +358,10 @@ class VoicePipeline:
         self.state = TurnState.ENDPOINTING
         utt.pause_t = frame.t
         self.emit(SpeechPaused(utt.turn, now(), utt.last_voiced_t))
-        reply = self._reply
-        if reply is not None and reply.audio_frames == utt.voiced_end:
-            return  # started on the falling last voiced frame: all the speech is in it
-        if reply is not None:
-            self._discard_reply("speech went on")
+        if self._reply is not None:
+            # Started on the falling last voiced frame (every voiced frame drops an older attempt):
+            # all the speech is in it.
+            return
         self._abandon_partial(utt)
         if self.cfg.endpoint.speculative:
             self._start_reply(utt)
@@ -472,7 +468,7 @@ class VoicePipeline:
 
     # -- replies -------------------------------------------------------------------------------------
     def _start_reply(self, utt: _Utterance, speculative: bool = True) -> _Reply:
-        reply = _Reply(utt.turn, now(), audio_frames=len(utt.frames))
+        reply = _Reply(utt.turn, now())
         self._reply = reply
         audio = utt.audio()
         reply.tasks.append(asyncio.ensure_future(self._produce(reply, audio, speculative)))

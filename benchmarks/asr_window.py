@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     windows = [float(w) for w in args.windows.split(",")]
     clips = make_corpus(corpus_texts())
     recognizers = {w: SpeechRecognizer(cpu_threads=args.threads, window_s=w) for w in windows}
-    stats = {w: {"errors": 0.0, "words": 0, "piper_errors": 0.0, "piper_words": 0, "loop_cuts": 0,
-                 "fallbacks": 0, "ms": [], "misses": []} for w in windows}  # fmt: skip
+    fields = ("errors", "words", "piper_errors", "piper_words", "loop_cuts", "fallbacks")
+    stats = {w: {**dict.fromkeys(fields, 0), "ms": [], "misses": []} for w in windows}
     for voice, text, audio in clips:
         for w, rec in recognizers.items():
             t = rec.transcribe(audio)
@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"isa": isa, "clips": len(clips), "windows": {str(w): s for w, s in stats.items()}}, indent=1))  # fmt: skip
+        report = {"isa": isa, "clips": len(clips), "windows": {str(w): s for w, s in stats.items()}}
+        args.json.write_text(json.dumps(report, indent=1))
     return 0
 
 

@@ -441,8 +441,8 @@ def build_name_set(cfg: DataConfig, intents: Sequence[Intent]) -> list[Example]:
     own = Intent("name", "name", OWN_NAME_MORE_Q, NAME_A, expect=("name",))
     own.train_phrasings = OWN_NAME_MORE_Q  # no held-out share: the main set's held-out items test these
     told = next(f for f in USER_FACTS if f.key == "name")
-    tellers = [it for it in intents if isinstance(it, UserFactIntent) and it.mode == "tell"]
-    tells = tellers[0].train["name"][0]
+    teller = next(it for it in intents if isinstance(it, UserFactIntent) and it.mode == "tell")
+    tells = teller.train["name"][0]  # the main set's training phrasings only
     out: list[Example] = []
     while len(out) < cfg.name_set.examples:
         ctx = random_ctx(rng, names)
