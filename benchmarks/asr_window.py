@@ -19,17 +19,14 @@ import os
 import random
 import re
 import shutil
-import subprocess
-import tempfile
-import wave
 from pathlib import Path
 
 import numpy as np
-import soxr
 
 from agent.asr import SAMPLE_RATE, SpeechRecognizer
 from agent.tts import Synthesizer
 from agent.wer import normalize, word_error_rate
+from audio.espeak import espeak_speech
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SENTENCES = [
@@ -58,16 +55,6 @@ def corpus_texts(n_heldout: int = 45) -> list[str]:
     return texts + heldout[:n_heldout]
 
 
-def _espeak(text: str) -> np.ndarray:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "e.wav"
-        subprocess.run(["espeak-ng", "-s", "165", "-w", str(out), text], check=True, capture_output=True)
-        with wave.open(str(out)) as w:
-            rate = w.getframerate()
-            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    return soxr.resample(pcm.astype(np.float32) / 32768, rate, SAMPLE_RATE).astype(np.float32)
-
-
 def make_corpus(texts: list[str]) -> list[tuple[str, str, np.ndarray]]:
     """(voice, text, audio) for each text and voice."""
     tts = Synthesizer(sample_rate=SAMPLE_RATE, threads=2)
@@ -76,7 +63,13 @@ def make_corpus(texts: list[str]) -> list[tuple[str, str, np.ndarray]]:
     for text in texts:
         clips.append(("piper", text, np.concatenate([pad, tts.synthesize(text), pad])))
         if shutil.which("espeak-ng"):
-            clips.append(("espeak", text, np.concatenate([pad, _espeak(text), pad])))
+            clips.append(
+                (
+                    "espeak",
+                    text,
+                    np.concatenate([pad, espeak_speech(text, SAMPLE_RATE, words_per_minute=165), pad]),
+                )
+            )
     return clips
 
 

@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
-import tempfile
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soxr
+
+from audio.espeak import espeak_speech
 
 SAMPLE_RATE = 16000
 LEAD_S, TAIL_S = 0.25, 0.6
@@ -100,15 +98,7 @@ TURNS = [
 
 
 def espeak(text: str, speed: int = 150) -> np.ndarray:
-    if shutil.which("espeak-ng") is None:
-        raise RuntimeError("espeak-ng is not installed (Debian package espeak-ng)")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "turn.wav"
-        subprocess.run(["espeak-ng", "-s", str(speed), "-w", str(out), text], check=True, capture_output=True)
-        with wave.open(str(out)) as w:
-            sr = w.getframerate()
-            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    audio = soxr.resample(pcm.astype(np.float32) / 32768, sr, SAMPLE_RATE).astype(np.float32)
+    audio = espeak_speech(text, SAMPLE_RATE, words_per_minute=speed)
     # espeak's own silence at the edges, then the same level as the piper turns (≈ -20 dBFS).
     voiced = np.nonzero(np.abs(audio) > 0.01)[0]
     audio = audio[voiced[0] : voiced[-1] + 1]

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
-import wave
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
-import soxr
 
 from agent.asr import (
     SAMPLE_RATE,
@@ -25,6 +21,7 @@ from agent.asr import (
 from agent.tts import Synthesizer
 from agent.wer import normalize
 from agent.wer import word_error_rate as wer
+from audio.espeak import espeak_speech
 from tests.common import SetAfterChecks
 
 SENTENCES = [
@@ -54,15 +51,6 @@ def speech(tts: Synthesizer) -> dict[str, np.ndarray]:
     return {s: np.concatenate([pad, tts.synthesize(s), pad]) for s in SENTENCES}
 
 
-def espeak(text: str, tmp: Path) -> np.ndarray:
-    out = tmp / "espeak.wav"
-    subprocess.run(["espeak-ng", "-s", "150", "-w", str(out), text], check=True, capture_output=True)
-    with wave.open(str(out)) as w:
-        sr = w.getframerate()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    return soxr.resample(pcm.astype(np.float32) / 32768, sr, SAMPLE_RATE).astype(np.float32)
-
-
 def test_final_transcripts_have_low_word_error_rate(asr, speech, tmp_path):
     refs, hyps = [], []
     for ref, audio in speech.items():
@@ -74,7 +62,7 @@ def test_final_transcripts_have_low_word_error_rate(asr, speech, tmp_path):
         print(f"{wer(ref, t.text):.2f} {t.decode_ms:6.0f} ms fell_back={t.fell_back} {t.text!r}")
     if shutil.which("espeak-ng"):
         for ref in ESPEAK_SENTENCES:
-            t = asr.transcribe(espeak(ref, tmp_path))
+            t = asr.transcribe(espeak_speech(ref, SAMPLE_RATE))
             refs.append(ref)
             hyps.append(t.text)
             print(f"{wer(ref, t.text):.2f} espeak {t.text!r}")
