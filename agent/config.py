@@ -89,6 +89,7 @@ class LMSection:
     ban: list[str] = field(default_factory=lambda: ["markdown", "urls", "emoji", "newlines"])
     cuda_graphs: bool = True
     early_exit: bool = True  # end a block once its reply is fully revealed (same text, fewer steps)
+    finish_copies: bool = True  # finish a word copied from the prompt only in part ("Marig" → "Marigold")
     max_context: int = 512
     prefill_while_listening: bool = True  # cache system prompt + history while the user speaks
     drafts: bool = True  # draft-conditioned denoising from the model folder's drafts.json.gz, if present

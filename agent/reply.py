@@ -125,7 +125,9 @@ class DiffusionReply(ReplyModel):
             seed=cfg.seed,
         )
         banned = banned_token_ids(self.engine.tokenizer, cfg.ban) if cfg.ban else ()
-        self.constraints = Constraints(banned_ids=banned, min_tokens=cfg.min_tokens)
+        self.constraints = Constraints(
+            banned_ids=banned, min_tokens=cfg.min_tokens, finish_copies=cfg.finish_copies
+        )
 
     def reconfigure(self, cfg: LMSection) -> None:
         changed = [k for k in LOAD_FIELDS if getattr(cfg, k) != getattr(self.cfg, k)]
@@ -188,6 +190,7 @@ class DiffusionReply(ReplyModel):
         tail = self.cfg.max_tokens % self.cfg.block_len if self.cfg.max_tokens > self.cfg.block_len else 0
         lens = tuple(n for n in (full, tail) if n >= self.cfg.steps)
         self.engine.warmup(steps=(self.cfg.steps,), block_lens=lens, sampler=self.sampler)
+        _ = self.engine.token_texts  # built once here, not in the first turn (finish_copies reads it)
         self._warmed.add(self.cfg.steps)
 
     def prefill(self, messages: Messages) -> None:

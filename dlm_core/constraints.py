@@ -3,6 +3,7 @@
 * ``fixed``: tokens pinned at any reply positions (a required prefix, a suffix, a template to infill);
 * ``banned_ids``: tokens that may never be generated (markdown, emoji, URLs: text a TTS cannot speak);
 * ``max_tokens`` / ``min_tokens``: reply length bounds (no EOS before ``min_tokens``);
+* ``finish_copies``: a word the reply copied from the prompt only in part is finished (``copies.py``);
 * replies stop at the first EOS; every later position is the pad token.
 """
 
@@ -25,6 +26,7 @@ class Constraints:
     banned_ids: tuple[int, ...] = ()
     fixed: dict[int, int] = field(default_factory=dict)  # reply position -> token id
     end_at: int | None = None  # if set, the reply ends exactly here (EOS at this position)
+    finish_copies: bool = False  # "Marig" → "Marigold" when the prompt has "Marigold" (copies.py)
 
     def merged(self, other: Constraints) -> Constraints:
         return Constraints(
@@ -33,6 +35,7 @@ class Constraints:
             banned_ids=tuple(sorted({*self.banned_ids, *other.banned_ids})),
             fixed={**self.fixed, **other.fixed},
             end_at=other.end_at if other.end_at is not None else self.end_at,
+            finish_copies=self.finish_copies or other.finish_copies,
         )
 
     def validate(self, max_tokens: int) -> None:

@@ -42,12 +42,14 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from .constraints import Constraints
+from .copies import PromptWords
 from .errors import GenerationError
 from .families import Messages
 from .loader import LoadedModel, load_model
@@ -290,6 +292,11 @@ class DiffusionEngine:
             early_exit,
         )
 
+    @cached_property
+    def token_texts(self) -> list[str]:
+        """Each id's text, for finding words (computed on first use: one decode per vocabulary entry)."""
+        return self.tokenizer.token_strings()
+
     @property
     def last_result(self) -> GenerationResult:
         return self._result
@@ -321,6 +328,7 @@ class DiffusionEngine:
             )
             self._result = result
             lead = prompt[len(self._cached) :]  # prompt tail heading the first block (aligned families)
+            copies = PromptWords.of(prompt, self.token_texts) if constraints.finish_copies else None
             reply_pos = 0
             index = 0
             while reply_pos < max_tokens:
@@ -346,6 +354,8 @@ class DiffusionEngine:
                 kept, ended = self._cut_at_terminator(ids[len(lead) : len(lead) + n_reply])
                 reply_pos += n_reply
                 finished = ended or reply_pos >= max_tokens
+                if copies is not None:  # the cache keeps the block as denoised; the text gets the whole words
+                    kept = copies.finish(kept, self.token_texts, open_end=not finished)
                 if not finished:  # commit the block so the next one can attend to it
                     self._append(ids)
                 lead = []
