@@ -54,11 +54,12 @@ $(DATA)/train.jsonl:
 
 ## Resumable: each run stops after max_minutes (run `make train` again to continue). Stage 1 trains the
 ## denoiser, stage 2 adds the copy head, stage 3 adds the copy and long-history sets, stage 4 the name
-## set; then export the weights and the draft index.
+## set, stage 5 the context's part of day and worked-out sums; then export the weights and the draft index.
 STAGE1 := configs/train_embedded.toml
 STAGE2 := configs/train_embedded_copy.toml
 STAGE3 := configs/train_embedded_stage3.toml
 STAGE4 := configs/train_embedded_stage4.toml
+STAGE5 := configs/train_embedded_facts.toml
 train: $(ENV_STAMP) $(DATA)/train.jsonl
 	test -f runs/embedded/init_embeddings.npy || $(PY) -m agent.embedded.init_embeddings --hidden 256 --out runs/embedded/init_embeddings.npy
 	$(PY) -m dlm_core.train --config $(STAGE1) --finished || $(PY) -m dlm_core.train --config $(STAGE1)
@@ -69,7 +70,9 @@ train: $(ENV_STAMP) $(DATA)/train.jsonl
 	$(PY) -m dlm_core.train --config $(STAGE3) --finished
 	$(PY) -m dlm_core.train --config $(STAGE4) --finished || $(PY) -m dlm_core.train --config $(STAGE4)
 	$(PY) -m dlm_core.train --config $(STAGE4) --finished
-	$(PY) -m dlm_core.train --config $(STAGE4) --export $(MODEL)
+	$(PY) -m dlm_core.train --config $(STAGE5) --finished || $(PY) -m dlm_core.train --config $(STAGE5)
+	$(PY) -m dlm_core.train --config $(STAGE5) --finished
+	$(PY) -m dlm_core.train --config $(STAGE5) --export $(MODEL)
 	$(PY) -m agent.embedded.drafts --train $(DATA)/train.jsonl --out $(MODEL)/drafts.json.gz
 
 eval: $(ENV_STAMP)

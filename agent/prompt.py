@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .calculator import arithmetic_fact
+
 
 @dataclass(frozen=True)
 class Message:
@@ -30,15 +32,32 @@ def spoken_date(now: datetime) -> str:
     return f"{now.strftime('%A')}, {now.strftime('%B')} {now.day}"
 
 
+def part_of_day(now: datetime) -> str:
+    """'the morning' (5–12 h), 'the afternoon' (12–17 h), 'the evening' (17–21 h) or 'nighttime'."""
+    if 5 <= now.hour < 12:
+        return "the morning"
+    if 12 <= now.hour < 17:
+        return "the afternoon"
+    return "the evening" if 17 <= now.hour < 21 else "nighttime"
+
+
 def context_sentences(assistant_name: str, now: datetime, extra_facts: tuple[str, ...] = ()) -> str:
     """Plain sentences the agent injects as the system message of every turn."""
     parts = [
         f"Your name is {assistant_name}.",
         f"Today is {spoken_date(now)}, {now.year}.",
         f"The time is {spoken_time(now)}.",
+        # Worked out here, not left to the model: "Is it the evening yet?" then has its answer in view.
+        f"It is {part_of_day(now)}.",
     ]
     parts.extend(extra_facts)
     return " ".join(parts)
+
+
+def with_turn_facts(system: str, user_text: str) -> str:
+    """The context plus what the agent works out from this turn's request (a sum's result)."""
+    fact = arithmetic_fact(user_text)
+    return f"{system} {fact}" if fact else system
 
 
 @dataclass
@@ -59,5 +78,5 @@ class Conversation:
 
     def messages_for(self, user_text: str, now: datetime) -> list[Message]:
         """System context + recent history + the new user message."""
-        system = Message("system", context_sentences(self.assistant_name, now))
+        system = Message("system", with_turn_facts(context_sentences(self.assistant_name, now), user_text))
         return [system, *self.turns, Message("user", user_text)]

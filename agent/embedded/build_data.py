@@ -592,7 +592,7 @@ def build_tokenizer(cfg: DataConfig, train: list[Example], pretrain: list[dict[s
     from agent.embedded.teacher import tokenizer_json_path
     from dlm_core.vocab import SPECIAL_TOKENS, prune_bpe_tokenizer
 
-    texts = [_render(e.messages) for e in train] + [f"{p['prev']}\n{p['reply']}" for p in pretrain]
+    texts = [_render(e.agent_messages) for e in train] + [f"{p['prev']}\n{p['reply']}" for p in pretrain]
     pruned = prune_bpe_tokenizer(tokenizer_json_path(), texts, cfg.tokenizer.vocab_size, SPECIAL_TOKENS)
     d = cfg.data_dir
     pruned.tokenizer.save(str(d / "tokenizer.json"))

@@ -2,7 +2,7 @@
 
 For a new user message, find the most similar training prompt (TF-IDF over words and word pairs) and
 offer its reply as a draft. Context values in the stored replies (the assistant's name, the time, the
-weekday, the date) are kept as placeholders and filled from the current prompt's context, so "It's
+weekday, the date, a sum's result) are kept as placeholders and filled from the current prompt's context, so "It's
 6:53 PM." retrieved from another evening becomes "It's 2:05 PM." now. One piece of history is a
 context value too: the assistant's previous reply, so "Say that again." retrieves "Of course.
 {previous}" and the draft repeats what was really said. The reply model then keeps only the draft
@@ -27,7 +27,12 @@ _CONTEXT = re.compile(
     r"Your name is (?P<name>[^.]+)\. Today is (?P<weekday>\w+), (?P<month>\w+) (?P<day>\d+), (?P<year>\d+)\. "
     r"The time is (?P<time>\d+:\d\d [AP]M)\."
 )
-FIELDS = ("time", "name", "weekday", "month", "day", "year", "previous")
+# The sum the agent worked out for this request (agent/calculator.py), when there is one.
+_SUM = re.compile(
+    r"(?P<expr>[\d.]+ (?:plus|minus|times|divided by) [\d.]+) is (?:about )?(?P<result>(?:minus )?[\d.]*\d)\."
+)
+# Ties in length go to the earlier field: a sum's "14" on the 14th is the result, not the day.
+FIELDS = ("expr", "result", "time", "name", "weekday", "month", "day", "year", "previous")
 
 
 def terms(text: str) -> list[str]:
@@ -37,7 +42,10 @@ def terms(text: str) -> list[str]:
 
 def context_values(system: str) -> dict[str, str] | None:
     m = _CONTEXT.search(system)
-    return m.groupdict() if m else None
+    if m is None:
+        return None
+    found = _SUM.search(system, m.end())
+    return m.groupdict() | (found.groupdict() if found else {})
 
 
 def previous_reply(messages: list[dict[str, str]]) -> str | None:
@@ -97,8 +105,8 @@ class DraftIndex:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with gzip.open(path, "wt") as f:
-            json.dump(list(zip(self.prompts, self.replies)), f)
+        data = json.dumps(list(zip(self.prompts, self.replies))).encode()
+        path.write_bytes(gzip.compress(data, mtime=0))  # no timestamp: rebuilds are byte-identical
         return path
 
     def best(self, prompt: str) -> tuple[int, float]:

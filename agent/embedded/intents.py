@@ -27,7 +27,7 @@ from agent.embedded.lexicon import (
     PETS,
     USER_NAMES,
 )
-from agent.prompt import context_sentences, spoken_date, spoken_time
+from agent.prompt import context_sentences, part_of_day, spoken_date, spoken_time, with_turn_facts
 
 Messages = list[dict[str, str]]
 
@@ -48,8 +48,17 @@ class Example:
     def reply(self) -> str:
         return self.messages[-1]["content"]
 
+    @property
+    def agent_messages(self) -> Messages:
+        """The messages as the agent sends them: the context gains what the agent works out from the
+        request (``agent.prompt.with_turn_facts``: a sum's result), so training sees what serving sees."""
+        if not self.messages or self.messages[0]["role"] != "system":
+            return self.messages
+        system = {"role": "system", "content": with_turn_facts(self.messages[0]["content"], self.user_text)}
+        return [system, *self.messages[1:]]
+
     def as_json(self) -> dict:
-        d: dict = {"messages": self.messages, "source": self.source, "kind": self.kind}
+        d: dict = {"messages": self.agent_messages, "source": self.source, "kind": self.kind}
         if self.expect_any:
             d["expect_any"] = self.expect_any
         if self.expect_none:
@@ -70,15 +79,7 @@ class Ctx:
 
     @property
     def slots(self) -> dict[str, str]:
-        part = (
-            "morning"
-            if 5 <= self.now.hour < 12
-            else "afternoon"
-            if 12 <= self.now.hour < 17
-            else "evening"
-            if 17 <= self.now.hour < 21
-            else "night"
-        )
+        phrase = part_of_day(self.now)
         return {
             "name": self.name,
             "time": spoken_time(self.now),
@@ -87,8 +88,7 @@ class Ctx:
             "month": self.now.strftime("%B"),
             "day_month": f"{self.now.strftime('%B')} {self.now.day}",
             "year": str(self.now.year),
-            "part": part,
-            "part_phrase": "nighttime" if part == "night" else f"the {part}",
+            "part_phrase": phrase,
         }
 
 

@@ -149,10 +149,10 @@ def test_heldout_prompts_never_in_train(train: list[dict], heldout: list[dict]) 
 
 
 def test_expected_strings_are_grounded_in_context(heldout: list[dict]) -> None:
-    context_items = [r for r in heldout if "expect_any" in r and r["kind"] != "arithmetic"]
+    context_items = [r for r in heldout if "expect_any" in r]
     assert len(context_items) >= 30
     kinds = {r["kind"] for r in context_items}
-    assert {"time", "name", "user_fact"} <= kinds
+    assert {"time", "name", "user_fact", "arithmetic"} <= kinds  # sums: the agent's result is in context
     for r in context_items:
         history = " ".join(m["content"] for m in r["messages"][:-1]).lower()
         reply = r["messages"][-1]["content"].lower()
@@ -160,6 +160,19 @@ def test_expected_strings_are_grounded_in_context(heldout: list[dict]) -> None:
         assert any(s.lower() in history and s.lower() in reply for s in r["expect_any"]), r
     for r in (r for r in heldout if r["kind"] == "time"):
         assert f"The time is {r['expect_any'][0]}." in r["messages"][0]["content"]
+
+
+def test_sums_carry_the_agents_result_in_context(train: list[dict], heldout: list[dict]) -> None:
+    """Training sees what serving sees: the agent's worked-out sum ends the context of every sum asked."""
+    sums = [r for r in train + heldout if r["kind"] == "arithmetic"]
+    assert len(sums) >= 10
+    for r in sums:
+        result = re.search(r"(\d+)\.$", r["messages"][-1]["content"]).group(1)
+        assert r["messages"][0]["content"].endswith(f" is {result}."), r
+    for r in (r for r in train if r["kind"] == "time"):
+        assert re.search(
+            r"It is (the morning|the afternoon|the evening|nighttime)\.", r["messages"][0]["content"]
+        )
 
 
 def test_negatives_present_and_respected(heldout: list[dict], train: list[dict]) -> None:

@@ -162,3 +162,48 @@ def test_repeat_drafts_come_only_from_replies_that_repeat(tmp_path) -> None:
     # Without a previous reply there is nothing to repeat: no draft rather than a wrong one.
     assert index.draft([system, {"role": "user", "content": "say that again"}]) is None
     assert index.draft([system, {"role": "user", "content": "what time is it"}]) == "It's 2:05 PM."
+
+
+def test_sum_drafts_take_the_result_the_agent_worked_out(tmp_path) -> None:
+    from agent.embedded.drafts import build
+    from agent.prompt import with_turn_facts
+
+    def turn(user: str) -> list[dict[str, str]]:
+        system = with_turn_facts(context_sentences("Ada", NOW), user)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    lines = [
+        json.dumps({"messages": [*turn("What is 7 times 8?"), {"role": "assistant", "content": "The answer is 56."}]}),
+        # On the 14th of a month a result of 14 is still the result, not the day.
+        json.dumps({"messages": [
+            {"role": "system", "content": with_turn_facts(context_sentences("Ada", NOW.replace(day=14)), "7 plus 7")},
+            {"role": "user", "content": "7 plus 7"}, {"role": "assistant", "content": "7 plus 7 is 14."},
+        ]}),
+    ]  # fmt: skip
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
+    index = build(tmp_path / "train.jsonl")
+    assert dict(zip(index.prompts, index.replies)) == {
+        "what is 7 times 8": "The answer is {result}.",
+        "7 plus 7": "{expr} is {result}.",
+    }
+    assert index.draft(turn("what is 12 times 3")) == "The answer is 36."
+    assert index.draft(turn("20 plus 7")) == "20 plus 7 is 27."
+    # No sum worked out (a chain): no draft rather than the training example's number.
+    assert index.draft(turn("what is 2 times 3 times 4")) is None
+
+
+@pytest.mark.parametrize(
+    ("user", "result"), [("What is 12 times 3?", "36"), ("what's 64 plus 58", "122"), ("9 times 7?", "63")]
+)
+def test_the_default_reply_says_the_sum_the_agent_worked_out(
+    model_with_drafts: DiffusionReply, user: str, result: str
+) -> None:
+    """The agent computes the sum (agent/calculator.py); the model reads it from the context, and a
+    three-digit result cut short in decoding ("12") is finished from the prompt (dlm_core/copies.py)."""
+    from agent.prompt import Conversation
+
+    messages = [m.as_dict() for m in Conversation("Quinn").messages_for(user, NOW)]
+    assert messages[0]["content"].endswith(f" is {result}.")
+    model_with_drafts.engine.reset()
+    reply = model_with_drafts.reply(messages)
+    assert result in reply.split() or f"{result}." in reply.split(), reply

@@ -1,0 +1,144 @@
+"""Spoken arithmetic the agent works out itself.
+
+A reply model of a few million weights cannot add, but it copies context well. So when the user asks
+"what's 12 times 3?", the agent finds the sum in the transcript, computes it and injects the answer as
+one more context sentence ("12 times 3 is 36."); the model only has to say it. Transcripts write
+numbers as digits or as words ("forty-three plus seventy seven"), both are read. Only one binary
+operation is answered: a chain ("2 plus 3 times 4") gets no sentence rather than a wrong one.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+_UNITS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
+    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}  # fmt: skip
+_TENS = {
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+    "ninety": 90,
+}  # fmt: skip
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+# Spoken and written operators → the word the context sentence uses (the training replies' words).
+_OPERATORS = {
+    "plus": "plus", "+": "plus",
+    "minus": "minus", "-": "minus", "−": "minus",
+    "times": "times", "x": "times", "*": "times", "×": "times", "multiplied by": "times",
+    "divided by": "divided by", "/": "divided by", "÷": "divided by", "over": "divided by",
+}  # fmt: skip
+_TOKEN = re.compile(r"\d+(?:\.\d+)?|[a-z]+|[+\-−*×/÷]")
+
+
+def _tokens(text: str) -> list[str]:
+    text = text.lower()
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # 1,000 → 1000
+    text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)  # forty-three → forty three (not a minus)
+    return _TOKEN.findall(text)
+
+
+def _is_number_word(tokens: list[str], i: int) -> bool:
+    w = tokens[i]
+    if w in _UNITS or w in _TENS or w in _SCALES:
+        return True
+    # "a hundred"; "one hundred and five" (the "and" only inside a number)
+    nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+    if w == "a":
+        return nxt in _SCALES
+    if w == "and" and i > 0:
+        return tokens[i - 1] in _SCALES and (nxt in _UNITS or nxt in _TENS)
+    return False
+
+
+def _words_value(words: list[str]) -> int | None:
+    """'one hundred and five' → 105; None for sequences that are not one number ('five six')."""
+    total, current, last = 0, 0, ""
+    for w in words:
+        if w in ("a", "and"):
+            continue
+        if w in _UNITS:
+            if last in _UNITS or last in _TENS and (current % 10 or _UNITS[w] >= 10):
+                return None  # 'five six', 'twenty twelve': two numbers, not one
+            current += _UNITS[w]
+        elif w in _TENS:
+            if current % 100:
+                return None
+            current += _TENS[w]
+        elif w == "hundred":
+            current = (current or 1) * 100
+        else:
+            total += (current or 1) * _SCALES[w]
+            current = 0
+        last = w
+    return total + current
+
+
+def _items(text: str) -> list[tuple[str, Fraction | str]]:
+    """The transcript as ('num', value), ('op', word) and ('word', text) items."""
+    toks = _tokens(text)
+    items: list[tuple[str, Fraction | str]] = []
+    i = 0
+    while i < len(toks):
+        t = toks[i]
+        if t[0].isdigit():
+            items.append(("num", Fraction(t)))
+            i += 1
+        elif _is_number_word(toks, i):
+            j = i
+            while j < len(toks) and _is_number_word(toks, j):
+                j += 1
+            value = _words_value(toks[i:j])
+            items.append(("num", Fraction(value)) if value is not None else ("word", " ".join(toks[i:j])))
+            i = j
+        elif i + 1 < len(toks) and f"{t} {toks[i + 1]}" in _OPERATORS:
+            items.append(("op", _OPERATORS[f"{t} {toks[i + 1]}"]))
+            i += 2
+        elif t in _OPERATORS:
+            items.append(("op", _OPERATORS[t]))
+            i += 1
+        else:
+            items.append(("word", t))
+            i += 1
+    return items
+
+
+def spoken_number(value: Fraction) -> str:
+    """Digits as the training replies write them: '36', '2.5', '0.33', 'minus 4'."""
+    if value < 0:
+        return f"minus {spoken_number(-value)}"
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{float(value):.2f}".rstrip("0").rstrip(".")
+
+
+def _apply(a: Fraction, op: str, b: Fraction) -> Fraction | None:
+    if op == "plus":
+        return a + b
+    if op == "minus":
+        return a - b
+    if op == "times":
+        return a * b
+    return a / b if b else None
+
+
+def arithmetic_fact(text: str) -> str | None:
+    """'What is 12 times 3?' → '12 times 3 is 36.'; None when the text asks no single sum."""
+    items = _items(text)
+    found: str | None = None
+    for i in range(len(items) - 2):
+        (ka, a), (ko, op), (kb, b) = items[i : i + 3]
+        if ka != "num" or ko != "op" or kb != "num":
+            continue
+        before = items[i - 1][0] if i else ""
+        after = items[i + 3][0] if i + 3 < len(items) else ""
+        if before == "op" or after == "op" or found is not None:
+            return None  # a chain or two sums: order of operations is a guess, so say nothing
+        assert isinstance(a, Fraction) and isinstance(b, Fraction) and isinstance(op, str)
+        result = _apply(a, op, b)
+        if result is None:
+            return None
+        about = "" if round(result, 2) == result else "about "  # 1 divided by 3 is about 0.33
+        found = f"{spoken_number(a)} {op} {spoken_number(b)} is {about}{spoken_number(result)}."
+    return found

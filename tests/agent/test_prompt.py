@@ -1,0 +1,70 @@
+"""The context the agent injects: date, time, part of day, and sums it works out from the request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from agent.calculator import arithmetic_fact
+from agent.prompt import Conversation, context_sentences, part_of_day
+
+
+@pytest.mark.parametrize(
+    ("text", "fact"),
+    [
+        ("What is 12 times 3?", "12 times 3 is 36."),
+        ("hey milo, 24 divided by 2", "24 divided by 2 is 12."),  # as the ASR writes it
+        ("what's forty-three plus seventy seven", "43 plus 77 is 120."),  # numbers as words
+        ("one hundred and five minus five", "105 minus 5 is 100."),
+        ("a hundred times two", "100 times 2 is 200."),
+        ("What's 1,000 plus 1?", "1000 plus 1 is 1001."),
+        ("3 x 4", "3 times 4 is 12."),
+        ("10 / 4", "10 divided by 4 is 2.5."),
+        ("1 divided by 3", "1 divided by 3 is about 0.33."),
+        ("5 minus 9", "5 minus 9 is minus 4."),
+        ("What does 6 multiplied by 7 make?", "6 times 7 is 42."),
+    ],
+)
+def test_a_spoken_sum_is_worked_out(text: str, fact: str) -> None:
+    assert arithmetic_fact(text) == fact
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What time is it?",
+        "I have 2 kids and 3 dogs.",
+        "2 plus 3 times 4",  # a chain: the order of operations would be a guess
+        "What is 5 plus 1 and 2 minus 1?",  # two sums: which one was asked?
+        "5 divided by 0",
+        "twenty twelve plus one",  # not one number
+        "one two three",
+    ],
+)
+def test_no_sentence_rather_than_a_wrong_one(text: str) -> None:
+    assert arithmetic_fact(text) is None
+
+
+@pytest.mark.parametrize(
+    ("hour", "part"),
+    [(4, "nighttime"), (5, "the morning"), (11, "the morning"), (12, "the afternoon"), (17, "the evening"),
+     (20, "the evening"), (21, "nighttime"), (0, "nighttime")],
+)  # fmt: skip
+def test_part_of_day_boundaries(hour: int, part: str) -> None:
+    assert part_of_day(datetime(2026, 11, 26, hour, 30)) == part
+
+
+def test_the_sum_goes_into_this_turns_context_only() -> None:
+    now = datetime(2026, 11, 26, 19, 5)
+    convo = Conversation(assistant_name="Quinn")
+    plain = context_sentences("Quinn", now)
+    assert plain == (
+        "Your name is Quinn. Today is Thursday, November 26, 2026. The time is 7:05 PM. It is the evening."
+    )
+    asked = convo.messages_for("what's 7 times 8", now)
+    assert asked[0].content == f"{plain} 7 times 8 is 56."
+    convo.add_user("what's 7 times 8")
+    convo.add_assistant("7 times 8 is 56.")
+    # The next turn asks something else: the earlier sum stays in the history, not in the context.
+    assert convo.messages_for("thanks", now)[0].content == plain
