@@ -178,7 +178,7 @@ def _weekday_guess(rng: random.Random, ctx: Ctx) -> dict[str, str]:
     return {"guess": guess, "yes_no": ans, "tail": tail}
 
 
-def _arith(rng: random.Random, ctx: Ctx) -> dict[str, str]:
+def arith_slots(rng: random.Random, ctx: Ctx) -> dict[str, str]:
     op = rng.choice(["plus", "minus", "times", "divided by"])
     if op == "plus":
         a, b = rng.randint(1, 99), rng.randint(1, 99)
@@ -721,7 +721,7 @@ ARITH_A = (
 
 
 def arithmetic_intent() -> Intent:
-    return Intent("arithmetic", "arithmetic", ARITH_Q, ARITH_A, expect=("result",), extra_slots=_arith)
+    return Intent("arithmetic", "arithmetic", ARITH_Q, ARITH_A, expect=("result",), extra_slots=arith_slots)
 
 
 # ---- user facts from history (multi-turn) -----------------------------------------------------------
