@@ -2,11 +2,11 @@
 
 For a new user message, find the most similar training prompt (TF-IDF over words and word pairs) and
 offer its reply as a draft. Context values in the stored replies (the assistant's name, the time, the
-weekday, the date, a sum's result) are kept as placeholders and filled from the current prompt's context, so "It's
-6:53 PM." retrieved from another evening becomes "It's 2:05 PM." now. One piece of history is a
-context value too: the assistant's previous reply, so "Say that again." retrieves "Of course.
-{previous}" and the draft repeats what was really said. The reply model then keeps only the draft
-tokens it finds plausible for this conversation (``DiffusionEngine.stream(draft=...)``).
+weekday, the date, a sum's result) are kept as placeholders and filled from the current prompt's
+context, so "It's 6:53 PM." retrieved from another evening becomes "It's 2:05 PM." now. One piece of
+history is a context value too: the assistant's previous reply, so "Say that again." retrieves "Of
+course. {previous}" and the draft repeats what was really said. The reply model then keeps only the
+draft tokens it finds plausible for this conversation (``DiffusionEngine.stream(draft=...)``).
 
     python -m agent.embedded.drafts --train agent/embedded/data/train.jsonl --out agent/embedded/model/drafts.json.gz
 """
