@@ -2,6 +2,7 @@
 
     python demo/make_demo_audio.py            # writes demo/*.wav and demo/manifest.json, then checks
     python demo/make_demo_audio.py --no-check # skip the ASR check
+    python demo/make_demo_audio.py --only 14_sum.wav  # render these turns, keep the other WAVs
 
 The only offline voices are piper's joe (also the agent's voice) and espeak-ng, so the user turns
 vary piper's speed and noise per turn (and one turn is espeak-ng) to sound unlike the agent.
@@ -93,6 +94,8 @@ TURNS = [
         tail_s=0.35,
     ),
     Turn("11_space.wav", "Tell me something interesting about space.", length_scale=1.0, noise_scale=0.7),
+    # A sum: the agent works it out and puts the result in the reply model's context.
+    Turn("14_sum.wav", "What is 12 times 3?", length_scale=1.05, noise_scale=0.7, tail_s=0.7),
     Turn("13_goodbye.wav", "Thanks, goodbye!", engine="espeak", tail_s=0.7),
 ]
 
@@ -178,16 +181,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--seed", type=int, default=1234, help="seed of the noise floor")
     parser.add_argument("--no-check", action="store_true", help="skip the ASR check")
+    parser.add_argument("--only", nargs="+", metavar="FILE", help="render only these turns; keep the others")
     args = parser.parse_args(argv)
 
     from agent.tts import Synthesizer
 
     tts = Synthesizer(sample_rate=SAMPLE_RATE)
-    rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
+    kept: dict[str, dict] = {}
+    if args.only:
+        unknown = set(args.only) - {t.file for t in TURNS}
+        if unknown:
+            parser.error(f"no such turn: {', '.join(sorted(unknown))}")
+        old = args.out / "manifest.json"
+        kept = {e["file"]: e for e in json.loads(old.read_text())} if old.is_file() else {}
     manifest = []
-    for turn in TURNS:
-        audio = render(turn, tts, rng)
+    for i, turn in enumerate(TURNS):
+        if args.only and turn.file not in args.only:
+            if turn.file not in kept or not (args.out / turn.file).is_file():
+                parser.error(f"{turn.file} is not rendered yet: run without --only")
+            manifest.append(kept[turn.file])
+            continue
+        # Each turn's noise floor has its own seed, so one turn can be rendered again alone.
+        audio = render(turn, tts, np.random.default_rng([args.seed, i]))
         write_wav(args.out / turn.file, audio)
         manifest.append(manifest_entry(turn, audio))
         print(f"{turn.file:28} {audio.size / SAMPLE_RATE:4.2f} s  {turn.action:11} {turn.text}")
