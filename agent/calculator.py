@@ -4,7 +4,8 @@ A reply model of a few million weights cannot add, but it copies context well. S
 "what's 12 times 3?", the agent finds the sum in the transcript, computes it and injects the answer as
 one more context sentence ("12 times 3 is 36."); the model only has to say it. Transcripts write
 numbers as digits or as words ("forty-three plus seventy seven"), both are read. Only one binary
-operation is answered: a chain ("2 plus 3 times 4") gets no sentence rather than a wrong one.
+operation is answered: a chain ("2 plus 3 times 4") gets no sentence rather than a wrong one, and "/"
+or "-" between digits with no space ("9/11", "1939-1945") is a date or a range, not a sum.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def _tokens(text: str) -> list[str]:
     text = text.lower()
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # 1,000 → 1000
     text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)  # forty-three → forty three (not a minus)
+    # Unspaced between digits they are ranges, dates and phone numbers (1939-1945, 9/11, 555-1234).
+    text = re.sub(r"(?<=\d)[-−/](?=\d)", " to ", text)
     return _TOKEN.findall(text)
 
 

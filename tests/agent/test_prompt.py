@@ -21,6 +21,7 @@ from agent.prompt import Conversation, context_sentences, part_of_day
         ("What's 1,000 plus 1?", "1000 plus 1 is 1001."),
         ("3 x 4", "3 times 4 is 12."),
         ("10 / 4", "10 divided by 4 is 2.5."),
+        ("what is 7 - 2", "7 minus 2 is 5."),
         ("1 divided by 3", "1 divided by 3 is about 0.33."),
         ("5 minus 9", "5 minus 9 is minus 4."),
         ("What does 6 multiplied by 7 make?", "6 times 7 is 42."),
@@ -40,6 +41,9 @@ def test_a_spoken_sum_is_worked_out(text: str, fact: str) -> None:
         "5 divided by 0",
         "twenty twelve plus one",  # not one number
         "one two three",
+        "What happened on 9/11?",  # a date, not 9 divided by 11
+        "Tell me about 1939-1945.",  # a range
+        "Call 555-1234.",
     ],
 )
 def test_no_sentence_rather_than_a_wrong_one(text: str) -> None:
