@@ -126,6 +126,12 @@ def _apply(a: Fraction, op: str, b: Fraction) -> Fraction | None:
     return a / b if b else None
 
 
+# The sentence ``arithmetic_fact`` writes, read back by the draft index (agent/embedded/drafts.py).
+SUM_SENTENCE = re.compile(
+    r"(?P<expr>[\d.]+ (?:plus|minus|times|divided by) [\d.]+) is (?:about )?(?P<result>(?:minus )?[\d.]*\d)\."
+)
+
+
 def arithmetic_fact(text: str) -> str | None:
     """'What is 12 times 3?' → '12 times 3 is 36.'; None when the text asks no single sum."""
     items = _items(text)

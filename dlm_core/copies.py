@@ -20,10 +20,14 @@ Word = tuple[int, ...]
 def word_spans(ids: Sequence[int], texts: Sequence[str]) -> list[tuple[int, int]]:
     """[start, end) of each word: a token that starts one (" Mar", "12", or a bare space before a
     digit) followed by tokens that continue it (letters or digits with no leading space)."""
+
+    def text(tid: int) -> str:
+        return texts[tid] if 0 <= tid < len(texts) else ""
+
     spans: list[tuple[int, int]] = []
     start: int | None = None
     for i, tid in enumerate(ids):
-        t = texts[tid] if 0 <= tid < len(texts) else ""
+        t = text(tid)
         continues = t[:1].isalnum()
         if continues and start is not None:
             continue
@@ -35,7 +39,7 @@ def word_spans(ids: Sequence[int], texts: Sequence[str]) -> list[tuple[int, int]
     if start is not None:
         spans.append((start, len(ids)))
     # A bare space is a word only with something after it.
-    return [(s, e) for s, e in spans if e - s > 1 or texts[ids[s]].strip()]
+    return [(s, e) for s, e in spans if e - s > 1 or text(ids[s]).strip()]
 
 
 @dataclass

@@ -22,14 +22,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.calculator import SUM_SENTENCE
+
 _WORD = re.compile(r"[a-z0-9']+")
 _CONTEXT = re.compile(
     r"Your name is (?P<name>[^.]+)\. Today is (?P<weekday>\w+), (?P<month>\w+) (?P<day>\d+), (?P<year>\d+)\. "
     r"The time is (?P<time>\d+:\d\d [AP]M)\."
-)
-# The sum the agent worked out for this request (agent/calculator.py), when there is one.
-_SUM = re.compile(
-    r"(?P<expr>[\d.]+ (?:plus|minus|times|divided by) [\d.]+) is (?:about )?(?P<result>(?:minus )?[\d.]*\d)\."
 )
 # Ties in length go to the earlier field: a sum's "14" on the 14th is the result, not the day.
 FIELDS = ("expr", "result", "time", "name", "weekday", "month", "day", "year", "previous")
@@ -44,7 +42,7 @@ def context_values(system: str) -> dict[str, str] | None:
     m = _CONTEXT.search(system)
     if m is None:
         return None
-    found = _SUM.search(system, m.end())
+    found = SUM_SENTENCE.search(system, m.end())  # the sum the agent worked out, if there is one
     return m.groupdict() | (found.groupdict() if found else {})
 
 

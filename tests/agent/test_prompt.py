@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from agent.calculator import arithmetic_fact
+from agent.calculator import SUM_SENTENCE, arithmetic_fact
 from agent.prompt import Conversation, context_sentences, part_of_day
 
 
@@ -29,6 +29,7 @@ from agent.prompt import Conversation, context_sentences, part_of_day
 )
 def test_a_spoken_sum_is_worked_out(text: str, fact: str) -> None:
     assert arithmetic_fact(text) == fact
+    assert SUM_SENTENCE.fullmatch(fact)  # the draft index reads every such sentence back
 
 
 @pytest.mark.parametrize(
