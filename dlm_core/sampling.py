@@ -129,7 +129,7 @@ def build_plan(
     return StepPlan(steps, counts, bias, terms, no_term, pad_id, mask_id, gen)
 
 
-def _confidence(probs: Tensor, logp: Tensor, cand: Tensor, kind: str) -> Tensor:
+def _confidence(probs: Tensor, cand: Tensor, kind: str) -> Tensor:
     if kind == "prob":
         return probs.gather(-1, cand.unsqueeze(-1)).squeeze(-1)
     if kind == "margin":
@@ -153,10 +153,9 @@ def denoise_step(
 ) -> Tensor:
     """One reveal step. logits [B, L, V]; x [B, L]; fixed [B, L] bool (never changed). Returns new x."""
     logits = _constrain(logits, plan, plan.no_terminator_before)
-    logp = torch.log_softmax(logits, dim=-1)
-    probs = logp.exp()
+    probs = torch.softmax(logits, dim=-1)
     masked = x == plan.mask_id
-    cand = _candidates(logits, logp, cfg, plan)
+    cand = _candidates(logits, cfg, plan)
 
     steps_left = plan.steps - step  # ≥ 1 by construction
     n_masked = masked.sum(-1, keepdim=True)
@@ -166,7 +165,7 @@ def denoise_step(
         u = torch.rand(masked.shape, generator=plan.generator, device=x.device)
         reveal = masked & (u * steps_left < 1.0)
     else:
-        conf = _confidence(probs, logp, cand, cfg.confidence)
+        conf = _confidence(probs, cand, cfg.confidence)
         neg_inf = torch.full_like(conf, float("-inf"))
         if cfg.rule == "low_confidence":
             # A 0-dim tensor used as an index would be read back to the host: gather instead.
@@ -207,8 +206,10 @@ def _constrain(logits: Tensor, plan: StepPlan, no_terminator: Tensor) -> Tensor:
     return logits
 
 
-def _candidates(logits: Tensor, logp: Tensor, cfg: SamplerConfig, plan: StepPlan) -> Tensor:
+def _candidates(logits: Tensor, cfg: SamplerConfig, plan: StepPlan) -> Tensor:
+    """Greedy: the argmax (no normalisation needed). Sampling: Gumbel-max over the log-probabilities."""
     if cfg.temperature > 0:
+        logp = torch.log_softmax(logits, dim=-1)
         u = torch.rand(logits.shape, generator=plan.generator, device=logits.device, dtype=torch.float64)
         gumbel = -torch.log(-torch.log(u.clamp_min(1e-20)))
         return (logp.double() / cfg.temperature + gumbel).argmax(-1)
@@ -219,7 +220,7 @@ def reveal_first(anchor: Tensor, x: Tensor, fixed: Tensor, cfg: SamplerConfig, p
     """Decode position 0 from the previous position's logits ``anchor`` [B, 1, V] (Fast-dLLM v2's
     autoregressive block start), honouring bans and the minimum length. Other positions are untouched."""
     logits = _constrain(anchor, plan, plan.no_terminator_before[:1])
-    cand = _candidates(logits, torch.log_softmax(logits, dim=-1), cfg, plan)
+    cand = _candidates(logits, cfg, plan)
     first = torch.where(x[:, :1] == plan.mask_id, cand, x[:, :1])
     return _terminate(torch.cat([first, x[:, 1:]], dim=1), fixed, plan)
 

@@ -43,6 +43,25 @@ def test_cached_block_equals_the_training_path(copy_model) -> None:
     assert torch.allclose(cached.exp().sum(-1), torch.ones(8), atol=1e-4)  # a distribution
 
 
+def test_inference_mixes_in_probability_space_what_training_mixes_in_log_space(copy_model) -> None:
+    head = copy_model.model.copy_head
+    gen = torch.Generator().manual_seed(1)
+    v, length, t = copy_model.config.vocab_size, 6, 9
+    logits = torch.randn(length, v, generator=gen) * 8  # peaked: many generator probabilities near 0
+    h = torch.randn(length, head.query.in_features, generator=gen)
+    keys = torch.randn(t, head.dim, generator=gen).expand(length, t, head.dim)
+    ids = torch.randint(0, v, (t,), generator=gen).expand(length, t)
+    valid = torch.ones(length, t, dtype=torch.bool)
+    valid[:, -2:] = False
+    trained = head.mix(logits.requires_grad_(), h, keys, ids, valid)  # log space (autograd on)
+    with torch.no_grad():
+        served = head.mix(logits, h, keys, ids, valid)  # probability space
+    assert trained.requires_grad and not served.requires_grad
+    assert torch.isfinite(served).all()
+    assert (served - trained.detach()).abs().max() < 1e-3
+    assert torch.equal(served.argmax(-1), trained.detach().argmax(-1))
+
+
 def test_copies_reach_tokens_outside_the_output_vocabulary(copy_model) -> None:
     model, cfg = copy_model.model, copy_model.config
     allowed = set(cfg.output_token_ids)
