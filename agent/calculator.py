@@ -23,6 +23,7 @@ _TENS = {
     "ninety": 90,
 }  # fmt: skip
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | frozenset(_SCALES)  # words a number may be said in
 # Spoken and written operators → the word the context sentence uses (the training replies' words).
 _OPERATORS = {
     "plus": "plus", "+": "plus",
@@ -105,6 +106,24 @@ def _items(text: str) -> list[tuple[str, Fraction | str]]:
             items.append(("word", t))
             i += 1
     return items
+
+
+def number_in_words(n: int) -> str:
+    """0 ≤ n < 1000 as a transcript may spell it: 7 → 'seven', 43 → 'forty-three', 144 → 'one
+    hundred forty-four' (the inverse of what ``arithmetic_fact`` reads)."""
+    if not 0 <= n < 1000:
+        raise ValueError(f"number_in_words covers 0-999, got {n}")
+    units = {v: w for w, v in _UNITS.items()}
+    tens = {v: w for w, v in _TENS.items()}
+    hundreds, rest = divmod(n, 100)
+    words = [f"{units[hundreds]} hundred"] if hundreds else []
+    if rest or not words:
+        if rest < 20:
+            words.append(units[rest])
+        else:
+            ten, unit = divmod(rest, 10)
+            words.append(tens[ten * 10] + (f"-{units[unit]}" if unit else ""))
+    return " ".join(words)
 
 
 def spoken_number(value: Fraction) -> str:

@@ -1,8 +1,9 @@
 """How often the reply states the sum the agent worked out: random sums of the training kinds (add and
 subtract up to 99, multiply and divide within the 12×12 table) in three phrasings, through the agent's
-own prompt (``Conversation``) and default decoding, counted by the result's digit count.
+own prompt (``Conversation``) and default decoding, counted by the result's digit count. ``--words``
+asks with both numbers in words ("what's forty-three plus seven"), as Whisper often writes them.
 
-    python -m benchmarks.sums [--n 90] [--model DIR]
+    python -m benchmarks.sums [--n 90] [--model DIR] [--words]
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import random
 from datetime import datetime
 
+from agent.calculator import number_in_words
 from agent.config import LMSection
 from agent.embedded.intents import arith_slots
 from agent.prompt import Conversation
@@ -24,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=90)
     ap.add_argument("--model", default="", help="model folder (default: the embedded model)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--words", action="store_true", help="both numbers in words, not digits")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     model = DiffusionReply(LMSection(model_path=args.model))
@@ -32,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     right: dict[int, list[int]] = {}
     for _ in range(args.n):
         slots = arith_slots(rng, None)  # type: ignore[arg-type]  # the slot maker ignores the context
-        user = rng.choice(PHRASINGS).format(**slots)
+        said = dict(slots)
+        if args.words:
+            said |= {k: number_in_words(int(slots[k])) for k in ("a", "b")}
+        user = rng.choice(PHRASINGS).format(**said)
         model.engine.reset()
         reply = model.reply([m.as_dict() for m in Conversation("Quinn").messages_for(user, now)])
         ok = slots["result"] in reply.replace(".", " ").split()

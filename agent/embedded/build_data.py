@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.calculator import arithmetic_fact
 from agent.embedded import sources
 from agent.embedded.config import DataConfig, load_config
 from agent.embedded.filters import first_sentences, normalise_prompt, spoken_problems, word_count
@@ -42,6 +43,7 @@ from agent.embedded.intents import (
     asr_variant,
     filler_turns,
     random_ctx,
+    spoken_arith_slots,
 )
 from agent.embedded.lexicon import ASSISTANT_NAMES, PET_NAMES, USER_NAMES, open_names
 from agent.embedded.teacher_gen import STYLE_SHOTS, load_cache
@@ -58,6 +60,7 @@ COPY_SET_FILE = "train_copy.jsonl"
 LONG_SET_FILE = "train_long.jsonl.gz"  # gzip: ~10 MB as plain text
 NAME_SET_FILE = "train_names.jsonl"
 PART_SET_FILE = "train_parts.jsonl"
+SUM_SET_FILE = "train_sums.jsonl"
 # Chit-chat whose exchanges may stand as earlier turns of any conversation (no time, name or fact).
 FILLER_KINDS = frozenset(
     {"teacher", "chatterbot", "smalltalk", "greeting", "how_are_you", "thanks", "compliment", "joke",
@@ -357,6 +360,8 @@ def build(cfg: DataConfig, log=print) -> dict:  # noqa: ANN001 - log: a print-li
     _write_jsonl(d / NAME_SET_FILE, [e.as_json() for e in name_set])
     part_set = build_part_set(cfg, intents)
     _write_jsonl(d / PART_SET_FILE, [e.as_json() for e in part_set])
+    sum_set = build_sum_set(cfg, intents)
+    _write_jsonl(d / SUM_SET_FILE, [e.as_json() for e in sum_set])
 
     stats = _stats(train, heldout, pretrain, tstats, len(cb), len(fortunes), dropped_overlap)
     stats["long_set"] = {
@@ -489,6 +494,34 @@ def build_part_set(cfg: DataConfig, intents: Sequence[Intent]) -> list[Example]:
         else:
             ex = rng.choice(greetings).sample(rng, False, ctx)
         if _clean_reply(ex.reply):
+            out.append(ex)
+    return out
+
+
+def build_sum_set(cfg: DataConfig, intents: Sequence[Intent]) -> list[Example]:
+    """Sums asked with the numbers in words, as Whisper often writes them ("what's two plus two"),
+    in the main set's training phrasings of sums; the agent's worked-out sentence in the context is
+    in digits ("2 plus 2 is 4."), as are the replies. The main set asks in digits only, and the
+    model answered "What's two plus two?" with "People in two speak Japanese." (model card, point 20)."""
+    if not cfg.sum_set.examples:
+        return []
+    rng = random.Random(cfg.seed + 9)
+    (main,) = [it for it in intents if it.kind == "arithmetic"]
+    phrasings = tuple(p.replace("{a}", "{a_said}").replace("{b}", "{b_said}") for p in main.train_phrasings)
+    ask = Intent(
+        "arithmetic",
+        "arithmetic",
+        phrasings,
+        main.replies,
+        expect=("result",),
+        extra_slots=spoken_arith_slots,
+    )
+    ask.train_phrasings = phrasings  # the held-out sums (in digits) keep testing the main set's phrasings
+    out: list[Example] = []
+    while len(out) < cfg.sum_set.examples:
+        ctx = random_ctx(rng)
+        ex = add_history(ask.sample(rng, False, ctx), rng, ctx, cfg.templates.history_share)
+        if arithmetic_fact(ex.user_text) is not None and _clean_reply(ex.reply):
             out.append(ex)
     return out
 

@@ -45,6 +45,11 @@ class PartSetConfig:
 
 
 @dataclass(frozen=True)
+class SumSetConfig:
+    examples: int = 1500  # sums asked with the numbers in words ("two plus two"; train_sums.jsonl; 0 = none)
+
+
+@dataclass(frozen=True)
 class LongHistoryConfig:
     examples: int = 12000  # train examples with 3–6 earlier exchanges (train_long.jsonl.gz; 0 = none)
 
@@ -103,6 +108,7 @@ class DataConfig:
     long_history: LongHistoryConfig = field(default_factory=LongHistoryConfig)
     name_set: NameSetConfig = field(default_factory=NameSetConfig)
     part_set: PartSetConfig = field(default_factory=PartSetConfig)
+    sum_set: SumSetConfig = field(default_factory=SumSetConfig)
     fortunes: FortunesConfig = field(default_factory=FortunesConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     heldout: HeldoutConfig = field(default_factory=HeldoutConfig)

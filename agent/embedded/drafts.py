@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.calculator import SUM_SENTENCE
+from agent.calculator import NUMBER_WORDS, SUM_SENTENCE
 
 _WORD = re.compile(r"[a-z0-9']+")
 _CONTEXT = re.compile(
@@ -33,8 +33,21 @@ _CONTEXT = re.compile(
 FIELDS = ("expr", "result", "time", "name", "weekday", "month", "day", "year", "previous")
 
 
+_NUMBER = "<num>"
+# "one" is more often a word than a number ("one more time", "which one").
+_SPOKEN_NUMBERS = NUMBER_WORDS - {"one"}
+
+
 def terms(text: str) -> list[str]:
-    words = _WORD.findall(text.lower())
+    """Words and word pairs. A number is one term whatever its value or spelling ("forty three",
+    "43"), so "what's two plus two" finds the sums the index holds in digits."""
+    words: list[str] = []
+    for w in _WORD.findall(text.lower()):
+        if w[0].isdigit() or w in _SPOKEN_NUMBERS:
+            if words and words[-1] == _NUMBER:
+                continue  # "forty three", "5 45" (a time): one number
+            w = _NUMBER
+        words.append(w)
     return words + [f"{a}_{b}" for a, b in zip(words, words[1:])]
 
 

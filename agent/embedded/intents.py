@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from agent.calculator import number_in_words
 from agent.embedded import facts as F
 from agent.embedded.jokes import JOKES
 from agent.embedded.lexicon import (
@@ -194,6 +195,21 @@ def arith_slots(rng: random.Random, ctx: Ctx) -> dict[str, str]:
         b, r = rng.randint(1, 12), rng.randint(1, 12)
         a = b * r
     return {"a": str(a), "b": str(b), "op": op, "result": str(r)}
+
+
+def spoken_arith_slots(rng: random.Random, ctx: Ctx) -> dict[str, str]:
+    """``arith_slots`` with the operands as a transcript may write them (``a_said``, ``b_said``):
+    mostly in words, sometimes one side in digits; a quarter are one-digit sums ("two plus two")."""
+    slots = arith_slots(rng, ctx)
+    if rng.random() < 0.25 and slots["op"] in ("plus", "times"):
+        a, b = rng.randint(1, 9), rng.randint(1, 9)
+        r = a + b if slots["op"] == "plus" else a * b
+        slots |= {"a": str(a), "b": str(b), "result": str(r)}
+    said = [number_in_words(int(slots[k])) for k in ("a", "b")]
+    if rng.random() < 0.3:
+        k = rng.randrange(2)
+        said[k] = slots["ab"[k]]
+    return slots | {"a_said": said[0], "b_said": said[1]}
 
 
 TIME_Q = (

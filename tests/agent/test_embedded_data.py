@@ -63,6 +63,9 @@ examples = 150
 [part_set]
 examples = 100
 
+[sum_set]
+examples = 60
+
 [chitchat]
 pretrain = false
 
@@ -202,6 +205,7 @@ def test_same_seed_same_files(tmp_path: Path, built: Path) -> None:
         "train_long.jsonl.gz",
         "train_names.jsonl",
         "train_parts.jsonl",
+        "train_sums.jsonl",
         "stats.json",
     ):
         assert (again / name).read_bytes() == (built / name).read_bytes()
@@ -282,6 +286,26 @@ def test_part_set_asks_the_part_of_day_in_new_phrasings(built: Path, heldout: li
     for r in greetings:  # "Good evening." is a greeting, not a question about the time
         assert re.search(r"morning|afternoon|evening", r["messages"][-2]["content"], re.I), r
         assert not re.search(r"\d:\d\d", r["messages"][-1]["content"]), r
+    held = {json.dumps(h["messages"][:-1]) for h in heldout}
+    assert not any(json.dumps(r["messages"][:-1]) in held for r in rows)
+
+
+def test_sum_set_asks_sums_in_words_answered_from_the_worked_out_sum(
+    built: Path, heldout: list[dict]
+) -> None:
+    from agent.calculator import arithmetic_fact
+
+    rows = _read(built / "train_sums.jsonl")
+    assert len(rows) == 60 and {r["kind"] for r in rows} == {"arithmetic"}
+    spelled = 0
+    for r in rows:
+        user, reply = r["messages"][-2]["content"], r["messages"][-1]["content"]
+        fact = arithmetic_fact(user)
+        assert fact is not None and r["messages"][0]["content"].endswith(" " + fact), r  # what serving sees
+        result = fact.removesuffix(".").rsplit(" is ", 1)[1]
+        assert r["expect_any"] == [result] and re.search(rf"\b{result}\.$", reply), r
+        spelled += not re.search(r"\d", user)
+    assert spelled > 30  # mostly both numbers in words; some with one side in digits
     held = {json.dumps(h["messages"][:-1]) for h in heldout}
     assert not any(json.dumps(r["messages"][:-1]) in held for r in rows)
 

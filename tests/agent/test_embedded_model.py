@@ -190,6 +190,9 @@ def test_sum_drafts_take_the_result_the_agent_worked_out(tmp_path) -> None:
     assert index.draft(turn("20 plus 7")) == "20 plus 7 is 27."
     # No sum worked out (a chain): no draft rather than the training example's number.
     assert index.draft(turn("what is 2 times 3 times 4")) is None
+    # A number is one term however it is written: a sum asked in words finds the sums in digits.
+    assert index.draft(turn("what is twelve times three")) == "The answer is 36."
+    assert index.draft(turn("What's forty-three plus seven?")) == "43 plus 7 is 50."
 
 
 @pytest.mark.parametrize(

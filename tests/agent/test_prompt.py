@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from agent.calculator import SUM_SENTENCE, arithmetic_fact
+from agent.calculator import SUM_SENTENCE, arithmetic_fact, number_in_words
 from agent.prompt import Conversation, context_sentences, part_of_day
 
 
@@ -49,6 +49,22 @@ def test_a_spoken_sum_is_worked_out(text: str, fact: str) -> None:
 )
 def test_no_sentence_rather_than_a_wrong_one(text: str) -> None:
     assert arithmetic_fact(text) is None
+
+
+@pytest.mark.parametrize(
+    ("n", "words"), [(0, "zero"), (7, "seven"), (19, "nineteen"), (40, "forty"), (43, "forty-three"),
+                     (100, "one hundred"), (144, "one hundred forty-four"), (999, "nine hundred ninety-nine")],
+)  # fmt: skip
+def test_numbers_in_words_read_back_as_the_same_numbers(n: int, words: str) -> None:
+    assert number_in_words(n) == words
+    assert arithmetic_fact(f"what's {words} plus 1") == f"{n} plus 1 is {n + 1}."
+
+
+def test_numbers_in_words_cover_what_the_sums_use() -> None:
+    for n in range(1000):
+        assert arithmetic_fact(f"{number_in_words(n)} times 1") == f"{n} times 1 is {n}."
+    with pytest.raises(ValueError):
+        number_in_words(1000)
 
 
 @pytest.mark.parametrize(
