@@ -60,6 +60,7 @@ STAGE2 := configs/train_embedded_copy.toml
 STAGE3 := configs/train_embedded_stage3.toml
 STAGE4 := configs/train_embedded_stage4.toml
 STAGE5 := configs/train_embedded_facts.toml
+STAGE6 := configs/train_embedded_sums.toml
 train: $(ENV_STAMP) $(DATA)/train.jsonl
 	test -f runs/embedded/init_embeddings.npy || $(PY) -m agent.embedded.init_embeddings --hidden 256 --out runs/embedded/init_embeddings.npy
 	$(PY) -m dlm_core.train --config $(STAGE1) --finished || $(PY) -m dlm_core.train --config $(STAGE1)
@@ -72,7 +73,9 @@ train: $(ENV_STAMP) $(DATA)/train.jsonl
 	$(PY) -m dlm_core.train --config $(STAGE4) --finished
 	$(PY) -m dlm_core.train --config $(STAGE5) --finished || $(PY) -m dlm_core.train --config $(STAGE5)
 	$(PY) -m dlm_core.train --config $(STAGE5) --finished
-	$(PY) -m dlm_core.train --config $(STAGE5) --export $(MODEL)
+	$(PY) -m dlm_core.train --config $(STAGE6) --finished || $(PY) -m dlm_core.train --config $(STAGE6)
+	$(PY) -m dlm_core.train --config $(STAGE6) --finished
+	$(PY) -m dlm_core.train --config $(STAGE6) --export $(MODEL)  # averaged with stage 5 (the config says so)
 	$(PY) -m agent.embedded.drafts --train $(DATA)/train.jsonl --out $(MODEL)/drafts.json.gz
 
 eval: $(ENV_STAMP)

@@ -73,6 +73,10 @@ class TrainConfig:
     init_embeddings: str = ""  # a [vocab, hidden] .npy/.pt to warm-start the embedding table
     output_vocab_from: list[str] = field(default_factory=list)  # reply tokens of these files = output vocab
     sample_prompts: int = 3
+    # Export the average of this run's weights and another checkpoint's (weight-space ensembling, as in
+    # WiSE-FT): a fine-tune keeps more of what its starting point could do. "" = this run's weights.
+    export_average_with: str = ""
+    export_average_weight: float = 0.5  # share of ``export_average_with`` in the exported weights
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
@@ -365,11 +369,31 @@ class Trainer:
         return save_quickturn_model(self.model, self.cfg.tokenizer, folder)
 
 
-def export_checkpoint(ckpt: str | Path, tokenizer_json: str | Path, folder: str | Path) -> int:
-    """Write a training checkpoint as a model folder (no data loading); returns its step."""
+def export_checkpoint(
+    ckpt: str | Path,
+    tokenizer_json: str | Path,
+    folder: str | Path,
+    average_with: str | Path = "",
+    average_weight: float = 0.5,
+) -> int:
+    """Write a training checkpoint as a model folder (no data loading); returns its step.
+
+    ``average_with``: another checkpoint of the same architecture; the folder then gets
+    ``(1 - average_weight) · this + average_weight · that``, parameter by parameter."""
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    weights = state["model"]
+    if average_with:
+        if not 0.0 <= average_weight <= 1.0:
+            raise DataError(f"export_average_weight must be in [0, 1], got {average_weight}")
+        other = torch.load(average_with, map_location="cpu", weights_only=False)
+        if other["model_config"] != state["model_config"] or other["model"].keys() != weights.keys():
+            raise DataError(f"{average_with} is not the same architecture as {ckpt}: cannot average them")
+        weights = {
+            k: (v.float() * (1.0 - average_weight) + other["model"][k].float() * average_weight).to(v.dtype)
+            for k, v in weights.items()
+        }
     model = Transformer(ModelConfig.from_dict(state["model_config"]))
-    model.load_state_dict(state["model"])
+    model.load_state_dict(weights)
     save_quickturn_model(model, tokenizer_json, folder)
     return int(state["step"])
 
@@ -416,8 +440,19 @@ def main(argv: list[str] | None = None) -> int:
         if not ckpt.is_file():
             print(f"error: no checkpoint in {cfg.out_dir} to export", file=sys.stderr)
             return 2
-        step = export_checkpoint(ckpt, cfg.tokenizer, args.export)
-        log(f"exported step {step} to {args.export}")
+        try:
+            step = export_checkpoint(
+                ckpt, cfg.tokenizer, args.export, cfg.export_average_with, cfg.export_average_weight
+            )
+        except (OSError, DataError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        mixed = (
+            f", averaged with {cfg.export_average_with} ({cfg.export_average_weight:g})"
+            if cfg.export_average_with
+            else ""
+        )
+        log(f"exported step {step} to {args.export}{mixed}")
         return 0
     try:
         trainer = Trainer(cfg, log=log)

@@ -196,7 +196,16 @@ def test_sum_drafts_take_the_result_the_agent_worked_out(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("user", "result"), [("What is 12 times 3?", "36"), ("what's 64 plus 58", "122"), ("9 times 7?", "63")]
+    ("user", "result"),
+    [
+        ("What is 12 times 3?", "36"),
+        ("what's 64 plus 58", "122"),
+        ("9 times 7?", "63"),
+        # numbers in words, as Whisper often writes them (stage 6, model card point 20)
+        ("what's forty-three plus seven", "50"),
+        ("what's twelve times three", "36"),
+        ("How much is ninety minus eleven?", "79"),
+    ],
 )
 def test_the_default_reply_says_the_sum_the_agent_worked_out(
     model_with_drafts: DiffusionReply, user: str, result: str

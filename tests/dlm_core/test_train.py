@@ -91,3 +91,35 @@ def test_stop_step_ends_a_run_early_and_finished_says_so(tmp_path: Path) -> None
     assert main(["--config", config]) == 0
     assert torch.load(Path(cfg.out_dir) / "last.pt", weights_only=False)["step"] == 4  # not 20
     assert main(["--config", config, "--finished"]) == 0
+
+
+def test_export_can_average_the_run_with_its_starting_point(tmp_path: Path) -> None:
+    """``export_average_with``: the exported folder holds the parameter-wise mix of two checkpoints."""
+    from dlm_core.train.trainer import main
+
+    cfg = _config(tmp_path, total_steps=4, log_every=2)
+    Trainer(cfg, log=lambda m: None).train()
+    start = Path(cfg.out_dir).with_name("start.pt")
+    Path(cfg.out_dir, "last.pt").rename(start)
+    cfg.total_steps = 8
+    Trainer(cfg, log=lambda m: None).train()  # a fresh run: different weights at step 8
+    (tmp_path / "train.toml").write_text(
+        f'[data]\ntokenizer = "{cfg.tokenizer}"\n[[data.sources]]\npath = "{cfg.sources[0].path}"\n'
+        f'[model]\nhidden_size = 96\n[train]\nout_dir = "{cfg.out_dir}"\n'
+        f'export_average_with = "{start}"\nexport_average_weight = 0.25\n'
+    )
+    assert main(["--config", str(tmp_path / "train.toml"), "--export", str(tmp_path / "mixed")]) == 0
+    mixed = load_model(tmp_path / "mixed").model.state_dict()
+    a = torch.load(Path(cfg.out_dir) / "last.pt", weights_only=False)["model"]
+    b = torch.load(start, weights_only=False)["model"]
+    assert a["embed_tokens.weight"].ne(b["embed_tokens.weight"]).any()
+    for key in ("embed_tokens.weight", "layers.0.mlp.up_proj.weight"):
+        # averaged in fp32, stored in fp16 like every export
+        assert torch.equal(mixed[key], (0.75 * a[key] + 0.25 * b[key]).half().float())
+    # A checkpoint of another shape is refused with a clear error, not averaged.
+    (tmp_path / "o").mkdir()
+    other = _config(tmp_path / "o", total_steps=2, model={"hidden_size": 64})
+    Trainer(other, log=lambda m: None).train()
+    text = (tmp_path / "train.toml").read_text().replace(str(start), str(Path(other.out_dir) / "last.pt"))
+    (tmp_path / "bad.toml").write_text(text)
+    assert main(["--config", str(tmp_path / "bad.toml"), "--export", str(tmp_path / "bad")]) == 2
