@@ -366,7 +366,35 @@ class Trainer:
             f.write(json.dumps({"step": self.step, "heldout_diffusion": round(elbo, 4)}) + "\n")
 
     def export(self, folder: str | Path) -> Path:
-        return save_quickturn_model(self.model, self.cfg.tokenizer, folder)
+        """The current weights as a model folder (averaged as ``export_average_with`` says, like the CLI)."""
+        model = self.model
+        if self.cfg.export_average_with:
+            model = Transformer(self.model_cfg)
+            model.load_state_dict(
+                averaged_weights(
+                    self.model.state_dict(),
+                    self.model_cfg.to_dict(),
+                    self.cfg.export_average_with,
+                    self.cfg.export_average_weight,
+                )
+            )
+        return save_quickturn_model(model, self.cfg.tokenizer, folder)
+
+
+def averaged_weights(
+    weights: dict[str, torch.Tensor], model_config: dict, other_ckpt: str | Path, other_weight: float
+) -> dict[str, torch.Tensor]:
+    """``(1 - other_weight) · weights + other_weight · other``, parameter by parameter, for a
+    checkpoint ``other_ckpt`` of the same architecture (weight-space ensembling)."""
+    if not 0.0 <= other_weight <= 1.0:
+        raise DataError(f"export_average_weight must be in [0, 1], got {other_weight}")
+    other = torch.load(other_ckpt, map_location="cpu", weights_only=False)
+    if other["model_config"] != model_config or other["model"].keys() != weights.keys():
+        raise DataError(f"{other_ckpt} is not the same architecture as this run: cannot average them")
+    return {
+        k: (v.float() * (1.0 - other_weight) + other["model"][k].float() * other_weight).to(v.dtype)
+        for k, v in weights.items()
+    }
 
 
 def export_checkpoint(
@@ -383,15 +411,7 @@ def export_checkpoint(
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     weights = state["model"]
     if average_with:
-        if not 0.0 <= average_weight <= 1.0:
-            raise DataError(f"export_average_weight must be in [0, 1], got {average_weight}")
-        other = torch.load(average_with, map_location="cpu", weights_only=False)
-        if other["model_config"] != state["model_config"] or other["model"].keys() != weights.keys():
-            raise DataError(f"{average_with} is not the same architecture as {ckpt}: cannot average them")
-        weights = {
-            k: (v.float() * (1.0 - average_weight) + other["model"][k].float() * average_weight).to(v.dtype)
-            for k, v in weights.items()
-        }
+        weights = averaged_weights(weights, state["model_config"], average_with, average_weight)
     model = Transformer(ModelConfig.from_dict(state["model_config"]))
     model.load_state_dict(weights)
     save_quickturn_model(model, tokenizer_json, folder)

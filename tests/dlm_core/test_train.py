@@ -116,6 +116,10 @@ def test_export_can_average_the_run_with_its_starting_point(tmp_path: Path) -> N
     for key in ("embed_tokens.weight", "layers.0.mlp.up_proj.weight"):
         # averaged in fp32, stored in fp16 like every export
         assert torch.equal(mixed[key], (0.75 * a[key] + 0.25 * b[key]).half().float())
+    # The trainer's own export follows the same recipe (it resumes at step 8: the same weights as a).
+    cfg.export_average_with, cfg.export_average_weight = str(start), 0.25
+    again = load_model(Trainer(cfg, log=lambda m: None).export(tmp_path / "again")).model.state_dict()
+    assert all(torch.equal(again[k], mixed[k]) for k in mixed)
     # A checkpoint of another shape is refused with a clear error, not averaged.
     (tmp_path / "o").mkdir()
     other = _config(tmp_path / "o", total_steps=2, model={"hidden_size": 64})
