@@ -76,7 +76,7 @@ train: $(ENV_STAMP) $(DATA)/train.jsonl
 	$(PY) -m dlm_core.train --config $(STAGE6) --finished || $(PY) -m dlm_core.train --config $(STAGE6)
 	$(PY) -m dlm_core.train --config $(STAGE6) --finished
 	$(PY) -m dlm_core.train --config $(STAGE6) --export $(MODEL)  # averaged with stage 5 (the config says so)
-	$(PY) -m agent.embedded.drafts --train $(DATA)/train.jsonl --out $(MODEL)/drafts.json.gz
+	$(PY) -m agent.embedded.drafts --train $(DATA)/train.jsonl $(DATA)/train_parts.jsonl $(DATA)/train_sums.jsonl --out $(MODEL)/drafts.json.gz
 
 eval: $(ENV_STAMP)
 	$(PY) -m agent.embedded.evaluate --json out/eval/eval.json

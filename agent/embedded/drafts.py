@@ -2,13 +2,14 @@
 
 For a new user message, find the most similar training prompt (TF-IDF over words and word pairs) and
 offer its reply as a draft. Context values in the stored replies (the assistant's name, the time, the
-weekday, the date, a sum's result) are kept as placeholders and filled from the current prompt's
-context, so "It's 6:53 PM." retrieved from another evening becomes "It's 2:05 PM." now. One piece of
-history is a context value too: the assistant's previous reply, so "Say that again." retrieves "Of
-course. {previous}" and the draft repeats what was really said. The reply model then keeps only the
+part of the day, the weekday, the date, a sum's result) are kept as placeholders and filled from the
+current prompt's context, so "It's 6:53 PM." retrieved from another evening becomes "It's 2:05 PM."
+now. One piece of history is a context value too: the assistant's previous reply, so "Say that
+again." retrieves "Of course. {previous}" and the draft repeats what was really said. The reply model then keeps only the
 draft tokens it finds plausible for this conversation (``DiffusionEngine.stream(draft=...)``).
 
-    python -m agent.embedded.drafts --train agent/embedded/data/train.jsonl --out agent/embedded/model/drafts.json.gz
+    python -m agent.embedded.drafts --train agent/embedded/data/train.jsonl agent/embedded/data/train_parts.jsonl \
+        agent/embedded/data/train_sums.jsonl --out agent/embedded/model/drafts.json.gz
 """
 
 from __future__ import annotations
@@ -29,18 +30,24 @@ _CONTEXT = re.compile(
     r"Your name is (?P<name>[^.]+)\. Today is (?P<weekday>\w+), (?P<month>\w+) (?P<day>\d+), (?P<year>\d+)\. "
     r"The time is (?P<time>\d+:\d\d [AP]M)\."
 )
+# The part of the day, as agent.prompt writes it ("It is the evening.", "It is nighttime.").
+_PART = re.compile(r"It is (?P<part>the morning|the afternoon|the evening|nighttime)\.")
 # Ties in length go to the earlier field: a sum's "14" on the 14th is the result, not the day.
-FIELDS = ("expr", "result", "time", "name", "weekday", "month", "day", "year", "previous")
+FIELDS = ("expr", "result", "time", "part", "name", "weekday", "month", "day", "year", "previous")
 
 
 _NUMBER = "<num>"
 # "one" is more often a word than a number ("one more time", "which one").
 _SPOKEN_NUMBERS = NUMBER_WORDS - {"one"}
+_PART_OF_DAY = "<part>"
+_PART_WORDS = frozenset({"morning", "afternoon", "evening", "night", "nighttime"})
 
 
 def terms(text: str) -> list[str]:
     """Words and word pairs. A number is one term whatever its value or spelling ("forty three",
-    "43"), so "what's two plus two" finds the sums the index holds in digits."""
+    "43"), so "what's two plus two" finds the sums the index holds in digits. A part of the day counts
+    twice, as itself and as its class, so "is it the evening yet" finds "is it afternoon yet" while
+    "good evening" still prefers "good evening" to "good afternoon"."""
     words: list[str] = []
     for w in _WORD.findall(text.lower()):
         if w[0].isdigit() or w in _SPOKEN_NUMBERS:
@@ -48,15 +55,24 @@ def terms(text: str) -> list[str]:
                 continue  # "forty three", "5 45" (a time): one number
             w = _NUMBER
         words.append(w)
-    return words + [f"{a}_{b}" for a, b in zip(words, words[1:])]
+    classes = [_PART_OF_DAY if w in _PART_WORDS else w for w in words]
+    pairs = [f"{a}_{b}" for a, b in zip(words, words[1:])]
+    class_terms = [
+        t for t in classes + [f"{a}_{b}" for a, b in zip(classes, classes[1:])] if _PART_OF_DAY in t
+    ]
+    return words + pairs + class_terms
 
 
 def context_values(system: str) -> dict[str, str] | None:
     m = _CONTEXT.search(system)
     if m is None:
         return None
-    found = SUM_SENTENCE.search(system, m.end())  # the sum the agent worked out, if there is one
-    return m.groupdict() | (found.groupdict() if found else {})
+    values = m.groupdict()
+    for extra in (_PART, SUM_SENTENCE):  # the part of the day; the sum the agent worked out, if any
+        found = extra.search(system, m.end())
+        if found:
+            values |= found.groupdict()
+    return values
 
 
 def previous_reply(messages: list[dict[str, str]]) -> str | None:
@@ -146,14 +162,16 @@ class DraftIndex:
         return fill(self.replies[i], values)
 
 
-def build(train_jsonl: str | Path) -> DraftIndex:
-    """Training examples → (user message, reply template); one reply per prompt.
+def build(*train_jsonl: str | Path) -> DraftIndex:
+    """Training examples (from one or more files, the first seen winning) → (user message, reply
+    template); one reply per prompt.
 
     Single exchanges, and multi-turn ones whose reply repeats the previous reply after a lead-in
     (other multi-turn answers depend on history the draft cannot see). A prompt seen both ways keeps the repeating
     template: it is the one that needs history, and it falls back to no draft without any."""
     seen: dict[str, str] = {}
-    for line in Path(train_jsonl).read_text().splitlines():
+    lines = (line for path in train_jsonl for line in _read_lines(Path(path)))
+    for line in lines:
         msgs = json.loads(line)["messages"]
         if len(msgs) < 3 or msgs[0]["role"] != "system" or msgs[-1]["role"] != "assistant":
             continue
@@ -175,12 +193,24 @@ def build(train_jsonl: str | Path) -> DraftIndex:
     return DraftIndex(list(seen), list(seen.values()))
 
 
+def _read_lines(path: Path) -> list[str]:
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt") as f:
+            return f.read().splitlines()
+    return path.read_text().splitlines()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--train", default="agent/embedded/data/train.jsonl")
+    ap.add_argument(
+        "--train",
+        nargs="+",
+        default=[f"agent/embedded/data/{name}.jsonl" for name in ("train", "train_parts", "train_sums")],
+        help="training sets whose single exchanges (and repeats) become drafts; the first seen prompt wins",
+    )
     ap.add_argument("--out", default="agent/embedded/model/drafts.json.gz")
     args = ap.parse_args(argv)
-    index = build(args.train)
+    index = build(*args.train)
     path = index.save(args.out)
     print(f"{len(index.prompts)} prompts → {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

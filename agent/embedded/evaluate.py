@@ -2,6 +2,7 @@
 
     python -m agent.embedded.evaluate                        # default model, S = 8, writes the card table
     python -m agent.embedded.evaluate --model DIR --steps 4 8 --json out/eval.json --no-card
+    python -m agent.embedded.evaluate --drafts on --no-teacher --no-card --set lm.draft_threshold=0.1
 
 Metrics (per system, on ``agent/embedded/data/heldout.jsonl``):
   elbo_ppl     exp(masked-diffusion ELBO loss) on the held-out replies (diffusion models only; an upper
@@ -164,20 +165,24 @@ def run_model(
     threads: int,
     drafts: bool,
     block_len: int = 0,
+    overrides: list[str] | None = None,
 ) -> Scores:
-    """The model exactly as the agent runs it (``DiffusionReply``: bans, sampler, optional drafts)."""
-    from ..config import LMSection
+    """The model exactly as the agent runs it (``DiffusionReply``: bans, sampler, optional drafts);
+    ``overrides`` ("lm.key=value", as the CLI's ``--set``) change other ``[lm]`` settings."""
+    from ..config import QuickturnConfig, apply_overrides
     from ..reply import DiffusionReply
 
-    lm = LMSection(
-        model_path=str(path),
-        steps=steps,
-        max_tokens=max_tokens,
-        threads=threads,
-        drafts=drafts,
-        prefill_while_listening=False,
-        **({"block_len": block_len} if block_len else {}),
+    lm = apply_overrides(QuickturnConfig(), overrides or []).lm
+    lm.model_path, lm.steps, lm.max_tokens, lm.threads, lm.drafts = (
+        str(path),
+        steps,
+        max_tokens,
+        threads,
+        drafts,
     )
+    lm.prefill_while_listening = False
+    if block_len:
+        lm.block_len = block_len
     model = DiffusionReply(lm)
     model.warmup()
     engine = model.engine
@@ -317,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
         default="both",
         help="draft-conditioned denoising from retrieved replies (default: score both)",
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="lm.KEY=VALUE",
+        help="another reply setting, as in configs/ (e.g. lm.draft_threshold=0.1); repeatable",
+    )
     ap.add_argument("--no-teacher", action="store_true")
     ap.add_argument("--no-card", action="store_true", help="do not write the table into docs/model-card.md")
     ap.add_argument("--json", metavar="OUT")
@@ -327,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.history:
         items = with_history(items, *args.history)
     rows = [
-        run_model(Path(args.model), items, s, args.max_tokens, args.threads, drafts, args.block_len)
+        run_model(Path(args.model), items, s, args.max_tokens, args.threads, drafts, args.block_len, args.set)
         for s in args.steps
         for drafts in ((False, True) if args.drafts == "both" else (args.drafts == "on",))
     ]

@@ -195,6 +195,37 @@ def test_sum_drafts_take_the_result_the_agent_worked_out(tmp_path) -> None:
     assert index.draft(turn("What's forty-three plus seven?")) == "43 plus 7 is 50."
 
 
+def test_part_of_day_drafts_follow_the_context_and_any_part_word(tmp_path) -> None:
+    from agent.embedded.drafts import build
+
+    def turn(user: str, hour: int) -> list[dict[str, str]]:
+        system = context_sentences("Ada", NOW.replace(hour=hour))
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    # Two files, as `make train` builds the index from every single-exchange training set.
+    (tmp_path / "train.jsonl").write_text(
+        json.dumps(
+            {"messages": [*turn("good evening", 9), {"role": "assistant", "content": "Good evening!"}]}
+        )
+        + "\n"
+    )
+    (tmp_path / "parts.jsonl").write_text(
+        json.dumps({"messages": [
+            *turn("Is it afternoon yet?", 9), {"role": "assistant", "content": "It's the morning. The time is 9:05 AM."}
+        ]}) + "\n"
+    )  # fmt: skip
+    index = build(tmp_path / "train.jsonl", tmp_path / "parts.jsonl")
+    # The part of the day is a context value: the draft says the one it is now, not the example's.
+    assert dict(zip(index.prompts, index.replies)) == {
+        "good evening": "Good evening!",
+        "is it afternoon yet": "It's {part}. The time is {time}.",
+    }
+    assert index.draft(turn("is it afternoon yet", 19)) == "It's the evening. The time is 7:05 PM."
+    # Any part word asks the same question; a greeting still finds its own part word.
+    assert index.draft(turn("Is it the evening yet?", 14)) == "It's the afternoon. The time is 2:05 PM."
+    assert index.draft(turn("Good evening.", 14)) == "Good evening!"
+
+
 @pytest.mark.parametrize(
     ("user", "result"),
     [
