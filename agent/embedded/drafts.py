@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.calculator import NUMBER_WORDS, SUM_SENTENCE
+from dlm_core.train.data import read_chat_jsonl
 
 _WORD = re.compile(r"[a-z0-9']+")
 _CONTEXT = re.compile(
@@ -39,15 +40,11 @@ FIELDS = ("expr", "result", "time", "part", "name", "weekday", "month", "day", "
 _NUMBER = "<num>"
 # "one" is more often a word than a number ("one more time", "which one").
 _SPOKEN_NUMBERS = NUMBER_WORDS - {"one"}
-_PART_OF_DAY = "<part>"
-_PART_WORDS = frozenset({"morning", "afternoon", "evening", "night", "nighttime"})
 
 
 def terms(text: str) -> list[str]:
     """Words and word pairs. A number is one term whatever its value or spelling ("forty three",
-    "43"), so "what's two plus two" finds the sums the index holds in digits. A part of the day counts
-    twice, as itself and as its class, so "is it the evening yet" finds "is it afternoon yet" while
-    "good evening" still prefers "good evening" to "good afternoon"."""
+    "43"), so "what's two plus two" finds the sums the index holds in digits."""
     words: list[str] = []
     for w in _WORD.findall(text.lower()):
         if w[0].isdigit() or w in _SPOKEN_NUMBERS:
@@ -55,12 +52,7 @@ def terms(text: str) -> list[str]:
                 continue  # "forty three", "5 45" (a time): one number
             w = _NUMBER
         words.append(w)
-    classes = [_PART_OF_DAY if w in _PART_WORDS else w for w in words]
-    pairs = [f"{a}_{b}" for a, b in zip(words, words[1:])]
-    class_terms = [
-        t for t in classes + [f"{a}_{b}" for a, b in zip(classes, classes[1:])] if _PART_OF_DAY in t
-    ]
-    return words + pairs + class_terms
+    return words + [f"{a}_{b}" for a, b in zip(words, words[1:])]
 
 
 def context_values(system: str) -> dict[str, str] | None:
@@ -170,9 +162,7 @@ def build(*train_jsonl: str | Path) -> DraftIndex:
     (other multi-turn answers depend on history the draft cannot see). A prompt seen both ways keeps the repeating
     template: it is the one that needs history, and it falls back to no draft without any."""
     seen: dict[str, str] = {}
-    lines = (line for path in train_jsonl for line in _read_lines(Path(path)))
-    for line in lines:
-        msgs = json.loads(line)["messages"]
+    for msgs in (m for path in train_jsonl for m in read_chat_jsonl(path)):
         if len(msgs) < 3 or msgs[0]["role"] != "system" or msgs[-1]["role"] != "assistant":
             continue
         values = context_values(msgs[0]["content"])
@@ -191,13 +181,6 @@ def build(*train_jsonl: str | Path) -> DraftIndex:
         if key and (key not in seen or repeats and "{previous}" not in seen[key]):
             seen[key] = template
     return DraftIndex(list(seen), list(seen.values()))
-
-
-def _read_lines(path: Path) -> list[str]:
-    if path.suffix == ".gz":
-        with gzip.open(path, "rt") as f:
-            return f.read().splitlines()
-    return path.read_text().splitlines()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -221,7 +221,7 @@ def test_part_of_day_drafts_follow_the_context_and_any_part_word(tmp_path) -> No
         "is it afternoon yet": "It's {part}. The time is {time}.",
     }
     assert index.draft(turn("is it afternoon yet", 19)) == "It's the evening. The time is 7:05 PM."
-    # Any part word asks the same question; a greeting still finds its own part word.
+    # Another part word finds the same question; a greeting still finds its greeting.
     assert index.draft(turn("Is it the evening yet?", 14)) == "It's the afternoon. The time is 2:05 PM."
     assert index.draft(turn("Good evening.", 14)) == "Good evening!"
 
