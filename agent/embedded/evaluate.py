@@ -12,7 +12,7 @@ Metrics (per system, on ``agent/embedded/data/heldout.jsonl``):
   non_words    share of reply words missing from the English word list (Debian wamerican)
   context_use  accuracy on prompts whose answer is in the injected context or history: the reply holds
                the expected time / weekday / name / fact, and (for the negative items) does not blurt
-               out the time or name when nobody asked
+               out the time, weekday or name when nobody asked
   words        mean reply length in words; in_range = share of replies with 4–30 words
   latency      reply generation ms (p50 / p95) on this machine
   unseen_names share of name questions answered with the whole name when the name is in no training
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 import sys
 import time
@@ -108,17 +109,33 @@ def unseen_name_items(now: datetime = datetime(2026, 11, 26, 14, 5)) -> list[dic
     return items
 
 
+_WEEKDAY = re.compile(r"Today is (\w+day),")
+
+
 def context_correct(item: dict, reply: str) -> bool | None:
-    """None for items without context expectations."""
+    """None for items without context expectations. Both checks lean strict: an expected value counts
+    only as whole words (a glued copy, "Tobyby" for "Toby", is not the name), a forbidden one anywhere
+    (a glued "loveBlue" still blurts "blue"). A negative item (``expect_none``: nobody asked for the
+    context) also fails when the reply states the context's weekday — the data lists only the time and
+    the name there, and "How are you today?" answered "It's Tuesday today." is the blurt this is for."""
     if "expect_any" not in item and "expect_none" not in item:
         return None
     low = reply.lower()
     ok = True
     if item.get("expect_any"):
-        ok &= any(s.lower() in low for s in item["expect_any"])
+        ok &= any(_says_word(reply, s) for s in item["expect_any"])
     if item.get("expect_none"):
-        ok &= not any(s.lower() in low for s in item["expect_none"])
+        forbidden = list(item["expect_none"])
+        weekday = _WEEKDAY.search(item["messages"][0]["content"]) if item.get("messages") else None
+        if weekday:
+            forbidden.append(weekday.group(1))
+        ok &= not any(s.lower() in low for s in forbidden)
     return ok
+
+
+def _says_word(reply: str, value: str) -> bool:
+    """``value`` as whole words of ``reply``, any case."""
+    return re.search(rf"(?<!\w){re.escape(value)}(?!\w)", reply, re.IGNORECASE) is not None
 
 
 def score(

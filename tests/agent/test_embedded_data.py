@@ -187,6 +187,30 @@ def test_negatives_present_and_respected(heldout: list[dict], train: list[dict])
         assert not any(s in reply for s in r["expect_none"]), r
 
 
+def test_context_use_checks_lean_strict(heldout: list[dict]) -> None:
+    from agent.embedded.evaluate import context_correct
+
+    system = "Your name is Ada. Today is Tuesday, March 3, 2026. The time is 9:15 AM. It is the morning."
+    item = {
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": "How are you today?"},
+        ],
+        "expect_none": ["9:15 AM", "Ada"],
+    }
+    assert context_correct(item, "I'm doing well, thanks for asking!") is True
+    assert context_correct(item, "It's Tuesday today, March 3.") is False  # the weekday nobody asked for
+    assert context_correct(item, "It's 9:15 AM.") is False
+    assert context_correct(item, "Hi Adaa!") is False  # a glued blurt is still a blurt
+    asked = {**item, "expect_none": [], "expect_any": ["Toby"]}
+    assert context_correct(asked, "Your turtle is toby.") is True
+    assert context_correct(asked, "Your turtle is Tobyby.") is False  # a glued copy is not the name
+    # No reference reply of the data build states its context's weekday unasked.
+    for r in (r for r in heldout if "expect_none" in r):
+        weekday = re.search(r"Today is (\w+day),", r["messages"][0]["content"]).group(1)
+        assert weekday.lower() not in r["messages"][-1]["content"].lower(), r
+
+
 def test_user_fact_questions_answered_from_history(train: list[dict]) -> None:
     asks = [r for r in train if r["kind"] == "user_fact"]
     assert asks
