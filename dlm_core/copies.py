@@ -5,7 +5,8 @@ is a guess: a name the user gave, "Marigold" (tokens "␣Mar" "ig" "old"), can c
 a result "120" as "12". When a reply word is, token for token, the start of a longer prompt word,
 is no whole prompt word itself, and there is exactly one way to finish it, the missing tokens are
 appended. Matching is on token ids, so an ordinary word that merely starts a prompt word as text
-("love" vs "lovely", one token each) is never touched.
+("love" vs "lovely", one token each) is never touched. The opposite slip is cut back: a word that is
+a whole prompt word, token for token, followed by a repeat of its own ending ("Lupineine").
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class PromptWords:
         return words
 
     def finish(self, reply: Sequence[int], texts: Sequence[str], open_end: bool = False) -> list[int]:
-        """``reply`` with cut copies finished. ``open_end``: the reply goes on in a later block, so
-        its last word may not be over yet and is left alone."""
+        """``reply`` with cut copies finished and run-on copies cut back. ``open_end``: the reply goes
+        on in a later block, so its last word may not be over yet and is left alone."""
         out = list(reply)
         for s, e in reversed(word_spans(reply, texts)):
             if open_end and e == len(reply):
@@ -73,4 +74,25 @@ class PromptWords:
             ways = self.endings.get(w)
             if ways is not None and len(ways) == 1:
                 out[e:e] = next(iter(ways))
+            elif (whole := self.run_on(w, texts)) is not None:
+                del out[s + len(whole) : e]
         return out
+
+    def run_on(self, word: Word, texts: Sequence[str]) -> Word | None:
+        """The whole prompt word that ``word`` starts with, token for token, when the rest of ``word``
+        only repeats that word's ending ("Lupine" + "ine", "Juniper" + "per", "Willow" + "owow"): in
+        parallel denoising two positions can copy the same last piece. None otherwise."""
+        for k in range(len(word) - 1, 0, -1):
+            head = word[:k]
+            if head not in self.whole:
+                continue
+            rest = "".join(texts[t] for t in word[k:])
+            stem = "".join(texts[t] for t in head).strip()
+            if any(_repeats(rest, stem[-n:]) for n in range(1, min(len(rest), len(stem)) + 1)):
+                return head
+        return None
+
+
+def _repeats(text: str, piece: str) -> bool:
+    """``text`` is ``piece`` one or more times."""
+    return len(text) % len(piece) == 0 and piece * (len(text) // len(piece)) == text

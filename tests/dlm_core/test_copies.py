@@ -6,7 +6,8 @@ from dlm_core.constraints import Constraints
 from dlm_core.copies import PromptWords, word_spans
 
 TEXTS = [" My", " name", " is", " Mar", "ig", "old", ".", " You", "'re", ",", " of", " course", " ",
-         "1", "2", "0", "3", " love", " lovely", ":", "5", " The", " result", " John", "son"]  # fmt: skip
+         "1", "2", "0", "3", " love", " lovely", ":", "5", " The", " result", " John", "son", "on", "ld",
+         "gi", " Johnsons"]  # fmt: skip
 ID = {t: i for i, t in enumerate(TEXTS)}
 
 
@@ -47,6 +48,17 @@ def test_numbers_are_finished_only_when_one_way_fits() -> None:
 def test_words_that_only_look_like_a_prefix_are_left_alone() -> None:
     # " love" is its own token, not the start of " lovely"'s tokens.
     assert finish(" My", " love", ".") == " My love."
+
+
+def test_a_copy_that_runs_on_with_its_own_ending_is_cut_back() -> None:
+    # Two positions copied the same last piece: "Marigoldold", "Johnsonon", "Johnsonsonson".
+    assert finish(" My", " name", " is", " Mar", "ig", "old", "old", ".") == " My name is Marigold."
+    assert finish(" John", "son", "on", ".") == " Johnson."
+    assert finish(" John", "son", "son", "son", ",") == " Johnson,"
+    assert finish(" Mar", "ig", "old", "ld") == " Marigold"
+    # Anything else after a whole prompt word is not a run-on ("Marigoldgi"), nor a word of its own.
+    assert finish(" Mar", "ig", "old", "gi") == " Marigoldgi"
+    assert finish(" Johnsons") == " Johnsons"
 
 
 def test_the_last_word_of_an_unfinished_block_is_left_for_the_next() -> None:
