@@ -6,6 +6,12 @@ and rescaled to the trainer's init scale, so tokens start with SmolLM2's notion 
 alike. Special tokens (no SmolLM2 counterpart) get the usual random init.
 
     python -m agent.embedded.init_embeddings --hidden 384 --out runs/embedded/init_embeddings.npy
+    python -m agent.embedded.init_embeddings --features --out runs/embedded/semantic_features.npy
+
+``--features`` writes the full 576-d rows instead (centred, zero for the special tokens, float16): the
+frozen table of the trainer's ``semantic_inputs`` (``dlm_core/train/semantic.py``), in which
+"evening" lies beside "afternoon", "morning" and "night" (the trained model's own embedding puts it
+among the weekday names).
 """
 
 from __future__ import annotations
@@ -44,14 +50,27 @@ def project(
     return out
 
 
+def features(old: np.ndarray, kept_old_ids: list[int]) -> np.ndarray:
+    ids = np.array(kept_old_ids)
+    known = ids >= 0
+    out = np.zeros((len(ids), old.shape[1]), dtype=np.float32)
+    rows = old[ids[known]]
+    out[known] = rows - rows.mean(0, keepdims=True)
+    return out.astype(np.float16)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hidden", type=int, default=384)
     ap.add_argument("--vocab-map", default=str(DATA / "vocab_map.json"))
+    ap.add_argument(
+        "--features", action="store_true", help="the full rows, for the trainer's semantic_inputs"
+    )
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     kept = json.loads(Path(args.vocab_map).read_text())["kept_old_ids"]
-    emb = project(smollm2_embeddings(), kept, args.hidden)
+    old = smollm2_embeddings()
+    emb = features(old, kept) if args.features else project(old, kept, args.hidden)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, emb)
     print(f"wrote {emb.shape} embeddings to {args.out} ({sum(k >= 0 for k in kept)} from SmolLM2)")

@@ -30,6 +30,7 @@ from ..loader import LoadedModel, load_model, save_quickturn_model
 from ..model import Transformer
 from ..sampling import SamplerConfig
 from ..tokenizer import ChatTokenizer
+from . import semantic
 from .data import DataError, Example, read_chat_jsonl, sample_block, tokenize_examples
 from .objective import loss_terms, make_batch, masked_elbo, output_bias_for
 
@@ -77,6 +78,11 @@ class TrainConfig:
     # WiSE-FT): a fine-tune keeps more of what its starting point could do. "" = this run's weights.
     export_average_with: str = ""
     export_average_weight: float = 0.5  # share of ``export_average_with`` in the exported weights
+    # Frozen token features ([vocab, d] .npy) added to the input through a learned map, the learned
+    # embedding hidden for ``semantic_input_dropout`` of word tokens (``semantic.py``); exported folded
+    # into an untied input table. "" = none.
+    semantic_inputs: str = ""
+    semantic_input_dropout: float = 0.0
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
@@ -136,6 +142,12 @@ class Trainer:
             )
         self.device = torch.device(cfg.device)
         self.model = Transformer(self.model_cfg).to(self.device)
+        self.semantic: torch.Tensor | None = None
+        if cfg.semantic_inputs:
+            if cfg.export_average_with:
+                raise DataError("semantic_inputs and export_average_with cannot be combined")
+            self.semantic = semantic.read_features(cfg.semantic_inputs, self.model_cfg.vocab_size)
+            semantic.attach(self.model, self.semantic, cfg.semantic_input_dropout)
         self.step = 0
         self.rng = random.Random(cfg.seed)
         self.torch_gen = torch.Generator().manual_seed(cfg.seed)
@@ -144,8 +156,9 @@ class Trainer:
         if cfg.heldout:
             self.heldout, _ = self._tokenize(read_chat_jsonl(cfg.heldout))
             self.heldout_conversations = read_chat_jsonl(cfg.heldout)
-        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
-        no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
+        # The semantic map starts at zero and is not decayed back there.
+        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2 and n != semantic.PROJ_KEY]
+        no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2 or n == semantic.PROJ_KEY]
         self.opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=cfg.lr,
@@ -191,8 +204,10 @@ class Trainer:
             self.log(f"resumed from {ckpt} at step {self.step}")
             return
         self.model.init_weights(seed=self.cfg.seed)
+        if self.semantic is not None:  # a new channel starts silent: a warm start begins where it was
+            torch.nn.init.zeros_(self.model.embed_tokens.proj.weight)
         if self.cfg.init_from:
-            self._load_weights(self.cfg.init_from)
+            self._load_weights(self.cfg.init_from)  # (a checkpoint that has the channel brings its map)
         if self.cfg.init_embeddings and not self.cfg.init_from:  # a warm start already has its embeddings
             emb = self._read_array(self.cfg.init_embeddings)
             if tuple(emb.shape) != tuple(self.model.embed_tokens.weight.shape):
@@ -259,6 +274,14 @@ class Trainer:
             for g in self.opt.param_groups:
                 g["lr"] = lr
             batch = self._batch()
+            if self.semantic is not None:
+                pos = torch.arange(batch.tokens.shape[1])[None, :]
+                block = (pos >= batch.prefix_len[:, None]) & (
+                    pos < batch.prefix_len[:, None] + batch.block_len
+                )
+                self.model.embed_tokens.keep = semantic.reply_tokens_in_input(
+                    batch.tokens, batch.targets, block
+                )
             terms = loss_terms(
                 self.model,
                 batch,
@@ -368,7 +391,12 @@ class Trainer:
     def export(self, folder: str | Path) -> Path:
         """The current weights as a model folder (averaged as ``export_average_with`` says, like the CLI)."""
         model = self.model
-        if self.cfg.export_average_with:
+        if self.semantic is not None:
+            model = Transformer(
+                ModelConfig.from_dict({**self.model_cfg.to_dict(), "tie_word_embeddings": False})
+            )
+            model.load_state_dict(semantic.folded_state(self.model.state_dict(), self.semantic))
+        elif self.cfg.export_average_with:
             model = Transformer(self.model_cfg)
             model.load_state_dict(
                 averaged_weights(
@@ -403,16 +431,25 @@ def export_checkpoint(
     folder: str | Path,
     average_with: str | Path = "",
     average_weight: float = 0.5,
+    semantic_inputs: str | Path = "",
 ) -> int:
     """Write a training checkpoint as a model folder (no data loading); returns its step.
 
     ``average_with``: another checkpoint of the same architecture; the folder then gets
-    ``(1 - average_weight) · this + average_weight · that``, parameter by parameter."""
+    ``(1 - average_weight) · this + average_weight · that``, parameter by parameter. A run trained
+    with semantic inputs needs their table (``semantic_inputs``) and exports folded (untied)."""
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     weights = state["model"]
-    if average_with:
+    model_config = dict(state["model_config"])
+    if semantic.PROJ_KEY in weights:
+        if not semantic_inputs:
+            raise DataError(f"{ckpt} was trained with semantic inputs: give their table to export it")
+        features = semantic.read_features(semantic_inputs, model_config["vocab_size"])
+        weights = semantic.folded_state(weights, features)
+        model_config["tie_word_embeddings"] = False
+    elif average_with:
         weights = averaged_weights(weights, state["model_config"], average_with, average_weight)
-    model = Transformer(ModelConfig.from_dict(state["model_config"]))
+    model = Transformer(ModelConfig.from_dict(model_config))
     model.load_state_dict(weights)
     save_quickturn_model(model, tokenizer_json, folder)
     return int(state["step"])
@@ -462,7 +499,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         try:
             step = export_checkpoint(
-                ckpt, cfg.tokenizer, args.export, cfg.export_average_with, cfg.export_average_weight
+                ckpt,
+                cfg.tokenizer,
+                args.export,
+                cfg.export_average_with,
+                cfg.export_average_weight,
+                cfg.semantic_inputs,
             )
         except (OSError, DataError) as exc:
             print(f"error: {exc}", file=sys.stderr)

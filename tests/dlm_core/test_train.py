@@ -127,3 +127,71 @@ def test_export_can_average_the_run_with_its_starting_point(tmp_path: Path) -> N
     text = (tmp_path / "train.toml").read_text().replace(str(start), str(Path(other.out_dir) / "last.pt"))
     (tmp_path / "bad.toml").write_text(text)
     assert main(["--config", str(tmp_path / "bad.toml"), "--export", str(tmp_path / "bad")]) == 2
+
+
+def test_semantic_inputs_train_resume_and_export_folded(tmp_path: Path) -> None:
+    """``semantic_inputs``: a frozen feature table reaches the model through a learned map that starts
+    at zero; the run resumes with it and exports an ordinary untied model computing the same function."""
+    import numpy as np
+
+    from dlm_core.train.trainer import main
+
+    cfg = _config(tmp_path, total_steps=4, log_every=2, semantic_input_dropout=0.25)
+    vocab = Trainer(cfg, log=lambda m: None).model_cfg.vocab_size
+    table = np.random.default_rng(0).normal(size=(vocab, 12)).astype(np.float16)
+    table[:8] = 0  # the special tokens have no features (and are never hidden)
+    np.save(tmp_path / "features.npy", table)
+    cfg.out_dir = str(tmp_path / "sem")
+    cfg.semantic_inputs = str(tmp_path / "features.npy")
+    trainer = Trainer(cfg, log=lambda m: None)
+    assert trainer.model.embed_tokens.proj.weight.abs().sum() == 0  # starts silent
+    trainer.train()
+    proj = trainer.model.embed_tokens.proj.weight.detach().clone()
+    assert proj.abs().sum() > 0  # and learns
+
+    cfg.total_steps = 6
+    resumed = Trainer(cfg, log=lambda m: None)
+    assert resumed.step == 4 and torch.equal(resumed.model.embed_tokens.proj.weight, proj)
+    resumed.train()
+    model = resumed.model.eval()
+    folder = resumed.export(tmp_path / "folded")
+    loaded = load_model(folder)
+    assert not loaded.config.tie_word_embeddings
+    ids = torch.randint(8, vocab, (1, 12))
+    see_all = torch.ones(1, 1, 12, 12, dtype=torch.bool)
+    with torch.no_grad():
+        want = model.forward_masked(ids, see_all)
+        got = loaded.model.float().forward_masked(ids, see_all)
+    assert torch.allclose(want, got, atol=2e-2), float((want - got).abs().max())  # fp16 storage
+
+    # The CLI's export of the checkpoint folds it the same way; without the table it says what is missing.
+    (tmp_path / "train.toml").write_text(
+        f'[data]\ntokenizer = "{cfg.tokenizer}"\n[[data.sources]]\npath = "{cfg.sources[0].path}"\n'
+        f'[model]\nhidden_size = 96\n[train]\nout_dir = "{cfg.out_dir}"\nsemantic_inputs = "{cfg.semantic_inputs}"\n'
+    )
+    assert main(["--config", str(tmp_path / "train.toml"), "--export", str(tmp_path / "cli")]) == 0
+    cli = load_model(tmp_path / "cli").model.state_dict()
+    assert all(torch.equal(cli[k], v) for k, v in loaded.model.state_dict().items())
+    text = (tmp_path / "train.toml").read_text().replace(f'semantic_inputs = "{cfg.semantic_inputs}"\n', "")
+    (tmp_path / "bare.toml").write_text(text)
+    assert main(["--config", str(tmp_path / "bare.toml"), "--export", str(tmp_path / "bare")]) == 2
+
+
+def test_semantic_inputs_never_hide_a_token_the_reply_contains() -> None:
+    from dlm_core.train.semantic import SemanticEmbedding, reply_tokens_in_input
+
+    tokens = torch.tensor([[5, 6, 7, 9, 9], [1, 2, 3, 4, 5]])
+    targets = torch.tensor([[5, 6, 7, 7, 8], [1, 2, 3, 4, 5]])
+    block = torch.tensor([[0, 0, 0, 1, 1], [0, 0, 0, 1, 1]], dtype=torch.bool)
+    keep = reply_tokens_in_input(tokens, targets, block)
+    assert keep.tolist() == [[False, False, True, False, False], [False, False, False, True, True]]
+
+    weight = torch.nn.Parameter(torch.randn(10, 4))
+    features = torch.randn(10, 3)
+    emb = SemanticEmbedding(weight, features, dropout=1.0).train()  # hide every word it may
+    ids = torch.tensor([[1, 2, 3]])
+    emb.keep = torch.tensor([[False, True, False]])
+    out = emb(ids)
+    assert torch.equal(out[0, 1], weight[2].detach()) and out[0, 0].abs().sum() == 0  # the map is still zero
+    assert emb.keep is None  # a keep mask is for one forward only
+    assert emb(ids).abs().sum() == 0  # without one, every word is hidden

@@ -1,0 +1,110 @@
+"""A frozen semantic input channel for training: fixed token features (e.g. a bigger model's token
+embeddings) reach the model through a learned map, beside its own input embedding.
+
+A small model's own embeddings say little about which words are alike: tied to the output head, a
+word lands beside the words it is *said* with, not those it *means* (in the embedded model "evening"
+sits among the weekday names). With input = E[t] + scale · W · F[t] (F frozen, W learned and zero at
+the start, so a warm start begins exactly where it was), words alike in F share part of their input.
+``dropout`` hides E for that share of word tokens during training (never for a token the reply
+contains: a copied name must stay exactly itself), so the model must learn to read words through F
+too — which is what carries what it learned for "afternoon" over to "evening".
+
+Nothing of this runs at inference: ``folded_state`` writes E + scale · W · F into an untied input
+table and keeps E as the output head, an ordinary checkpoint for any loader.
+
+Measured on the embedded model (docs/model-card.md, point 23 d): it fixes the part-of-day questions
+its own embedding misread (context use 86.7 → 88.8 %) but puts non-words over the target; not shipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..model import Transformer
+from .data import DataError
+
+# W's output is multiplied by this: Adam moves a weight by about the learning rate per step whatever
+# its gradient, so the map learns ``SCALE`` times faster than the (gently fine-tuned) rest.
+SCALE = 40.0
+# The features are rescaled to this spread per entry (about a trained embedding table's here), fixed so
+# that a resumed run computes the same function.
+FEATURE_STD = 0.17
+PROJ_KEY = "embed_tokens.proj.weight"
+
+
+class SemanticEmbedding(nn.Embedding):
+    """An input embedding plus a learned map of frozen features (``features``: [vocab, d]; all-zero
+    rows, such as special tokens', are never hidden)."""
+
+    def __init__(self, weight: nn.Parameter, features: torch.Tensor, dropout: float) -> None:
+        super().__init__(weight.shape[0], weight.shape[1])
+        self.weight = weight  # the same parameter: the tied output head keeps using it
+        self.register_buffer("features", features.to(weight.dtype), persistent=False)
+        self.register_buffer("has_features", features.abs().sum(-1) > 0, persistent=False)
+        self.proj = nn.Linear(features.shape[1], weight.shape[1], bias=False, device=weight.device)
+        nn.init.zeros_(self.proj.weight)
+        self.dropout = dropout
+        self.keep: torch.Tensor | None = None  # [B, T] positions never hidden in the next forward
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        own = F.embedding(ids, self.weight)
+        if self.training and self.dropout > 0:
+            hidden = (torch.rand(ids.shape, device=ids.device) < self.dropout) & self.has_features[ids]
+            if self.keep is not None and self.keep.shape == ids.shape:
+                hidden &= ~self.keep
+            own = own.masked_fill(hidden.unsqueeze(-1), 0.0)
+        self.keep = None
+        return own + SCALE * self.proj(self.features[ids])
+
+
+def reply_tokens_in_input(tokens: torch.Tensor, targets: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
+    """[B, T] bool: input positions holding a token that the row's reply block contains (``block``:
+    [B, T] bool, the block's positions in ``targets``). Those keep their own embedding: a word the
+    reply copies must stay exactly itself, whatever the channel says it resembles."""
+    vocab = int(max(tokens.max(), targets.max())) + 1
+    in_block = torch.zeros(tokens.shape[0], vocab, dtype=torch.bool, device=tokens.device)
+    in_block.scatter_(1, torch.where(block, targets, 0), block)
+    return in_block.gather(1, tokens)
+
+
+def read_features(path: str | Path, vocab_size: int) -> torch.Tensor:
+    """A [vocab, d] table from .npy (or a torch file), rescaled to ``FEATURE_STD``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(
+            f"semantic input table not found: {path} (python -m agent.embedded.init_embeddings --features)"
+        )
+    table = torch.from_numpy(np.load(path)) if path.suffix == ".npy" else torch.load(path, map_location="cpu")
+    table = table.float()
+    if table.dim() != 2 or table.shape[0] != vocab_size:
+        raise DataError(f"{path}: expected [{vocab_size}, d] token features, got {tuple(table.shape)}")
+    known = table.abs().sum(-1) > 0
+    if not known.any():
+        raise DataError(f"{path}: every row is zero")
+    return table * (FEATURE_STD / float(table[known].std()))
+
+
+def attach(model: Transformer, features: torch.Tensor, dropout: float) -> SemanticEmbedding:
+    """Give ``model`` the semantic channel (its own embedding and head unchanged)."""
+    if not model.cfg.tie_word_embeddings:
+        raise DataError("semantic inputs need a model with tied embeddings (they export as an untied one)")
+    emb = SemanticEmbedding(model.embed_tokens.weight, features.to(model.embed_tokens.weight.device), dropout)
+    model.embed_tokens = emb
+    return emb
+
+
+def folded_state(state: dict[str, torch.Tensor], features: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A trained state with the channel → the state of an untied model (config
+    ``tie_word_embeddings = False``) that computes exactly the same function."""
+    state = dict(state)
+    proj = state.pop(PROJ_KEY).float()
+    own = state["embed_tokens.weight"]
+    folded = own.float() + SCALE * features.float() @ proj.T
+    state["lm_head.weight"] = own.clone()
+    state["embed_tokens.weight"] = folded.to(own.dtype)
+    return state
