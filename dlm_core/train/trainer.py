@@ -83,6 +83,7 @@ class TrainConfig:
     # into an untied input table. "" = none.
     semantic_inputs: str = ""
     semantic_input_dropout: float = 0.0
+    semantic_input_spare_reply_words: bool = True  # never hide a token the reply block contains
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
@@ -274,7 +275,7 @@ class Trainer:
             for g in self.opt.param_groups:
                 g["lr"] = lr
             batch = self._batch()
-            if self.semantic is not None:
+            if self.semantic is not None and cfg.semantic_input_spare_reply_words:
                 pos = torch.arange(batch.tokens.shape[1])[None, :]
                 block = (pos >= batch.prefix_len[:, None]) & (
                     pos < batch.prefix_len[:, None] + batch.block_len
