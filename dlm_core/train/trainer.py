@@ -145,8 +145,6 @@ class Trainer:
         self.model = Transformer(self.model_cfg).to(self.device)
         self.semantic: torch.Tensor | None = None
         if cfg.semantic_inputs:
-            if cfg.export_average_with:
-                raise DataError("semantic_inputs and export_average_with cannot be combined")
             self.semantic = semantic.read_features(cfg.semantic_inputs, self.model_cfg.vocab_size)
             semantic.attach(self.model, self.semantic, cfg.semantic_input_dropout)
         self.step = 0
@@ -396,7 +394,10 @@ class Trainer:
             model = Transformer(
                 ModelConfig.from_dict({**self.model_cfg.to_dict(), "tie_word_embeddings": False})
             )
-            model.load_state_dict(semantic.folded_state(self.model.state_dict(), self.semantic))
+            folded = semantic.folded_state(self.model.state_dict(), self.semantic)
+            if self.cfg.export_average_with:
+                folded = averaged_untied(folded, self.cfg.export_average_with, self.cfg.export_average_weight)
+            model.load_state_dict(folded)
         elif self.cfg.export_average_with:
             model = Transformer(self.model_cfg)
             model.load_state_dict(
@@ -426,6 +427,27 @@ def averaged_weights(
     }
 
 
+def averaged_untied(
+    weights: dict[str, torch.Tensor], other: str | Path, other_weight: float
+) -> dict[str, torch.Tensor]:
+    """``averaged_weights`` for an untied state (a folded semantic run) and a checkpoint or model
+    folder that may be tied: a tied one's embedding stands in for its output head."""
+    if not 0.0 <= other_weight <= 1.0:
+        raise DataError(f"export_average_weight must be in [0, 1], got {other_weight}")
+    path = Path(other)
+    if path.is_dir():
+        theirs = dict(load_model(path).model.float().state_dict())
+    else:
+        theirs = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    out = {}
+    for k, v in weights.items():
+        ref = theirs.get(k, theirs.get("embed_tokens.weight") if k == "lm_head.weight" else None)
+        if ref is None or ref.shape != v.shape:
+            raise DataError(f"{other} is not the same architecture as this run: cannot average them ({k})")
+        out[k] = (v.float() * (1.0 - other_weight) + ref.float() * other_weight).to(v.dtype)
+    return out
+
+
 def export_checkpoint(
     ckpt: str | Path,
     tokenizer_json: str | Path,
@@ -448,6 +470,8 @@ def export_checkpoint(
         features = semantic.read_features(semantic_inputs, model_config["vocab_size"])
         weights = semantic.folded_state(weights, features)
         model_config["tie_word_embeddings"] = False
+        if average_with:
+            weights = averaged_untied(weights, average_with, average_weight)
     elif average_with:
         weights = averaged_weights(weights, state["model_config"], average_with, average_weight)
     model = Transformer(ModelConfig.from_dict(model_config))

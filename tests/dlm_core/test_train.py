@@ -173,6 +173,21 @@ def test_semantic_inputs_train_resume_and_export_folded(tmp_path: Path) -> None:
     assert main(["--config", str(tmp_path / "train.toml"), "--export", str(tmp_path / "cli")]) == 0
     cli = load_model(tmp_path / "cli").model.state_dict()
     assert all(torch.equal(cli[k], v) for k, v in loaded.model.state_dict().items())
+    # Averaged with a tied checkpoint (its embedding stands in for its head), as the trainer exports it.
+    (tmp_path / "t").mkdir()
+    tied = _config(tmp_path / "t", total_steps=2)
+    Trainer(tied, log=lambda m: None).train()
+    other = torch.load(Path(tied.out_dir) / "last.pt", weights_only=False)["model"]
+    cfg.export_average_with, cfg.export_average_weight = str(Path(tied.out_dir) / "last.pt"), 0.25
+    mixed = load_model(Trainer(cfg, log=lambda m: None).export(tmp_path / "mixed")).model.state_dict()
+    own = resumed.model.embed_tokens.weight.detach()
+    assert torch.allclose(
+        mixed["lm_head.weight"], 0.75 * own + 0.25 * other["embed_tokens.weight"], atol=2e-3
+    )
+    folded_in = loaded.model.state_dict()["embed_tokens.weight"].float()
+    assert torch.allclose(
+        mixed["embed_tokens.weight"], 0.75 * folded_in + 0.25 * other["embed_tokens.weight"], atol=2e-2
+    )
     text = (tmp_path / "train.toml").read_text().replace(f'semantic_inputs = "{cfg.semantic_inputs}"\n', "")
     (tmp_path / "bare.toml").write_text(text)
     assert main(["--config", str(tmp_path / "bare.toml"), "--export", str(tmp_path / "bare")]) == 2
