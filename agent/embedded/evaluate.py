@@ -38,6 +38,7 @@ from pathlib import Path
 from dlm_core.train.data import read_chat_jsonl, tokenize_examples
 from dlm_core.train.objective import masked_elbo, output_bias_for
 
+from .drafts import context_values
 from .filters import dictionary, has_repeated_ngram, words
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -109,9 +110,6 @@ def unseen_name_items(now: datetime = datetime(2026, 11, 26, 14, 5)) -> list[dic
     return items
 
 
-_WEEKDAY = re.compile(r"Today is (\w+day),")
-
-
 def context_correct(item: dict, reply: str) -> bool | None:
     """None for items without context expectations. Both checks lean strict: an expected value counts
     only as whole words (a glued copy, "Tobyby" for "Toby", is not the name), a forbidden one anywhere
@@ -126,9 +124,9 @@ def context_correct(item: dict, reply: str) -> bool | None:
         ok &= any(_says_word(reply, s) for s in item["expect_any"])
     if item.get("expect_none"):
         forbidden = list(item["expect_none"])
-        weekday = _WEEKDAY.search(item["messages"][0]["content"]) if item.get("messages") else None
-        if weekday:
-            forbidden.append(weekday.group(1))
+        values = context_values(item["messages"][0]["content"]) if item.get("messages") else None
+        if values:
+            forbidden.append(values["weekday"])
         ok &= not any(s.lower() in low for s in forbidden)
     return ok
 

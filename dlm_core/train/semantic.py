@@ -27,6 +27,7 @@ from torch import nn
 
 from ..model import Transformer
 from .data import DataError
+from .objective import Batch
 
 # W's output is multiplied by this: Adam moves a weight by about the learning rate per step whatever
 # its gradient, so the map learns ``SCALE`` times faster than the (gently fine-tuned) rest.
@@ -62,10 +63,14 @@ class SemanticEmbedding(nn.Embedding):
         return own + SCALE * self.proj(self.features[ids])
 
 
-def reply_tokens_in_input(tokens: torch.Tensor, targets: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
-    """[B, T] bool: input positions holding a token that the row's reply block contains (``block``:
-    [B, T] bool, the block's positions in ``targets``). Those keep their own embedding: a word the
-    reply copies must stay exactly itself, whatever the channel says it resembles."""
+def reply_tokens_in_input(batch: Batch) -> torch.Tensor:
+    """[B, T] bool: input positions holding a token that the row's reply block contains. Those keep
+    their own embedding: a word the reply copies must stay exactly itself, whatever the channel says
+    it resembles."""
+    tokens, targets = batch.tokens, batch.targets
+    pos = torch.arange(tokens.shape[1], device=tokens.device)[None, :]
+    start = batch.prefix_len[:, None]
+    block = (pos >= start) & (pos < start + batch.block_len)
     vocab = int(max(tokens.max(), targets.max())) + 1
     in_block = torch.zeros(tokens.shape[0], vocab, dtype=torch.bool, device=tokens.device)
     in_block.scatter_(1, torch.where(block, targets, 0), block)

@@ -274,13 +274,7 @@ class Trainer:
                 g["lr"] = lr
             batch = self._batch()
             if self.semantic is not None and cfg.semantic_input_spare_reply_words:
-                pos = torch.arange(batch.tokens.shape[1])[None, :]
-                block = (pos >= batch.prefix_len[:, None]) & (
-                    pos < batch.prefix_len[:, None] + batch.block_len
-                )
-                self.model.embed_tokens.keep = semantic.reply_tokens_in_input(
-                    batch.tokens, batch.targets, block
-                )
+                self.model.embed_tokens.keep = semantic.reply_tokens_in_input(batch)
             terms = loss_terms(
                 self.model,
                 batch,
@@ -416,15 +410,10 @@ def averaged_weights(
 ) -> dict[str, torch.Tensor]:
     """``(1 - other_weight) · weights + other_weight · other``, parameter by parameter, for a
     checkpoint ``other_ckpt`` of the same architecture (weight-space ensembling)."""
-    if not 0.0 <= other_weight <= 1.0:
-        raise DataError(f"export_average_weight must be in [0, 1], got {other_weight}")
     other = torch.load(other_ckpt, map_location="cpu", weights_only=False)
     if other["model_config"] != model_config or other["model"].keys() != weights.keys():
         raise DataError(f"{other_ckpt} is not the same architecture as this run: cannot average them")
-    return {
-        k: (v.float() * (1.0 - other_weight) + other["model"][k].float() * other_weight).to(v.dtype)
-        for k, v in weights.items()
-    }
+    return _mixed(weights, other["model"], other_weight, other_ckpt)
 
 
 def averaged_untied(
@@ -432,20 +421,28 @@ def averaged_untied(
 ) -> dict[str, torch.Tensor]:
     """``averaged_weights`` for an untied state (a folded semantic run) and a checkpoint or model
     folder that may be tied: a tied one's embedding stands in for its output head."""
-    if not 0.0 <= other_weight <= 1.0:
-        raise DataError(f"export_average_weight must be in [0, 1], got {other_weight}")
     path = Path(other)
     if path.is_dir():
         theirs = dict(load_model(path).model.float().state_dict())
     else:
         theirs = torch.load(path, map_location="cpu", weights_only=False)["model"]
-    out = {}
+    if "lm_head.weight" in weights and "lm_head.weight" not in theirs:
+        theirs = {**theirs, "lm_head.weight": theirs["embed_tokens.weight"]}
+    return _mixed(weights, theirs, other_weight, other)
+
+
+def _mixed(
+    weights: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor], other_weight: float, source: object
+) -> dict[str, torch.Tensor]:
+    if not 0.0 <= other_weight <= 1.0:
+        raise DataError(f"export_average_weight must be in [0, 1], got {other_weight}")
     for k, v in weights.items():
-        ref = theirs.get(k, theirs.get("embed_tokens.weight") if k == "lm_head.weight" else None)
-        if ref is None or ref.shape != v.shape:
-            raise DataError(f"{other} is not the same architecture as this run: cannot average them ({k})")
-        out[k] = (v.float() * (1.0 - other_weight) + ref.float() * other_weight).to(v.dtype)
-    return out
+        if k not in theirs or theirs[k].shape != v.shape:
+            raise DataError(f"{source} is not the same architecture as this run: cannot average them ({k})")
+    return {
+        k: (v.float() * (1.0 - other_weight) + theirs[k].float() * other_weight).to(v.dtype)
+        for k, v in weights.items()
+    }
 
 
 def export_checkpoint(

@@ -188,6 +188,7 @@ def test_negatives_present_and_respected(heldout: list[dict], train: list[dict])
 
 
 def test_context_use_checks_lean_strict(heldout: list[dict]) -> None:
+    from agent.embedded.drafts import context_values
     from agent.embedded.evaluate import context_correct
 
     system = "Your name is Ada. Today is Tuesday, March 3, 2026. The time is 9:15 AM. It is the morning."
@@ -207,7 +208,7 @@ def test_context_use_checks_lean_strict(heldout: list[dict]) -> None:
     assert context_correct(asked, "Your turtle is Tobyby.") is False  # a glued copy is not the name
     # No reference reply of the data build states its context's weekday unasked.
     for r in (r for r in heldout if "expect_none" in r):
-        weekday = re.search(r"Today is (\w+day),", r["messages"][0]["content"]).group(1)
+        weekday = context_values(r["messages"][0]["content"])["weekday"]
         assert weekday.lower() not in r["messages"][-1]["content"].lower(), r
 
 

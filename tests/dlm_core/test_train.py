@@ -139,7 +139,7 @@ def test_semantic_inputs_train_resume_and_export_folded(tmp_path: Path) -> None:
     cfg = _config(tmp_path, total_steps=4, log_every=2, semantic_input_dropout=0.25)
     vocab = Trainer(cfg, log=lambda m: None).model_cfg.vocab_size
     table = np.random.default_rng(0).normal(size=(vocab, 12)).astype(np.float16)
-    table[:8] = 0  # the special tokens have no features (and are never hidden)
+    table[:7] = 0  # the special tokens and [UNK] have no features (and are never hidden)
     np.save(tmp_path / "features.npy", table)
     cfg.out_dir = str(tmp_path / "sem")
     cfg.semantic_inputs = str(tmp_path / "features.npy")
@@ -194,12 +194,15 @@ def test_semantic_inputs_train_resume_and_export_folded(tmp_path: Path) -> None:
 
 
 def test_semantic_inputs_never_hide_a_token_the_reply_contains() -> None:
+    from dlm_core.train.objective import Batch
     from dlm_core.train.semantic import SemanticEmbedding, reply_tokens_in_input
 
     tokens = torch.tensor([[5, 6, 7, 9, 9], [1, 2, 3, 4, 5]])
     targets = torch.tensor([[5, 6, 7, 7, 8], [1, 2, 3, 4, 5]])
-    block = torch.tensor([[0, 0, 0, 1, 1], [0, 0, 0, 1, 1]], dtype=torch.bool)
-    keep = reply_tokens_in_input(tokens, targets, block)
+    prefix_len = torch.tensor([3, 3])  # the reply block is the last two positions of each row
+    noised = torch.zeros(2, 5, dtype=torch.bool)
+    batch = Batch(tokens, targets, prefix_len, 2, prefix_len + 2, torch.ones(2), noised)
+    keep = reply_tokens_in_input(batch)
     assert keep.tolist() == [[False, False, True, False, False], [False, False, False, True, True]]
 
     weight = torch.nn.Parameter(torch.randn(10, 4))
