@@ -211,7 +211,9 @@ class DiffusionEngine:
 
         ``draft``: token ids of a suggested reply (retrieved or from a teacher). The first of each block's
         S steps then keeps every draft token the model finds plausible (p ≥ ``draft_threshold``) and
-        the remaining steps fill the rest: draft-conditioned denoising, at no extra forward passes.
+        the remaining steps fill the rest, each still taking the draft's token at a position it
+        reveals when that token has become plausible: draft-conditioned denoising, at no extra
+        forward passes.
 
         Bad arguments raise ``GenerationError`` at once (not at the first ``next``). The engine is locked
         while the generator runs: a consumer that stops early must ``close()`` it
@@ -526,24 +528,28 @@ class DiffusionEngine:
             positions = torch.arange(ctx_len, ctx_len + length, device=self.device)
             logits = self._block_logits(x, positions, ctx_len)
             x = accept_draft(logits, x, fixed, suggestion, draft_threshold, plan)
+            guide: Tensor | None = suggestion  # and it keeps guiding the remaining steps
             if settled_at is not None and self._settled(x, len(lead), settled_at):
                 return x[0].tolist(), 1  # the model accepted the whole draft reply
             n_steps -= 1
             plan = self._plan(length, n_steps, sampler, c.banned_ids, min_len, max(1, free))
             spent = 1
         else:
-            spent = 0
+            spent, guide = 0, None
         if n_steps:
             ctx_len = len(self._cached)
             graphs = self.graphs
             if graphs is not None and graphs.can_run(length, n_steps, ctx_len, sampler):
-                x = graphs.run(x, fixed, ctx_len, n_steps, sampler, plan, self._anchor)
+                x = graphs.run(
+                    x, fixed, ctx_len, n_steps, sampler, plan, self._anchor, guide, draft_threshold
+                )
             else:
                 positions = torch.arange(ctx_len, ctx_len + length, device=self.device)
                 for s in range(n_steps):
                     if stop is not None and stop.is_set():
                         return x[0].tolist(), s + spent
-                    x = denoise_step(self._block_logits(x, positions, ctx_len), x, fixed, s, sampler, plan)
+                    logits = self._block_logits(x, positions, ctx_len)
+                    x = denoise_step(logits, x, fixed, s, sampler, plan, guide, draft_threshold)
                     if settled_at is not None and s + 1 < n_steps and self._settled(x, len(lead), settled_at):
                         return x[0].tolist(), s + 1 + spent
         return x[0].tolist(), n_steps + spent

@@ -104,6 +104,8 @@ class _Slot:
     ctx_len: Tensor  # 0-dim long
     step: Tensor  # 0-dim long (step mode)
     anchor: Tensor  # [1, 1, V] logits of the last cached position
+    draft: Tensor  # [1, L] long: the draft's token ids, -1 where none (see sampling.denoise_step)
+    draft_threshold: Tensor  # 0-dim float
     block_idx: Tensor  # arange(L)
     key_idx: Tensor  # arange(bucket + L)
     plan: StepPlan  # its tensors are static buffers
@@ -185,8 +187,11 @@ class BlockGraphRunner:
         sampler: SamplerConfig,
         plan: StepPlan,
         anchor: Tensor | None,
+        draft: Tensor | None = None,
+        draft_threshold: float = 0.05,
     ) -> Tensor:
-        """Denoise block ``x`` [1, L] in ``steps`` steps against cache[:ctx_len]; returns the new block."""
+        """Denoise block ``x`` [1, L] in ``steps`` steps against cache[:ctx_len]; returns the new block.
+        ``draft`` [1, L] (-1 where none) guides every step, as in the eager loop."""
         length = x.shape[1]
         bucket = pick_bucket(ctx_len, self.buckets)
         if bucket is None:
@@ -201,6 +206,11 @@ class BlockGraphRunner:
             s.anchor.zero_()
         else:
             s.anchor.copy_(anchor.reshape(s.anchor.shape))
+        if draft is None:
+            s.draft.fill_(-1)
+        else:
+            s.draft.copy_(draft)
+        s.draft_threshold.fill_(draft_threshold)
         s.plan.reveal_counts.copy_(plan.reveal_counts)
         s.plan.logit_bias.copy_(plan.logit_bias)
         s.plan.terminator_ids.copy_(plan.terminator_ids)
@@ -230,10 +240,13 @@ class BlockGraphRunner:
         if s.mode == "block":
             x = s.x_in
             for i in range(s.steps):
-                x = denoise_step(self._logits(s, x), x, s.fixed, i, s.sampler, s.plan)
+                x = denoise_step(
+                    self._logits(s, x), x, s.fixed, i, s.sampler, s.plan, s.draft, s.draft_threshold
+                )
             s.x_out.copy_(x)
         else:
-            x = denoise_step(self._logits(s, s.x_in), s.x_in, s.fixed, s.step, s.sampler, s.plan)
+            logits = self._logits(s, s.x_in)
+            x = denoise_step(logits, s.x_in, s.fixed, s.step, s.sampler, s.plan, s.draft, s.draft_threshold)
             s.x_in.copy_(x)
             s.step.add_(1)
 
@@ -293,6 +306,8 @@ class BlockGraphRunner:
             ctx_len=torch.zeros((), dtype=torch.long, device=dev),
             step=torch.zeros((), dtype=torch.long, device=dev),
             anchor=torch.zeros((1, 1, cfg.vocab_size), dtype=self.dtype, device=dev),
+            draft=torch.full((1, length), -1, dtype=torch.long, device=dev),
+            draft_threshold=torch.tensor(0.05, device=dev),
             block_idx=torch.arange(length, device=dev),
             key_idx=torch.arange(bucket + length, device=dev),
             plan=plan,

@@ -149,13 +149,29 @@ def _ranks(score: Tensor) -> Tensor:
 
 
 def denoise_step(
-    logits: Tensor, x: Tensor, fixed: Tensor, step: int | Tensor, cfg: SamplerConfig, plan: StepPlan
+    logits: Tensor,
+    x: Tensor,
+    fixed: Tensor,
+    step: int | Tensor,
+    cfg: SamplerConfig,
+    plan: StepPlan,
+    draft: Tensor | None = None,
+    draft_threshold: float | Tensor = 0.05,
 ) -> Tensor:
-    """One reveal step. logits [B, L, V]; x [B, L]; fixed [B, L] bool (never changed). Returns new x."""
+    """One reveal step. logits [B, L, V]; x [B, L]; fixed [B, L] bool (never changed). Returns new x.
+
+    ``draft`` [B, L] (token ids, -1 where none; see ``accept_draft``): a position revealed now takes the
+    draft's token instead of the model's choice wherever the model gives it probability ≥
+    ``draft_threshold``. A draft token vetoed at the start, when its neighbours were still masked, can
+    so come back once they are known: "Sure. Sounds like…" repeats a reply whose first word cannot be
+    copied (the earlier turn holds "S" "ounds", the reply needs "␣Sounds")."""
     logits = _constrain(logits, plan, plan.no_terminator_before)
     probs = torch.softmax(logits, dim=-1)
     masked = x == plan.mask_id
     cand = _candidates(logits, cfg, plan)
+    if draft is not None:
+        p_draft = probs.gather(-1, draft.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+        cand = torch.where((draft >= 0) & (p_draft >= draft_threshold), draft, cand)
 
     steps_left = plan.steps - step  # ≥ 1 by construction
     n_masked = masked.sum(-1, keepdim=True)

@@ -1,4 +1,5 @@
-"""Draft-conditioned denoising: the first step keeps the draft tokens the model finds plausible."""
+"""Draft-conditioned denoising: the first step keeps the draft tokens the model finds plausible, and
+the later steps take a draft token wherever it has become plausible."""
 
 from __future__ import annotations
 

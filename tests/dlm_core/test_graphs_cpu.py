@@ -80,6 +80,12 @@ def test_runner_bodies_equal_the_eager_engine(folders, mode: str, name: str) -> 
         assert r.token_ids == a.token_ids
         turn2 = [*turn1, {"role": "assistant", "content": a.text}, {"role": "user", "content": "and then?"}]
         assert runner_engine.generate(turn2, **kw).token_ids == eager.generate(turn2, **kw).token_ids
+        # A draft guides the steps after the first one in the runner as in the eager loop.
+        draft = lm.tokenizer.encode(" I am fine, thank you, and how are you today?")
+        drafted = dict(kw, draft=draft, draft_threshold=0.002)
+        guided = eager.generate(turn2, **drafted).token_ids
+        assert runner_engine.generate(turn2, **drafted).token_ids == guided
+        assert guided != eager.generate(turn2, **kw).token_ids  # the draft did change the reply
     assert len({k[3] for k in runner_engine.graphs._slots}) >= 2  # the two turns used different buckets
 
 

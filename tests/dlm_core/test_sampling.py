@@ -246,6 +246,22 @@ def test_min_tokens_prevents_early_eos() -> None:
     assert x[0, 5] == EOS and x.tolist()[0][6:] == [PAD, PAD]
 
 
+def test_a_draft_guides_the_positions_it_reveals() -> None:
+    """Where a draft token is plausible (p ≥ threshold) a revealed position takes it over the model's
+    argmax; an implausible draft token, or none (-1), leaves the model's choice."""
+    rows = [{4: 0.6, 7: 0.3}, {4: 0.6, 7: 0.01}, {4: 0.9}]
+    cfg = SamplerConfig(rule="low_confidence")
+    x, fixed = masked_block(3)
+    draft = torch.tensor([[7, 7, -1]])
+    guided = denoise_step(logits_from(rows), x, fixed, 0, cfg, plan_for(cfg, 3, 1), draft, 0.05)
+    assert guided.tolist() == [[7, 4, 4]]
+    plain = denoise_step(logits_from(rows), x, fixed, 0, cfg, plan_for(cfg, 3, 1))
+    assert plain.tolist() == [[4, 4, 4]]
+    # A tensor threshold (the graph runner's static buffer) reads the same as a float.
+    same = denoise_step(logits_from(rows), x, fixed, 0, cfg, plan_for(cfg, 3, 1), draft, torch.tensor(0.05))
+    assert torch.equal(same, guided)
+
+
 def test_tensor_step_equals_int_step() -> None:
     """The step index may be a device tensor (graph step mode); the result is the same."""
     length, steps = 8, 4
