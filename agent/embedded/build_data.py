@@ -621,18 +621,24 @@ def _render(messages: list[dict[str, str]]) -> str:
 
 
 def build_tokenizer(cfg: DataConfig, train: list[Example], pretrain: list[dict[str, str]]) -> dict:
-    """Prune SmolLM2's BPE to ``vocab_size`` on our text; write tokenizer.json and vocab_map.json."""
+    """Prune SmolLM2's BPE to ``vocab_size`` on our text; write tokenizer.json and vocab_map.json.
+    With ``keep_existing`` an existing tokenizer.json (and its vocab_map.json) is kept as it is."""
+    from tokenizers import Tokenizer
+
     from agent.embedded.teacher import tokenizer_json_path
     from dlm_core.vocab import SPECIAL_TOKENS, prune_bpe_tokenizer
 
-    texts = [_render(e.agent_messages) for e in train] + [f"{p['prev']}\n{p['reply']}" for p in pretrain]
-    pruned = prune_bpe_tokenizer(tokenizer_json_path(), texts, cfg.tokenizer.vocab_size, SPECIAL_TOKENS)
     d = cfg.data_dir
-    pruned.tokenizer.save(str(d / "tokenizer.json"))
-    (d / "vocab_map.json").write_text(
-        json.dumps({"kept_old_ids": pruned.kept_old_ids}) + "\n", encoding="utf-8"
-    )
-    tok = pruned.tokenizer
+    if cfg.tokenizer.keep_existing and (d / "tokenizer.json").is_file() and (d / "vocab_map.json").is_file():
+        tok = Tokenizer.from_file(str(d / "tokenizer.json"))
+    else:
+        texts = [_render(e.agent_messages) for e in train] + [f"{p['prev']}\n{p['reply']}" for p in pretrain]
+        pruned = prune_bpe_tokenizer(tokenizer_json_path(), texts, cfg.tokenizer.vocab_size, SPECIAL_TOKENS)
+        pruned.tokenizer.save(str(d / "tokenizer.json"))
+        (d / "vocab_map.json").write_text(
+            json.dumps({"kept_old_ids": pruned.kept_old_ids}) + "\n", encoding="utf-8"
+        )
+        tok = pruned.tokenizer
     reply_lens = [len(tok.encode(e.reply).ids) for e in train]
     words = sum(word_count(e.reply) for e in train)
     prompt_lens = [len(tok.encode(_render(e.messages[:-1])).ids) for e in train[:5000]]

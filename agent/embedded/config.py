@@ -95,6 +95,9 @@ class HeldoutConfig:
 class TokenizerConfig:
     enabled: bool = True
     vocab_size: int = 8192
+    # The vocabulary is part of every model trained on it: a rebuild keeps the tokenizer.json already in
+    # the data folder (the one the shipped model uses) instead of pruning a new one from changed text.
+    keep_existing: bool = True
 
 
 @dataclass(frozen=True)

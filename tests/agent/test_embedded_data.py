@@ -526,3 +526,34 @@ def test_teacher_cache_reader_tolerates_only_a_truncated_last_line(tmp_path: Pat
     with pytest.raises(TeacherCacheError, match=":1:"):
         load_cache(path)
     assert load_cache(tmp_path / "missing.jsonl") == {}
+
+
+def test_a_rebuild_keeps_the_shipped_vocabulary(tmp_path: Path, train: list[dict]) -> None:
+    """The tokenizer is part of every model trained on it: changed text must not prune a new one."""
+    import dataclasses
+    import shutil
+
+    from agent.embedded.build_data import build_tokenizer
+    from agent.embedded.intents import Example
+
+    shipped = Path("agent/embedded/data")
+    for name in ("tokenizer.json", "vocab_map.json"):
+        shutil.copy(shipped / name, tmp_path / name)
+    cfg = load_config(Path("configs/embedded_data.toml"))
+    assert cfg.tokenizer.keep_existing
+    cfg = dataclasses.replace(cfg, data_dir=tmp_path)
+    examples = [Example(row["messages"], row["source"], row["kind"]) for row in train[:50]]
+    stats = build_tokenizer(cfg, examples, [])
+    for name in ("tokenizer.json", "vocab_map.json"):
+        assert (tmp_path / name).read_bytes() == (shipped / name).read_bytes()
+    assert stats["vocab_size"] == 8192 and stats["reply_tokens"]["max"] > 0
+
+
+def test_train_only_repeat_phrasings_stay_out_of_held_out(train: list[dict], heldout: list[dict]) -> None:
+    from agent.embedded.intents import REPEAT_Q, REPEAT_Q_TRAIN_ONLY
+
+    assert not {normalise_prompt(q) for q in REPEAT_Q_TRAIN_ONLY} & {normalise_prompt(q) for q in REPEAT_Q}
+    asked = {normalise_prompt(r["messages"][-2]["content"]) for r in heldout if r["kind"] == "repeat"}
+    assert asked and not asked & {normalise_prompt(q) for q in REPEAT_Q_TRAIN_ONLY}
+    trained = {normalise_prompt(r["messages"][-2]["content"]) for r in train if r["kind"] == "repeat"}
+    assert trained & {normalise_prompt(q) for q in REPEAT_Q_TRAIN_ONLY}
