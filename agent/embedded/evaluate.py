@@ -18,6 +18,8 @@ Metrics (per system, on ``agent/embedded/data/heldout.jsonl``):
   unseen_names share of name questions answered with the whole name when the name is in no training
                pool (``lexicon.unseen_names``: "Juniper", "Marigold"; the assistant's own name and the
                user's, told two turns earlier) — copying, not recall (diffusion models only)
+  clock        share of ``clock_items`` (three plain time questions at three minutes of every hour of a
+               day, 216 in all) answered with the exact time, "12:05" not "2:05" (diffusion models only)
 The teacher (autoregressive SmolLM2-135M-Instruct, sampled, with its best settings from the data build)
 is scored the same way; its replies are cached in ``teacher_eval.jsonl`` (the teacher does not change).
 """
@@ -64,6 +66,7 @@ class Scores:
     latency_p95_ms: float
     elbo_ppl: float | None = None
     unseen_names: float | None = None
+    clock: float | None = None  # share of clock_items() answered with the exact time
     samples: list[dict] = field(default_factory=list)
 
 
@@ -229,10 +232,15 @@ def run_model(
     for it in probes:
         engine.reset()
         copied.append(bool(context_correct(it, model.reply(it["messages"]))))
+    clock = []
+    for it in clock_items():
+        engine.reset()
+        clock.append(bool(context_correct(it, model.reply(it["messages"]))))
     label = f"{path.name} S={steps}" + (f" L={block_len}" if block_len else "")
     label += " + drafts" if drafts and model.drafts is not None else ""
     scores = score(label, items, replies, latencies, elbo)
     scores.unseen_names = sum(copied) / len(copied)
+    scores.clock = sum(clock) / len(clock)
     return scores
 
 
@@ -284,12 +292,31 @@ def teacher_latencies(teacher, items: list[dict]) -> list[float]:
     return out
 
 
+CLOCK_QUESTIONS = ("What time is it?", "what's the time", "Do you know the time?")
+
+
+def clock_items(day: datetime = datetime(2026, 11, 26)) -> list[dict]:
+    """The plainest context question at every hour of a day, three minutes each ("12:05" has to come
+    out as "12:05", not "2:05"): 216 items that the held-out set's 39 time questions sample thinly."""
+    from agent.prompt import context_sentences, spoken_time
+
+    items = []
+    for hour in range(24):
+        for minute in (5, 17, 42):
+            now = day.replace(hour=hour, minute=minute)
+            system = {"role": "system", "content": context_sentences("Quinn", now)}
+            said = spoken_time(now).split()[0]  # "2:05" (AM/PM may be left out)
+            for q in CLOCK_QUESTIONS:
+                items.append({"messages": [system, {"role": "user", "content": q}], "expect_any": [said]})
+    return items
+
+
 def table(rows: list[Scores], teacher: Scores | None) -> str:
     head = (
         "| system | n | relevance | rel. vs teacher | repetition | non-words | context use (pos / neg) "
-        "| words (4–30) | ELBO ppl ≤ | latency p50 / p95 ms | unseen names |"
+        "| words (4–30) | ELBO ppl ≤ | latency p50 / p95 ms | unseen names | clock times |"
     )
-    out = [head, "|" + "---|" * 11]
+    out = [head, "|" + "---|" * 12]
     for s in [*rows, *([teacher] if teacher else [])]:
         rel_ratio = f"{s.relevance / teacher.relevance:.0%}" if teacher else "—"
         out.append(
@@ -297,7 +324,8 @@ def table(rows: list[Scores], teacher: Scores | None) -> str:
             f"| {s.context_use:.1%} ({s.context_positive:.0%} / {s.context_negative:.0%}) "
             f"| {s.words:.1f} ({s.in_range:.0%}) | {f'{s.elbo_ppl:.1f}' if s.elbo_ppl else '—'} "
             f"| {s.latency_p50_ms:.0f} / {s.latency_p95_ms:.0f} "
-            f"| {f'{s.unseen_names:.0%}' if s.unseen_names is not None else '—'} |"
+            f"| {f'{s.unseen_names:.0%}' if s.unseen_names is not None else '—'} "
+            f"| {f'{s.clock:.0%}' if s.clock is not None else '—'} |"
         )
     return "\n".join(out)
 

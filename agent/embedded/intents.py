@@ -935,23 +935,12 @@ REPEAT_Q = (
     "Can you repeat that?", "Say that again.", "What did you say?", "Repeat that please.", "Sorry, what?",
     "Come again?", "I didn't catch that.", "Pardon?", "One more time please.", "Could you say that again?",
 )  # fmt: skip
-# Training-only phrasings, added after the first held-out scores: with eight phrasings to learn from,
-# the model took neither held-out one for a repeat request. None is a held-out phrasing or a near copy
-# of one (no "once more", no "sorry"); they are joined after the split, so the held-out set is unchanged.
-REPEAT_Q_TRAIN_ONLY = (
-    "What was that?", "Huh?", "Excuse me?", "Could you repeat that?", "Please say that again.",
-    "Say it again.", "I missed that.", "Can you say it again?", "What was that again?", "Repeat it.",
-)  # fmt: skip
 REPEAT_LEADS = ("Sure. ", "I said: ", "Of course. ", "")
 
 
 class RepeatIntent(Intent):
     def __init__(self) -> None:
         super().__init__("repeat", "repeat", REPEAT_Q, ())
-
-    def split(self, rng: random.Random, share: float) -> None:
-        super().split(rng, share)
-        self.train_phrasings += REPEAT_Q_TRAIN_ONLY
 
     def sample(self, rng: random.Random, held: bool, ctx: Ctx) -> Example:
         prev = filler_turns(rng, ctx, 1, max_reply_words=22)

@@ -12,8 +12,9 @@ too — which is what carries what it learned for "afternoon" over to "evening".
 Nothing of this runs at inference: ``folded_state`` writes E + scale · W · F into an untied input
 table and keeps E as the output head, an ordinary checkpoint for any loader.
 
-Measured on the embedded model (docs/model-card.md, point 23 d): it fixes the part-of-day questions
-its own embedding misread (context use 86.7 → 88.8 %) but puts non-words over the target; not shipped.
+Measured on the embedded model (docs/model-card.md, points 23 d and 24): it fixes the part-of-day
+questions the model's own embedding misread, but copies clock times worse even with the digits'
+feature rows left blank (all-zero rows carry nothing and are never hidden); not shipped.
 """
 
 from __future__ import annotations

@@ -549,11 +549,11 @@ def test_a_rebuild_keeps_the_shipped_vocabulary(tmp_path: Path, train: list[dict
     assert stats["vocab_size"] == 8192 and stats["reply_tokens"]["max"] > 0
 
 
-def test_train_only_repeat_phrasings_stay_out_of_held_out(train: list[dict], heldout: list[dict]) -> None:
-    from agent.embedded.intents import REPEAT_Q, REPEAT_Q_TRAIN_ONLY
+def test_clock_probe_covers_every_hour_and_checks_the_exact_time() -> None:
+    from agent.embedded.evaluate import clock_items, context_correct
 
-    assert not {normalise_prompt(q) for q in REPEAT_Q_TRAIN_ONLY} & {normalise_prompt(q) for q in REPEAT_Q}
-    asked = {normalise_prompt(r["messages"][-2]["content"]) for r in heldout if r["kind"] == "repeat"}
-    assert asked and not asked & {normalise_prompt(q) for q in REPEAT_Q_TRAIN_ONLY}
-    trained = {normalise_prompt(r["messages"][-2]["content"]) for r in train if r["kind"] == "repeat"}
-    assert trained & {normalise_prompt(q) for q in REPEAT_Q_TRAIN_ONLY}
+    items = clock_items()
+    assert len(items) == 24 * 3 * 3
+    noon = next(it for it in items if it["expect_any"] == ["12:05"])
+    assert context_correct(noon, "It's 12:05 PM.") and not context_correct(noon, "It's 2:05 AM.")
+    assert {it["expect_any"][0] for it in items} >= {"12:42", "1:17", "11:05"}

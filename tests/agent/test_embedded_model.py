@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import datetime
 
 import pytest
@@ -75,7 +76,7 @@ def test_the_default_reply_copies_an_unseen_name_whole(model_with_drafts: Diffus
     for question in ("What's your name?", "Tell me your name."):
         model_with_drafts.engine.reset()
         reply = model_with_drafts.reply(chat(question, name))
-        assert name in reply.split(" ")[-1], reply  # the whole name, as its own word
+        assert re.search(rf"(?<!\w){name}(?!\w)", reply), reply  # the whole name, as its own word
 
 
 def test_early_exit_gives_the_same_replies_in_fewer_steps(model_with_drafts: DiffusionReply) -> None:
@@ -250,3 +251,15 @@ def test_the_default_reply_says_the_sum_the_agent_worked_out(
     model_with_drafts.engine.reset()
     reply = model_with_drafts.reply(messages)
     assert result in reply.split() or f"{result}." in reply.split(), reply
+
+
+def test_the_semantic_table_leaves_digits_and_specials_blank() -> None:
+    """Digits are copied, not understood: their rows of the frozen table stay zero (model card, point 24)."""
+    import numpy as np
+
+    from agent.embedded.init_embeddings import features
+
+    old = np.arange(1.0, 13.0, dtype=np.float32).reshape(4, 3) ** 2  # four SmolLM2 rows
+    table = features(old, [-1, 0, 2, 3], ["<|mask|>", " evening", "7", " 12"])
+    assert not table[0].any() and table[1].any()  # a special token; a word
+    assert not table[2].any() and not table[3].any()  # tokens with a digit
