@@ -163,15 +163,13 @@ def denoise_step(
     ``draft`` [B, L] (token ids, -1 where none; see ``accept_draft``): a position revealed now takes the
     draft's token instead of the model's choice wherever the model gives it probability ≥
     ``draft_threshold``. A draft token vetoed at the start, when its neighbours were still masked, can
-    so come back once they are known: "Sure. Sounds like…" repeats a reply whose first word cannot be
-    copied (the earlier turn holds "S" "ounds", the reply needs "␣Sounds")."""
+    so come back once they are known (a repeated reply's words, once the words around them are in)."""
     logits = _constrain(logits, plan, plan.no_terminator_before)
     probs = torch.softmax(logits, dim=-1)
     masked = x == plan.mask_id
     cand = _candidates(logits, cfg, plan)
     if draft is not None:
-        p_draft = probs.gather(-1, draft.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-        cand = torch.where((draft >= 0) & (p_draft >= draft_threshold), draft, cand)
+        cand = torch.where(_plausible(probs, draft, draft_threshold), draft, cand)
 
     steps_left = plan.steps - step  # ≥ 1 by construction
     n_masked = masked.sum(-1, keepdim=True)
@@ -253,10 +251,14 @@ def accept_draft(
     not fit this prompt (a stale time, another name).
     """
     logits = _constrain(logits, plan, plan.no_terminator_before)
-    probs = torch.softmax(logits, dim=-1)
-    p = probs.gather(-1, draft.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    keep = (x == plan.mask_id) & (draft >= 0) & (p >= threshold)
+    keep = (x == plan.mask_id) & _plausible(torch.softmax(logits, dim=-1), draft, threshold)
     return _terminate(torch.where(keep, draft, x), fixed, plan)
+
+
+def _plausible(probs: Tensor, draft: Tensor, threshold: float | Tensor) -> Tensor:
+    """Where ``draft`` suggests a token (≥ 0) that ``probs`` gives at least ``threshold``."""
+    p = probs.gather(-1, draft.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    return (draft >= 0) & (p >= threshold)
 
 
 def _terminate(x: Tensor, fixed: Tensor, plan: StepPlan) -> Tensor:

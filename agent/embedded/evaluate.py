@@ -227,21 +227,21 @@ def run_model(
         pad_id=cfg.pad_token_id,
         output_bias=output_bias_for(cfg),  # scored over the output vocabulary, as in training
     )
-    probes = unseen_name_items()
-    copied = []
-    for it in probes:
-        engine.reset()
-        copied.append(bool(context_correct(it, model.reply(it["messages"]))))
-    clock = []
-    for it in clock_items():
-        engine.reset()
-        clock.append(bool(context_correct(it, model.reply(it["messages"]))))
     label = f"{path.name} S={steps}" + (f" L={block_len}" if block_len else "")
     label += " + drafts" if drafts and model.drafts is not None else ""
     scores = score(label, items, replies, latencies, elbo)
-    scores.unseen_names = sum(copied) / len(copied)
-    scores.clock = sum(clock) / len(clock)
+    scores.unseen_names = _probe_share(model, unseen_name_items())
+    scores.clock = _probe_share(model, clock_items())
     return scores
+
+
+def _probe_share(model, items: list[dict]) -> float:
+    """Share of probe items (each prompt on its own) whose reply passes ``context_correct``."""
+    right = 0
+    for it in items:
+        model.engine.reset()
+        right += bool(context_correct(it, model.reply(it["messages"])))
+    return right / len(items)
 
 
 def run_teacher(items: list[dict], batch_size: int = 16, latency_items: int = 20) -> Scores:

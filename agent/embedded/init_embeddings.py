@@ -9,8 +9,8 @@ alike. Special tokens (no SmolLM2 counterpart) get the usual random init.
     python -m agent.embedded.init_embeddings --features --out runs/embedded/semantic_features.npy
 
 ``--features`` writes the full 576-d rows instead (centred, zero for the special tokens and for tokens
-with a digit, float16): the
-frozen table of the trainer's ``semantic_inputs`` (``dlm_core/train/semantic.py``), in which
+with a digit, float16): the frozen table of the trainer's ``semantic_inputs``
+(``dlm_core/train/semantic.py``), in which
 "evening" lies beside "afternoon", "morning" and "night" (the trained model's own embedding puts it
 among the weekday names).
 """
@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
+
+from dlm_core.families import FAMILIES
+from dlm_core.tokenizer import ChatTokenizer
 
 from .teacher import ensure_plain_copy
 
@@ -51,7 +54,7 @@ def project(
     return out
 
 
-def features(old: np.ndarray, kept_old_ids: list[int], token_texts: list[str] | None = None) -> np.ndarray:
+def features(old: np.ndarray, kept_old_ids: list[int], token_texts: list[str]) -> np.ndarray:
     """The frozen table: SmolLM2's rows, centred; zero (nothing to read, never hidden in training) for
     the special tokens and for every token with a digit in it. Digits are copied, not understood: in
     SmolLM2's table they are near neighbours, and a first channel with them in said "2:00" for 2:05
@@ -61,16 +64,8 @@ def features(old: np.ndarray, kept_old_ids: list[int], token_texts: list[str] | 
     out = np.zeros((len(ids), old.shape[1]), dtype=np.float32)
     rows = old[ids[known]]
     out[known] = rows - rows.mean(0, keepdims=True)
-    if token_texts is not None:
-        out[[i for i, t in enumerate(token_texts) if any(c.isdigit() for c in t)]] = 0.0
+    out[[i for i, t in enumerate(token_texts) if any(c.isdigit() for c in t)]] = 0.0
     return out.astype(np.float16)
-
-
-def token_texts(tokenizer_json: Path) -> list[str]:
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(tokenizer_json))
-    return [tok.decode([i]) for i in range(tok.get_vocab_size())]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     kept = json.loads(Path(args.vocab_map).read_text())["kept_old_ids"]
     old = smollm2_embeddings()
     if args.features:
-        emb = features(old, kept, token_texts(Path(args.vocab_map).with_name("tokenizer.json")))
+        tok = ChatTokenizer.from_file(Path(args.vocab_map).with_name("tokenizer.json"), FAMILIES["quickturn"])
+        emb = features(old, kept, tok.token_strings())
     else:
         emb = project(old, kept, args.hidden)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
