@@ -90,6 +90,7 @@ class LMSection:
     cuda_graphs: bool = True
     early_exit: bool = True  # end a block once its reply is fully revealed (same text, fewer steps)
     finish_copies: bool = True  # finish a word copied from the prompt only in part ("Marig" → "Marigold")
+    whole_word_copies: bool = True  # a copy starts where a prompt word starts (no "loveur" for "turquoise")
     max_context: int = 512
     prefill_while_listening: bool = True  # cache system prompt + history while the user speaks
     drafts: bool = True  # draft-conditioned denoising from the model folder's drafts.json.gz, if present

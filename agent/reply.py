@@ -126,7 +126,10 @@ class DiffusionReply(ReplyModel):
         )
         banned = banned_token_ids(self.engine.tokenizer, cfg.ban) if cfg.ban else ()
         self.constraints = Constraints(
-            banned_ids=banned, min_tokens=cfg.min_tokens, finish_copies=cfg.finish_copies
+            banned_ids=banned,
+            min_tokens=cfg.min_tokens,
+            finish_copies=cfg.finish_copies,
+            whole_word_copies=cfg.whole_word_copies,
         )
 
     def reconfigure(self, cfg: LMSection) -> None:

@@ -57,6 +57,9 @@ class ModelConfig:
     # > 0: a copy head (pointer over the cached context, see ``model.CopyHead``) of this width; the
     # model then returns log-probabilities that mix generating a token and copying one from the prompt.
     copy_head_dim: int = 0
+    # (open, close) token ids: the tokens between them — the user's words — are read through a second
+    # input table, ``embed_user`` (see ``model.user_turn_mask``). Empty = one input table for all.
+    user_turn_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.head_dim == 0:
@@ -82,6 +85,13 @@ class ModelConfig:
             and not 0 <= self.output_token_ids[0] <= self.output_token_ids[-1] < self.vocab_size
         ):
             raise ModelLoadError("output_token_ids must lie inside the vocabulary")
+        self.user_turn_ids = tuple(int(i) for i in self.user_turn_ids)
+        if self.user_turn_ids and (
+            len(self.user_turn_ids) != 2 or not all(0 <= i < self.vocab_size for i in self.user_turn_ids)
+        ):
+            raise ModelLoadError(
+                f"user_turn_ids must be two token ids of the vocabulary, got {self.user_turn_ids}"
+            )
         for name in ("mask_token_id", "pad_token_id"):
             value = getattr(self, name)
             if not 0 <= value < self.vocab_size:
@@ -101,6 +111,7 @@ class ModelConfig:
         data = asdict(self)
         data["eos_token_ids"] = list(self.eos_token_ids)
         data["output_token_ids"] = list(self.output_token_ids)
+        data["user_turn_ids"] = list(self.user_turn_ids)
         return data
 
     @classmethod
@@ -110,7 +121,7 @@ class ModelConfig:
         if unknown:
             raise ModelLoadError(f"unknown model config keys: {sorted(unknown)}")
         data = dict(data)
-        for key in ("eos_token_ids", "output_token_ids"):
+        for key in ("eos_token_ids", "output_token_ids", "user_turn_ids"):
             if key in data:
                 data[key] = tuple(data[key])
         return cls(**data)

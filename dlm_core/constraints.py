@@ -4,6 +4,8 @@
 * ``banned_ids``: tokens that may never be generated (markdown, emoji, URLs: text a TTS cannot speak);
 * ``max_tokens`` / ``min_tokens``: reply length bounds (no EOS before ``min_tokens``);
 * ``finish_copies``: a word the reply copied from the prompt only in part is finished (``copies.py``);
+* ``whole_word_copies``: a copy head may copy a word's later token only right after its earlier one
+  (``model.CopyHead.copy_start_ok``: no "loveur" for "turquoise");
 * replies stop at the first EOS; every later position is the pad token.
 """
 
@@ -27,6 +29,7 @@ class Constraints:
     fixed: dict[int, int] = field(default_factory=dict)  # reply position -> token id
     end_at: int | None = None  # if set, the reply ends exactly here (EOS at this position)
     finish_copies: bool = False  # "Marig" → "Marigold" when the prompt has "Marigold" (copies.py)
+    whole_word_copies: bool = False  # copies start where a prompt word starts (models with a copy head)
 
     def merged(self, other: Constraints) -> Constraints:
         return Constraints(
@@ -36,6 +39,7 @@ class Constraints:
             fixed={**self.fixed, **other.fixed},
             end_at=other.end_at if other.end_at is not None else self.end_at,
             finish_copies=self.finish_copies or other.finish_copies,
+            whole_word_copies=self.whole_word_copies or other.whole_word_copies,
         )
 
     def validate(self, max_tokens: int) -> None:

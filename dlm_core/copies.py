@@ -6,7 +6,9 @@ a result "120" as "12". When a reply word is, token for token, the start of a lo
 is no whole prompt word itself, and there is exactly one way to finish it, the missing tokens are
 appended. Matching is on token ids, so an ordinary word that merely starts a prompt word as text
 ("love" vs "lovely", one token each) is never touched. The opposite slip is cut back: a word that is
-a whole prompt word, token for token, followed by a repeat of its own ending ("Lupineine").
+a whole prompt word, token for token, followed by a repeat of its own ending ("Lupineine"), and a
+whole prompt word said twice or more in a row ("I'm Skye Skye", two positions copying the same word
+in one parallel step) is said once.
 """
 
 from __future__ import annotations
@@ -62,8 +64,9 @@ class PromptWords:
         return words
 
     def finish(self, reply: Sequence[int], texts: Sequence[str], open_end: bool = False) -> list[int]:
-        """``reply`` with cut copies finished and run-on copies cut back. ``open_end``: the reply goes
-        on in a later block, so its last word may not be over yet and is left alone."""
+        """``reply`` with cut copies finished, run-on copies cut back and doubled copies said once.
+        ``open_end``: the reply goes on in a later block, so its last word may not be over yet and is
+        left alone."""
         out = list(reply)
         for s, e in reversed(word_spans(reply, texts)):
             if open_end and e == len(reply):
@@ -76,6 +79,11 @@ class PromptWords:
                 out[e:e] = next(iter(ways))
             elif (whole := self.run_on(w, texts)) is not None:
                 del out[s + len(whole) : e]
+        spans = word_spans(out, texts)
+        for (s1, e1), (s2, e2) in reversed(list(zip(spans, spans[1:]))):
+            said_again = e1 == s2 and out[s1:e1] == out[s2:e2] and tuple(out[s1:e1]) in self.whole
+            if said_again and not (open_end and e2 == len(out)):
+                del out[s2:e2]
         return out
 
     def run_on(self, word: Word, texts: Sequence[str]) -> Word | None:

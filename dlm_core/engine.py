@@ -119,6 +119,8 @@ class DiffusionEngine:
             else ()
         )
         self._terminators = frozenset({*self.cfg.eos_token_ids, self.cfg.pad_token_id})
+        if self.model.copy_head is not None:  # before any graph capture: the rule is part of the step
+            self.model.copy_head.set_word_pieces(self.token_texts, self.device)
         self._lock = threading.Lock()
         self.graphs = None
         if use_cuda_graphs and self.device.type == "cuda":
@@ -331,6 +333,7 @@ class DiffusionEngine:
             self._result = result
             lead = prompt[len(self._cached) :]  # prompt tail heading the first block (aligned families)
             copies = PromptWords.of(prompt, self.token_texts) if constraints.finish_copies else None
+            self._whole_word_copies(constraints.whole_word_copies)
             reply_pos = 0
             index = 0
             while reply_pos < max_tokens:
@@ -420,7 +423,8 @@ class DiffusionEngine:
         self._cached = self._cached[:keep]
         if new:
             tokens = torch.tensor([new], device=self.device)
-            self._anchor = self.model.forward_context(tokens, start=keep)[:, -1:]
+            user = self._user_turns(ids, keep)
+            self._anchor = self.model.forward_context(tokens, start=keep, user=user)[:, -1:]
             self._cached.extend(new)
         elif not self._cached:
             self._anchor = None
@@ -431,8 +435,21 @@ class DiffusionEngine:
             self._prefill(self._cached + ids, fresh=True)
             return
         tokens = torch.tensor([ids], device=self.device)
-        self._anchor = self.model.forward_context(tokens, start=len(self._cached))[:, -1:]
+        user = self._user_turns(self._cached + ids, len(self._cached))
+        self._anchor = self.model.forward_context(tokens, start=len(self._cached), user=user)[:, -1:]
         self._cached.extend(ids)
+
+    def _whole_word_copies(self, on: bool) -> None:
+        """Switch the copy head's whole-word rule for this reply (a device flag: graphs stay valid)."""
+        if self.model.copy_head is not None and self.model.copy_head.whole_words is not None:
+            self.model.copy_head.whole_words.fill_(on)
+
+    def _user_turns(self, ids: list[int], start: int) -> Tensor | None:
+        """Which of ``ids[start:]`` are the user's words (for a model with a user input table), found
+        in the whole sequence: a chunk may begin inside a user turn."""
+        if self.model.embed_user is None:
+            return None
+        return self.model.user_turns(torch.tensor([ids], device=self.device))[:, start:]
 
     def _plan(
         self,

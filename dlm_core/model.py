@@ -9,7 +9,8 @@ there is no built-in causal mask. Three entry points cover all uses:
                                          and to itself, and writes nothing to the cache.
 
 Models with a copy head (``copy_head_dim > 0``, our small embedded model) return log-probabilities
-from ``forward_block`` that mix generating a token with copying one from the cached context.
+from ``forward_block`` that mix generating a token with copying one from the cached context. Models
+with ``user_turn_ids`` read the user's words through a second input table (``user_turn_mask``).
 
 The KV cache is allocated once (static shapes, gpt-fast style) so the block step can be captured in a
 CUDA graph. Positions enter as device tensors; nothing in ``forward_block`` synchronises with the host.
@@ -181,6 +182,42 @@ class CopyHead(nn.Module):
         self.gate = nn.Linear(cfg.hidden_size, 1)
         self.allowed = cfg.output_token_ids
         self._vocab_bias: Tensor | None = None
+        # Whole-word copies (inference only, ``set_word_pieces``): per token id, whether its text can
+        # continue a word (starts with a letter) and whether it can be continued (ends with one);
+        # ``whole_words`` switches the rule per reply without recapturing a graph.
+        self.continues: Tensor | None = None
+        self.continuable: Tensor | None = None
+        self.whole_words: Tensor | None = None
+
+    def set_word_pieces(self, texts: list[str], device: torch.device | str) -> None:
+        """Enable the whole-word copy rule (``copy_start_ok``) for a vocabulary of these token texts."""
+        # Letters only: a number's digits are single tokens here, each its own copy ("12:05" is
+        # " " "1" "2" ":" "0" "5"), and holding "5" back until "0" is revealed lets the generator guess it.
+        self.continues = torch.tensor([t[:1].isalpha() for t in texts], device=device)
+        self.continuable = torch.tensor([t[-1:].isalpha() for t in texts], device=device)
+        self.whole_words = torch.zeros((), dtype=torch.bool, device=device)  # off until a reply asks
+
+    def copy_start_ok(self, block: Tensor, context: Tensor, first_position: Tensor) -> Tensor | None:
+        """[B, L, T] bool: which context slots each block position may copy from (None: all).
+
+        A context token that continues a word ("ur" in "␣t" "ur" "quoise") may be copied only right
+        after that word's previous token: a copy must start where the word starts. Without the rule
+        the model glues word tails onto its own words ("I loveur" for "turquoise", "aighter" for
+        "firefighter"). A still-masked neighbour is no token of the context, so tails wait until the
+        position before them is revealed. ``block`` [B, L] the block's current tokens, ``context``
+        [B, T] the cached ids, ``first_position`` [1] the block's first position. Sync-free.
+        """
+        if self.continues is None or self.continuable is None or self.whole_words is None:
+            return None
+        b = context.shape[0]
+        before_ctx = torch.cat([torch.full_like(context[:, :1], -1), context[:, :-1]], dim=1)
+        tail = self.continues[context]
+        tail[:, 1:] &= self.continuable[context[:, :-1]]
+        tail[:, 0] = False
+        before_first = context.gather(1, (first_position.view(1, 1) - 1).clamp(min=0).expand(b, 1))
+        before_block = torch.cat([before_first, block[:, :-1]], dim=1)
+        follows = before_block[:, :, None] == before_ctx[:, None, :]
+        return follows | ~tail[:, None, :] | ~self.whole_words
 
     def reset_gate(self, bias: float = -2.0) -> None:
         """Start by mostly generating, so a warm-started model keeps its replies while copying is learned."""
@@ -241,6 +278,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.embed_user = nn.Embedding(cfg.vocab_size, cfg.hidden_size) if cfg.user_turn_ids else None
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.lm_head = (
@@ -321,8 +359,19 @@ class Transformer(nn.Module):
         self.cache_len = 0
 
     # -- forward modes -----------------------------------------------------------------------------
-    def _trunk(self, tokens: Tensor, positions: Tensor, mask: Tensor | None, **attn_kw) -> Tensor:
+    def user_turns(self, tokens: Tensor) -> Tensor | None:
+        """[B, T] bool: positions inside a user turn, for a model with a user input table (else None).
+        ``tokens`` must start outside a user turn (a whole sequence does)."""
+        if self.embed_user is None:
+            return None
+        return user_turn_mask(tokens, *self.cfg.user_turn_ids)
+
+    def _trunk(
+        self, tokens: Tensor, positions: Tensor, mask: Tensor | None, user: Tensor | None = None, **attn_kw
+    ) -> Tensor:
         x = self.embed_tokens(tokens)
+        if user is not None and self.embed_user is not None:
+            x = torch.where(user.unsqueeze(-1), self.embed_user(tokens), x)
         cos, sin = self.rotary(positions, x.dtype)
         for layer in self.layers:
             x = layer(x, cos, sin, mask, **attn_kw)
@@ -332,27 +381,37 @@ class Transformer(nn.Module):
         """Logits [B, T, V] for a whole sequence under an explicit bool mask [B|1, 1, T, T] (True = see)."""
         if positions is None:
             positions = torch.arange(tokens.shape[1], device=tokens.device)
-        return self.head(self._trunk(tokens, positions, mask, mode="masked"))
+        return self.head(self._trunk(tokens, positions, mask, self.user_turns(tokens), mode="masked"))
 
     def hidden_masked(self, tokens: Tensor, mask: Tensor | None, positions: Tensor | None = None) -> Tensor:
         """Final hidden states (before the head), for losses that only need some positions' logits."""
         if positions is None:
             positions = torch.arange(tokens.shape[1], device=tokens.device)
-        return self._trunk(tokens, positions, mask, mode="masked")
+        return self._trunk(tokens, positions, mask, self.user_turns(tokens), mode="masked")
 
     def forward_context(
-        self, tokens: Tensor, start: int, last_logits_only: bool = True, causal: bool = False
+        self,
+        tokens: Tensor,
+        start: int,
+        last_logits_only: bool = True,
+        causal: bool = False,
+        user: Tensor | None = None,
     ) -> Tensor:
         """Append ``tokens`` (positions start..start+T) to the cache; returns logits (last or all).
 
         ``causal=True`` forces a token-causal mask whatever the family's pattern (the autoregressive
-        baseline runs full-attention models this way, for timing only).
+        baseline runs full-attention models this way, for timing only). ``user`` ([B, T] bool) says
+        which tokens are the user's words, for a model with a user input table; by default they are
+        found in ``tokens`` alone, which is right whenever the chunk starts outside a user turn (the
+        engine passes them, found in its whole cached sequence).
         """
         t = tokens.shape[1]
         end = start + t
         positions = torch.arange(start, end, device=tokens.device)
         mask = self.context_mask(start, t, tokens.device, block_size=1 if causal else None)
-        h = self._trunk(tokens, positions, mask, mode="context", write_at=positions, kv_len=end)
+        if user is None:
+            user = self.user_turns(tokens)
+        h = self._trunk(tokens, positions, mask, user, mode="context", write_at=positions, kv_len=end)
         if self.copy_head is not None and self.copy_keys is not None and self.copy_ids is not None:
             self.copy_keys[:, start:end] = self.copy_head.key(h)
             self.copy_ids[:, start:end] = tokens
@@ -377,6 +436,9 @@ class Transformer(nn.Module):
         else:
             valid = key_mask[:, 0, :, :ctx_len]
         valid = valid.expand(h.shape[0], h.shape[1], ctx_len)
+        starts = self.copy_head.copy_start_ok(tokens, self.copy_ids[:, :ctx_len], positions[:1])
+        if starts is not None:
+            valid = valid & starts
         return self.copy_head.mix(logits, h, keys, ids, valid)
 
     def _reply_logits(self, h: Tensor) -> Tensor:
@@ -410,6 +472,17 @@ class Transformer(nn.Module):
         q = torch.arange(start, start + t, device=device)
         k = torch.arange(start + t, device=device)
         return ((k[None, :] // b) <= (q[:, None] // b))[None, None]
+
+
+def user_turn_mask(tokens: Tensor, open_id: int, close_id: int) -> Tensor:
+    """[..., T] bool: the tokens after an ``open_id`` up to (not including) the next ``close_id`` —
+    a chat template's user turns, markers excluded. Turns never nest, so a position is inside one iff
+    its latest opener comes after its latest closer."""
+    idx = torch.arange(tokens.shape[-1], device=tokens.device).expand_as(tokens)
+    none = torch.full_like(idx, -1)
+    last_open = torch.where(tokens == open_id, idx, none).cummax(-1).values
+    last_close = torch.where(tokens == close_id, idx, none).cummax(-1).values
+    return (last_open > last_close) & (tokens != open_id)
 
 
 def block_causal_mask(length: int, block_size: int, device=None) -> Tensor:

@@ -38,6 +38,8 @@ def native_names(cfg: ModelConfig) -> list[str]:
     names = ["embed_tokens.weight", "norm.weight"]
     if not cfg.tie_word_embeddings:
         names.append("lm_head.weight")
+    if cfg.user_turn_ids:
+        names.append("embed_user.weight")
     for i in range(cfg.num_layers):
         p = f"layers.{i}."
         names += [p + "attn_norm.weight", p + "mlp_norm.weight"]

@@ -10,11 +10,17 @@ contains: a copied name must stay exactly itself), so the model must learn to re
 too — which is what carries what it learned for "afternoon" over to "evening".
 
 Nothing of this runs at inference: ``folded_state`` writes E + scale · W · F into an untied input
-table and keeps E as the output head, an ordinary checkpoint for any loader.
+table and keeps E as the output head, an ordinary checkpoint for any loader. With ``user_turn_ids``
+the channel feeds only the user's words (a chat template's user turns): the system sentences and the
+history's replies — what a reply copies times and names from — are read through E alone, and the
+export keeps E tied to the head and writes E + scale · W · F as the model's user input table
+(``ModelConfig.user_turn_ids``).
 
-Measured on the embedded model (docs/model-card.md, points 23 d and 24): it fixes the part-of-day
-questions the model's own embedding misread, but copies clock times worse even with the digits'
-feature rows left blank (all-zero rows carry nothing and are never hidden); not shipped.
+Measured on the embedded model (docs/model-card.md, points 23 d, 24 and 25 b): on every token it
+fixes the part-of-day questions the model's own embedding misread, but copies clock times worse even
+with the digits' feature rows left blank (all-zero rows carry nothing and are never hidden); on the
+user's words only it keeps the clock, but its context-use gain varies by seed and it costs some
+relevance; not shipped.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import Transformer
+from ..model import Transformer, user_turn_mask
 from .data import DataError
 from .objective import Batch
 
@@ -41,9 +47,16 @@ PROJ_KEY = "embed_tokens.proj.weight"
 
 class SemanticEmbedding(nn.Embedding):
     """An input embedding plus a learned map of frozen features (``features``: [vocab, d]; all-zero
-    rows, such as special tokens', are never hidden)."""
+    rows, such as special tokens', are never hidden) — for every token, or with ``user_turn_ids``
+    (open, close) only for those inside user turns."""
 
-    def __init__(self, weight: nn.Parameter, features: torch.Tensor, dropout: float) -> None:
+    def __init__(
+        self,
+        weight: nn.Parameter,
+        features: torch.Tensor,
+        dropout: float,
+        user_turn_ids: tuple[int, ...] = (),
+    ) -> None:
         super().__init__(weight.shape[0], weight.shape[1])
         self.weight = weight  # the same parameter: the tied output head keeps using it
         self.register_buffer("features", features.to(weight.dtype), persistent=False)
@@ -51,17 +64,24 @@ class SemanticEmbedding(nn.Embedding):
         self.proj = nn.Linear(features.shape[1], weight.shape[1], bias=False, device=weight.device)
         nn.init.zeros_(self.proj.weight)
         self.dropout = dropout
+        self.user_turn_ids = tuple(user_turn_ids)
         self.keep: torch.Tensor | None = None  # [B, T] positions never hidden in the next forward
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         own = F.embedding(ids, self.weight)
+        scope = user_turn_mask(ids, *self.user_turn_ids) if self.user_turn_ids else None
         if self.training and self.dropout > 0:
             hidden = (torch.rand(ids.shape, device=ids.device) < self.dropout) & self.has_features[ids]
             if self.keep is not None and self.keep.shape == ids.shape:
                 hidden &= ~self.keep
+            if scope is not None:
+                hidden &= scope
             own = own.masked_fill(hidden.unsqueeze(-1), 0.0)
         self.keep = None
-        return own + SCALE * self.proj(self.features[ids])
+        channel = SCALE * self.proj(self.features[ids])
+        if scope is not None:
+            channel = channel * scope.unsqueeze(-1)
+        return own + channel
 
 
 def reply_tokens_in_input(batch: Batch) -> torch.Tensor:
@@ -95,22 +115,38 @@ def read_features(path: str | Path, vocab_size: int) -> torch.Tensor:
     return table * (FEATURE_STD / float(table[known].std()))
 
 
-def attach(model: Transformer, features: torch.Tensor, dropout: float) -> SemanticEmbedding:
+def attach(
+    model: Transformer, features: torch.Tensor, dropout: float, user_turn_ids: tuple[int, ...] = ()
+) -> SemanticEmbedding:
     """Give ``model`` the semantic channel (its own embedding and head unchanged)."""
-    if not model.cfg.tie_word_embeddings:
-        raise DataError("semantic inputs need a model with tied embeddings (they export as an untied one)")
-    emb = SemanticEmbedding(model.embed_tokens.weight, features.to(model.embed_tokens.weight.device), dropout)
+    if not model.cfg.tie_word_embeddings or model.embed_user is not None:
+        raise DataError("semantic inputs need a model with tied embeddings and one input table")
+    weight = model.embed_tokens.weight
+    emb = SemanticEmbedding(weight, features.to(weight.device), dropout, user_turn_ids)
     model.embed_tokens = emb
     return emb
 
 
-def folded_state(state: dict[str, torch.Tensor], features: torch.Tensor) -> dict[str, torch.Tensor]:
-    """A trained state with the channel → the state of an untied model (config
-    ``tie_word_embeddings = False``) that computes exactly the same function."""
+def folded_state(
+    state: dict[str, torch.Tensor], features: torch.Tensor, user_turn_ids: tuple[int, ...] = ()
+) -> dict[str, torch.Tensor]:
+    """A trained state with the channel → the state of a model that computes exactly the same
+    function with no channel: untied (E the head, E + scale · W · F the input table), or, with
+    ``user_turn_ids``, tied with E + scale · W · F as its user input table (``folded_config``)."""
     state = dict(state)
     proj = state.pop(PROJ_KEY).float()
     own = state["embed_tokens.weight"]
-    folded = own.float() + SCALE * features.float() @ proj.T
+    folded = (own.float() + SCALE * features.float() @ proj.T).to(own.dtype)
+    if user_turn_ids:
+        state["embed_user.weight"] = folded
+        return state
     state["lm_head.weight"] = own.clone()
-    state["embed_tokens.weight"] = folded.to(own.dtype)
+    state["embed_tokens.weight"] = folded
     return state
+
+
+def folded_config(model_config: dict, user_turn_ids: tuple[int, ...] = ()) -> dict:
+    """The model config that goes with ``folded_state``."""
+    if user_turn_ids:
+        return {**model_config, "user_turn_ids": list(user_turn_ids)}
+    return {**model_config, "tie_word_embeddings": False}

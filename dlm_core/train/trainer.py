@@ -84,6 +84,9 @@ class TrainConfig:
     semantic_inputs: str = ""
     semantic_input_dropout: float = 0.0
     semantic_input_spare_reply_words: bool = True  # never hide a token the reply block contains
+    # "all" tokens, or only the "user" turns' words: then the export stays tied and gets a user input
+    # table (``ModelConfig.user_turn_ids``), and the context sentences keep their own embedding.
+    semantic_input_scope: str = "all"
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
@@ -100,6 +103,8 @@ class TrainConfig:
             raise DataError(f"{path}: unknown [train] keys {sorted(unknown)}")
         if not train["sources"]:
             raise DataError(f"{path}: no [[data.sources]] given")
+        if train.get("semantic_input_scope", "all") not in ("all", "user"):
+            raise DataError(f'{path}: semantic_input_scope must be "all" or "user"')
         return cls(**train)
 
 
@@ -144,9 +149,10 @@ class Trainer:
         self.device = torch.device(cfg.device)
         self.model = Transformer(self.model_cfg).to(self.device)
         self.semantic: torch.Tensor | None = None
+        self.semantic_scope = semantic_scope_ids(cfg, tok)
         if cfg.semantic_inputs:
             self.semantic = semantic.read_features(cfg.semantic_inputs, self.model_cfg.vocab_size)
-            semantic.attach(self.model, self.semantic, cfg.semantic_input_dropout)
+            semantic.attach(self.model, self.semantic, cfg.semantic_input_dropout, self.semantic_scope)
         self.step = 0
         self.rng = random.Random(cfg.seed)
         self.torch_gen = torch.Generator().manual_seed(cfg.seed)
@@ -385,13 +391,16 @@ class Trainer:
         """The current weights as a model folder (averaged as ``export_average_with`` says, like the CLI)."""
         model = self.model
         if self.semantic is not None:
-            model = Transformer(
-                ModelConfig.from_dict({**self.model_cfg.to_dict(), "tie_word_embeddings": False})
+            config, weights = folded_export(
+                self.model.state_dict(),
+                self.model_cfg.to_dict(),
+                self.semantic,
+                self.semantic_scope,
+                self.cfg.export_average_with,
+                self.cfg.export_average_weight,
             )
-            folded = semantic.folded_state(self.model.state_dict(), self.semantic)
-            if self.cfg.export_average_with:
-                folded = averaged_untied(folded, self.cfg.export_average_with, self.cfg.export_average_weight)
-            model.load_state_dict(folded)
+            model = Transformer(ModelConfig.from_dict(config))
+            model.load_state_dict(weights)
         elif self.cfg.export_average_with:
             model = Transformer(self.model_cfg)
             model.load_state_dict(
@@ -416,18 +425,42 @@ def averaged_weights(
     return _mixed(weights, other["model"], other_weight, other_ckpt)
 
 
-def averaged_untied(
+def semantic_scope_ids(cfg: TrainConfig, tok: ChatTokenizer) -> tuple[int, ...]:
+    """The (open, close) ids of a user turn when the channel feeds only the user's words, else ()."""
+    if cfg.semantic_input_scope != "user":
+        return ()
+    return (tok.token_id("<|user|>"), tok.token_id("<|end|>"))
+
+
+def folded_export(
+    weights: dict[str, torch.Tensor],
+    model_config: dict,
+    features: torch.Tensor,
+    user_turn_ids: tuple[int, ...],
+    average_with: str | Path = "",
+    average_weight: float = 0.5,
+) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config, weights) of a semantic run folded into an ordinary model (``semantic.folded_state``),
+    averaged with ``average_with`` if given."""
+    weights = semantic.folded_state(weights, features, user_turn_ids)
+    if average_with:
+        weights = averaged_folded(weights, average_with, average_weight)
+    return semantic.folded_config(model_config, user_turn_ids), weights
+
+
+def averaged_folded(
     weights: dict[str, torch.Tensor], other: str | Path, other_weight: float
 ) -> dict[str, torch.Tensor]:
-    """``averaged_weights`` for an untied state (a folded semantic run) and a checkpoint or model
-    folder that may be tied: a tied one's embedding stands in for its output head."""
+    """``averaged_weights`` for a folded semantic run (an untied head or a user input table) and a
+    checkpoint or model folder that may have neither: its embedding stands in for both."""
     path = Path(other)
     if path.is_dir():
         theirs = dict(load_model(path).model.float().state_dict())
     else:
         theirs = torch.load(path, map_location="cpu", weights_only=False)["model"]
-    if "lm_head.weight" in weights and "lm_head.weight" not in theirs:
-        theirs = {**theirs, "lm_head.weight": theirs["embed_tokens.weight"]}
+    for key in ("lm_head.weight", "embed_user.weight"):
+        if key in weights and key not in theirs:
+            theirs = {**theirs, key: theirs["embed_tokens.weight"]}
     return _mixed(weights, theirs, other_weight, other)
 
 
@@ -452,12 +485,14 @@ def export_checkpoint(
     average_with: str | Path = "",
     average_weight: float = 0.5,
     semantic_inputs: str | Path = "",
+    semantic_scope: tuple[int, ...] = (),
 ) -> int:
     """Write a training checkpoint as a model folder (no data loading); returns its step.
 
     ``average_with``: another checkpoint of the same architecture; the folder then gets
     ``(1 - average_weight) · this + average_weight · that``, parameter by parameter. A run trained
-    with semantic inputs needs their table (``semantic_inputs``) and exports folded (untied)."""
+    with semantic inputs needs their table (``semantic_inputs``) and the user-turn ids it was scoped
+    to (``semantic_scope``, if any) and exports folded (``folded_export``)."""
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     weights = state["model"]
     model_config = dict(state["model_config"])
@@ -465,10 +500,9 @@ def export_checkpoint(
         if not semantic_inputs:
             raise DataError(f"{ckpt} was trained with semantic inputs: give their table to export it")
         features = semantic.read_features(semantic_inputs, model_config["vocab_size"])
-        weights = semantic.folded_state(weights, features)
-        model_config["tie_word_embeddings"] = False
-        if average_with:
-            weights = averaged_untied(weights, average_with, average_weight)
+        model_config, weights = folded_export(
+            weights, model_config, features, semantic_scope, average_with, average_weight
+        )
     elif average_with:
         weights = averaged_weights(weights, state["model_config"], average_with, average_weight)
     model = Transformer(ModelConfig.from_dict(model_config))
@@ -527,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
                 cfg.export_average_with,
                 cfg.export_average_weight,
                 cfg.semantic_inputs,
+                semantic_scope_ids(cfg, ChatTokenizer.from_file(cfg.tokenizer, FAMILIES["quickturn"])),
             )
         except (OSError, DataError) as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -61,6 +61,19 @@ def test_a_copy_that_runs_on_with_its_own_ending_is_cut_back() -> None:
     assert finish(" Johnsons") == " Johnsons"
 
 
+def test_a_copied_word_said_twice_in_a_row_is_said_once() -> None:
+    assert (
+        finish(" My", " name", " is", " Mar", "ig", "old", " Mar", "ig", "old", ".")
+        == " My name is Marigold."
+    )
+    assert finish(" John", "son", " John", "son", " John", "son", ",") == " Johnson,"
+    assert finish(" Mar", "ig", " Mar", "ig", "old") == " Marigold"  # finished first, then said once
+    # Only whole prompt words, only side by side, and an open end waits for its block to finish.
+    assert finish(" The", " The", " result") == " The The result"
+    assert finish(" John", "son", ",", " John", "son") == " Johnson, Johnson"
+    assert finish(" John", "son", " John", "son", open_end=True) == " Johnson Johnson"
+
+
 def test_the_last_word_of_an_unfinished_block_is_left_for_the_next() -> None:
     assert finish(" Mar", "ig", open_end=True) == " Marig"
     assert finish(" Mar", "ig", open_end=False) == " Marigold"

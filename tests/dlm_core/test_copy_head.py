@@ -168,3 +168,33 @@ def test_a_model_made_in_inference_mode_runs(tmp_path: Path) -> None:
             [{"role": "user", "content": "hello there"}], max_tokens=8, steps=4, block_len=8
         )
     assert reply.token_ids
+
+
+def test_a_copy_starts_where_a_prompt_word_starts() -> None:
+    """``CopyHead.copy_start_ok``: a word's later token ("ur" of "␣t" "ur" "quoise") may be copied only
+    right after its earlier one; word starts, punctuation and digits anywhere; off, all."""
+    from dlm_core.config import ModelConfig
+    from dlm_core.model import CopyHead
+
+    texts = ["<m>", "<a>", " t", "ur", "quoise", " is", " 12", ":", "0", "5", " I", " love"]
+    tok = {t: i for i, t in enumerate(texts)}
+    cfg = ModelConfig(
+        vocab_size=len(texts), hidden_size=8, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=8
+    )
+    head = CopyHead(ModelConfig(**{**cfg.to_dict(), "copy_head_dim": 4}))
+    context = torch.tensor([[tok[t] for t in (" t", "ur", "quoise", " is", " 12", ":", "0", "5", "<a>")]])
+    block = torch.tensor([[tok[" I"], tok[" love"], tok[" t"], tok["<m>"], tok["ur"], tok[":"], tok["0"]]])
+    first = torch.tensor([context.shape[1]])
+    assert head.copy_start_ok(block, context, first) is None  # no vocabulary given: no rule
+    head.set_word_pieces(texts, "cpu")
+    head.whole_words.fill_(True)
+    ok = head.copy_start_ok(block, context, first)[0]  # [L, T]
+    slot = {t: j for j, t in enumerate((" t", "ur", "quoise", " is", " 12", ":", "0", "5", "<a>"))}
+    starts = [slot[t] for t in (" t", " is", " 12", ":", "0", "<a>")]
+    assert ok[:, starts].all()  # word starts, punctuation, a digit after ":" (and the marker) anywhere
+    assert ok[:, slot["ur"]].tolist() == [False, False, False, True, False, False, False]  # only after " t"
+    assert ok[:, slot["quoise"]].tolist() == [False] * 5 + [True, False]  # only after "ur"
+    assert not ok[4, slot["ur"]]  # after a still-masked position: wait until it is revealed
+    assert ok[:, slot["5"]].all()  # a number's digits are each their own copy: "5" need not wait for "0"
+    head.whole_words.fill_(False)
+    assert head.copy_start_ok(block, context, first).all()

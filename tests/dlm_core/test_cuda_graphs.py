@@ -107,6 +107,9 @@ def test_engine_with_graphs_equals_eager_engine(folders, name: str, mode: str) -
         assert g.token_ids == a.token_ids, sampler
         turn2 = [*HELLO, {"role": "assistant", "content": a.text}, {"role": "user", "content": "and then?"}]
         assert graphed.generate(turn2, **kw).token_ids == eager.generate(turn2, **kw).token_ids, sampler
+        # The whole-word copy rule is a device flag the captured step reads: a replay follows it too.
+        whole = dict(kw, constraints=_no_stop(lm).merged(Constraints(whole_word_copies=True)))
+        assert graphed.generate(turn2, **whole).token_ids == eager.generate(turn2, **whole).token_ids, sampler
     graphs = [s for s in graphed.graphs._slots.values() if s.graph is not None]
     assert graphs, "the graphed engine never replayed a graph"
 

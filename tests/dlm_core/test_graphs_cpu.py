@@ -86,6 +86,9 @@ def test_runner_bodies_equal_the_eager_engine(folders, mode: str, name: str) -> 
         guided = eager.generate(turn2, **drafted).token_ids
         assert runner_engine.generate(turn2, **drafted).token_ids == guided
         assert guided != eager.generate(turn2, **kw).token_ids  # the draft did change the reply
+        # The whole-word copy rule is a device flag read inside the step: the runner follows it too.
+        whole = dict(kw, constraints=no_stop.merged(Constraints(whole_word_copies=True)))
+        assert runner_engine.generate(turn2, **whole).token_ids == eager.generate(turn2, **whole).token_ids
     assert len({k[3] for k in runner_engine.graphs._slots}) >= 2  # the two turns used different buckets
 
 

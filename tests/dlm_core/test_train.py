@@ -214,3 +214,69 @@ def test_semantic_inputs_never_hide_a_token_the_reply_contains() -> None:
     assert torch.equal(out[0, 1], weight[2].detach()) and out[0, 0].abs().sum() == 0  # the map is still zero
     assert emb.keep is None  # a keep mask is for one forward only
     assert emb(ids).abs().sum() == 0  # without one, every word is hidden
+
+
+def test_semantic_inputs_on_user_turns_export_a_tied_model_with_a_user_table(tmp_path: Path) -> None:
+    """``semantic_input_scope = "user"``: the channel feeds only the user's words; the export keeps
+    the embedding tied to the head and folds the channel into the user input table — the same function
+    (averaged with a tied checkpoint, that one's embedding stands in for the table)."""
+    import numpy as np
+
+    from dlm_core.model import user_turn_mask
+    from dlm_core.train.trainer import main
+
+    cfg = _config(tmp_path, total_steps=4, log_every=2, semantic_input_dropout=0.25)
+    trainer = Trainer(cfg, log=lambda m: None)
+    vocab, tok = trainer.model_cfg.vocab_size, trainer.tokenizer
+    table = np.random.default_rng(0).normal(size=(vocab, 12)).astype(np.float16)
+    table[:7] = 0
+    np.save(tmp_path / "features.npy", table)
+    cfg.out_dir, cfg.semantic_inputs, cfg.semantic_input_scope = (
+        str(tmp_path / "sem"),
+        str(tmp_path / "features.npy"),
+        "user",
+    )
+    trainer = Trainer(cfg, log=lambda m: None)
+    trainer.train()
+    model = trainer.model.eval()
+    ids = torch.tensor(
+        [tok.encode_chat([{"role": "user", "content": "one two three"}], add_generation_prompt=True)]
+    )
+    scope = user_turn_mask(ids, tok.token_id("<|user|>"), tok.token_id("<|end|>"))
+    assert 0 < int(scope.sum()) < ids.shape[1]
+    with torch.no_grad():
+        embedded = model.embed_tokens(ids)
+        own = torch.nn.functional.embedding(ids, model.embed_tokens.weight)
+    assert torch.equal(embedded[~scope], own[~scope]) and not torch.allclose(embedded[scope], own[scope])
+
+    loaded = load_model(trainer.export(tmp_path / "folded"))
+    assert loaded.config.tie_word_embeddings and loaded.config.user_turn_ids == (
+        tok.token_id("<|user|>"),
+        tok.token_id("<|end|>"),
+    )
+    see = torch.ones(1, 1, ids.shape[1], ids.shape[1], dtype=torch.bool)
+    with torch.no_grad():
+        want = model.forward_masked(ids, see)
+        got = loaded.model.float().forward_masked(ids, see)
+    assert torch.allclose(want, got, atol=2e-2), float((want - got).abs().max())  # fp16 storage
+
+    (tmp_path / "train.toml").write_text(
+        f'[data]\ntokenizer = "{cfg.tokenizer}"\n[[data.sources]]\npath = "{cfg.sources[0].path}"\n'
+        f'[model]\nhidden_size = 96\n[train]\nout_dir = "{cfg.out_dir}"\nsemantic_inputs = "{cfg.semantic_inputs}"\n'
+        'semantic_input_scope = "user"\n'
+    )
+    assert main(["--config", str(tmp_path / "train.toml"), "--export", str(tmp_path / "cli")]) == 0
+    cli = load_model(tmp_path / "cli").model.state_dict()
+    assert all(torch.equal(cli[k], v) for k, v in loaded.model.state_dict().items())
+
+    (tmp_path / "t").mkdir()
+    tied = _config(tmp_path / "t", total_steps=2)
+    Trainer(tied, log=lambda m: None).train()
+    other = torch.load(Path(tied.out_dir) / "last.pt", weights_only=False)["model"]
+    cfg.export_average_with, cfg.export_average_weight = str(Path(tied.out_dir) / "last.pt"), 0.25
+    mixed = load_model(Trainer(cfg, log=lambda m: None).export(tmp_path / "mixed")).model.state_dict()
+    folded_in = loaded.model.state_dict()["embed_user.weight"].float()
+    assert torch.allclose(
+        mixed["embed_user.weight"], 0.75 * folded_in + 0.25 * other["embed_tokens.weight"], atol=2e-2
+    )
+    assert "lm_head.weight" not in mixed
