@@ -23,10 +23,11 @@ from agent.embedded.evaluate import DATA
 from agent.reply import DiffusionReply
 
 
-def load_variant(overrides: list[str], model: str) -> DiffusionReply:
+def load_variant(overrides: list[str], model: str, threads: int) -> DiffusionReply:
     lm = apply_overrides(QuickturnConfig(), overrides).lm
     if model:
         lm.model_path = model
+    lm.threads = threads  # DiffusionReply sets torch's thread count from this
     lm.prefill_while_listening = False
     reply = DiffusionReply(lm)
     reply.warmup()
@@ -42,10 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=int, default=2, help="use every k-th held-out prompt")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
     names = ["defaults", *args.variant]
-    variants = [load_variant([], args.model)]
-    variants += [load_variant(v.split(","), args.model) for v in args.variant]
+    variants = [load_variant([], args.model, args.threads)]
+    variants += [load_variant(v.split(","), args.model, args.threads) for v in args.variant]
     items = [json.loads(line) for line in (DATA / "heldout.jsonl").read_text().splitlines()][:: args.every]
     times: list[list[float]] = [[] for _ in variants]
     replies: list[list[str]] = [[] for _ in variants]
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             replies[i].append(variants[i].reply(item["messages"][:-1]))
             times[i].append((time.perf_counter() - t0) * 1e3)
     ref_p50 = statistics.median(times[0])
-    print(f"{len(items)} held-out prompts, {args.threads} torch threads\n")
+    print(f"{len(items)} held-out prompts, {torch.get_num_threads()} torch threads\n")
     print("| variant | p50 ms | mean ms | p50 ratio | replies changed |\n|---|---:|---:|---:|---:|")
     for name, ts, rs in zip(names, times, replies):
         changed = sum(a != b for a, b in zip(rs, replies[0]))
