@@ -129,20 +129,51 @@ def test_export_can_average_the_run_with_its_starting_point(tmp_path: Path) -> N
     assert main(["--config", str(tmp_path / "bad.toml"), "--export", str(tmp_path / "bad")]) == 2
 
 
+def _features(tmp_path: Path, vocab: int) -> str:
+    """A random semantic feature table; the special tokens and [UNK] have none (and are never hidden)."""
+    import numpy as np
+
+    table = np.random.default_rng(0).normal(size=(vocab, 12)).astype(np.float16)
+    table[:7] = 0
+    np.save(tmp_path / "features.npy", table)
+    return str(tmp_path / "features.npy")
+
+
+def _cli_export_equals(tmp_path: Path, cfg: TrainConfig, loaded, extra: str = "") -> Path:
+    """The CLI's export of the run's checkpoint gives the same folder as the trainer's; returns its config."""
+    from dlm_core.train.trainer import main
+
+    (tmp_path / "train.toml").write_text(
+        f'[data]\ntokenizer = "{cfg.tokenizer}"\n[[data.sources]]\npath = "{cfg.sources[0].path}"\n'
+        f'[model]\nhidden_size = 96\n[train]\nout_dir = "{cfg.out_dir}"\nsemantic_inputs = "{cfg.semantic_inputs}"\n'
+        + extra
+    )
+    assert main(["--config", str(tmp_path / "train.toml"), "--export", str(tmp_path / "cli")]) == 0
+    cli = load_model(tmp_path / "cli").model.state_dict()
+    assert all(torch.equal(cli[k], v) for k, v in loaded.model.state_dict().items())
+    return tmp_path / "train.toml"
+
+
+def _export_averaged_with_a_tied_run(tmp_path: Path, cfg: TrainConfig) -> tuple[dict, dict]:
+    """(the run exported averaged ¾ + ¼ with a tied checkpoint, that checkpoint's weights)."""
+    (tmp_path / "t").mkdir()
+    tied = _config(tmp_path / "t", total_steps=2)
+    Trainer(tied, log=lambda m: None).train()
+    other = torch.load(Path(tied.out_dir) / "last.pt", weights_only=False)["model"]
+    cfg.export_average_with, cfg.export_average_weight = str(Path(tied.out_dir) / "last.pt"), 0.25
+    mixed = load_model(Trainer(cfg, log=lambda m: None).export(tmp_path / "mixed")).model.state_dict()
+    return mixed, other
+
+
 def test_semantic_inputs_train_resume_and_export_folded(tmp_path: Path) -> None:
     """``semantic_inputs``: a frozen feature table reaches the model through a learned map that starts
     at zero; the run resumes with it and exports an ordinary untied model computing the same function."""
-    import numpy as np
-
     from dlm_core.train.trainer import main
 
     cfg = _config(tmp_path, total_steps=4, log_every=2, semantic_input_dropout=0.25)
     vocab = Trainer(cfg, log=lambda m: None).model_cfg.vocab_size
-    table = np.random.default_rng(0).normal(size=(vocab, 12)).astype(np.float16)
-    table[:7] = 0  # the special tokens and [UNK] have no features (and are never hidden)
-    np.save(tmp_path / "features.npy", table)
     cfg.out_dir = str(tmp_path / "sem")
-    cfg.semantic_inputs = str(tmp_path / "features.npy")
+    cfg.semantic_inputs = _features(tmp_path, vocab)
     trainer = Trainer(cfg, log=lambda m: None)
     assert trainer.model.embed_tokens.proj.weight.abs().sum() == 0  # starts silent
     trainer.train()
@@ -166,20 +197,9 @@ def test_semantic_inputs_train_resume_and_export_folded(tmp_path: Path) -> None:
     assert torch.allclose(want, got, atol=2e-2), float((want - got).abs().max())  # fp16 storage
 
     # The CLI's export of the checkpoint folds it the same way; without the table it says what is missing.
-    (tmp_path / "train.toml").write_text(
-        f'[data]\ntokenizer = "{cfg.tokenizer}"\n[[data.sources]]\npath = "{cfg.sources[0].path}"\n'
-        f'[model]\nhidden_size = 96\n[train]\nout_dir = "{cfg.out_dir}"\nsemantic_inputs = "{cfg.semantic_inputs}"\n'
-    )
-    assert main(["--config", str(tmp_path / "train.toml"), "--export", str(tmp_path / "cli")]) == 0
-    cli = load_model(tmp_path / "cli").model.state_dict()
-    assert all(torch.equal(cli[k], v) for k, v in loaded.model.state_dict().items())
+    toml = _cli_export_equals(tmp_path, cfg, loaded)
     # Averaged with a tied checkpoint (its embedding stands in for its head), as the trainer exports it.
-    (tmp_path / "t").mkdir()
-    tied = _config(tmp_path / "t", total_steps=2)
-    Trainer(tied, log=lambda m: None).train()
-    other = torch.load(Path(tied.out_dir) / "last.pt", weights_only=False)["model"]
-    cfg.export_average_with, cfg.export_average_weight = str(Path(tied.out_dir) / "last.pt"), 0.25
-    mixed = load_model(Trainer(cfg, log=lambda m: None).export(tmp_path / "mixed")).model.state_dict()
+    mixed, other = _export_averaged_with_a_tied_run(tmp_path, cfg)
     own = resumed.model.embed_tokens.weight.detach()
     assert torch.allclose(
         mixed["lm_head.weight"], 0.75 * own + 0.25 * other["embed_tokens.weight"], atol=2e-3
@@ -188,7 +208,7 @@ def test_semantic_inputs_train_resume_and_export_folded(tmp_path: Path) -> None:
     assert torch.allclose(
         mixed["embed_tokens.weight"], 0.75 * folded_in + 0.25 * other["embed_tokens.weight"], atol=2e-2
     )
-    text = (tmp_path / "train.toml").read_text().replace(f'semantic_inputs = "{cfg.semantic_inputs}"\n', "")
+    text = toml.read_text().replace(f'semantic_inputs = "{cfg.semantic_inputs}"\n', "")
     (tmp_path / "bare.toml").write_text(text)
     assert main(["--config", str(tmp_path / "bare.toml"), "--export", str(tmp_path / "bare")]) == 2
 
@@ -220,22 +240,13 @@ def test_semantic_inputs_on_user_turns_export_a_tied_model_with_a_user_table(tmp
     """``semantic_input_scope = "user"``: the channel feeds only the user's words; the export keeps
     the embedding tied to the head and folds the channel into the user input table — the same function
     (averaged with a tied checkpoint, that one's embedding stands in for the table)."""
-    import numpy as np
-
     from dlm_core.model import user_turn_mask
-    from dlm_core.train.trainer import main
 
     cfg = _config(tmp_path, total_steps=4, log_every=2, semantic_input_dropout=0.25)
     trainer = Trainer(cfg, log=lambda m: None)
     vocab, tok = trainer.model_cfg.vocab_size, trainer.tokenizer
-    table = np.random.default_rng(0).normal(size=(vocab, 12)).astype(np.float16)
-    table[:7] = 0
-    np.save(tmp_path / "features.npy", table)
-    cfg.out_dir, cfg.semantic_inputs, cfg.semantic_input_scope = (
-        str(tmp_path / "sem"),
-        str(tmp_path / "features.npy"),
-        "user",
-    )
+    cfg.out_dir, cfg.semantic_input_scope = str(tmp_path / "sem"), "user"
+    cfg.semantic_inputs = _features(tmp_path, vocab)
     trainer = Trainer(cfg, log=lambda m: None)
     trainer.train()
     model = trainer.model.eval()
@@ -260,21 +271,8 @@ def test_semantic_inputs_on_user_turns_export_a_tied_model_with_a_user_table(tmp
         got = loaded.model.float().forward_masked(ids, see)
     assert torch.allclose(want, got, atol=2e-2), float((want - got).abs().max())  # fp16 storage
 
-    (tmp_path / "train.toml").write_text(
-        f'[data]\ntokenizer = "{cfg.tokenizer}"\n[[data.sources]]\npath = "{cfg.sources[0].path}"\n'
-        f'[model]\nhidden_size = 96\n[train]\nout_dir = "{cfg.out_dir}"\nsemantic_inputs = "{cfg.semantic_inputs}"\n'
-        'semantic_input_scope = "user"\n'
-    )
-    assert main(["--config", str(tmp_path / "train.toml"), "--export", str(tmp_path / "cli")]) == 0
-    cli = load_model(tmp_path / "cli").model.state_dict()
-    assert all(torch.equal(cli[k], v) for k, v in loaded.model.state_dict().items())
-
-    (tmp_path / "t").mkdir()
-    tied = _config(tmp_path / "t", total_steps=2)
-    Trainer(tied, log=lambda m: None).train()
-    other = torch.load(Path(tied.out_dir) / "last.pt", weights_only=False)["model"]
-    cfg.export_average_with, cfg.export_average_weight = str(Path(tied.out_dir) / "last.pt"), 0.25
-    mixed = load_model(Trainer(cfg, log=lambda m: None).export(tmp_path / "mixed")).model.state_dict()
+    _cli_export_equals(tmp_path, cfg, loaded, 'semantic_input_scope = "user"\n')
+    mixed, other = _export_averaged_with_a_tied_run(tmp_path, cfg)
     folded_in = loaded.model.state_dict()["embed_user.weight"].float()
     assert torch.allclose(
         mixed["embed_user.weight"], 0.75 * folded_in + 0.25 * other["embed_tokens.weight"], atol=2e-2
