@@ -95,6 +95,7 @@ class LMSection:
     prefill_while_listening: bool = True  # cache system prompt + history while the user speaks
     drafts: bool = True  # draft-conditioned denoising from the model folder's drafts.json.gz, if present
     draft_threshold: float = 0.05  # keep a draft token when the model gives it at least this probability
+    draft_guidance: bool = True  # later steps, too, take a draft token once it is plausible
     draft_min_similarity: float = 0.5  # retrieval cosine below which no draft is offered
 
 

@@ -157,6 +157,7 @@ class DiffusionReply(ReplyModel):
             constraints=self.constraints,
             draft=draft,
             draft_threshold=self.cfg.draft_threshold,
+            draft_guidance=self.cfg.draft_guidance,
             stop=cancel,  # a discarded speculative reply frees the cores within one step
             early_exit=self.cfg.early_exit,
         )

@@ -197,6 +197,7 @@ class DiffusionEngine:
         draft_threshold: float = 0.05,
         stop: threading.Event | None = None,
         early_exit: bool = True,
+        draft_guidance: bool = True,
     ) -> Iterator[BlockResult]:
         """Yield each finished block of the reply; ``last_result`` holds the totals afterwards.
 
@@ -215,7 +216,7 @@ class DiffusionEngine:
         S steps then keeps every draft token the model finds plausible (p ≥ ``draft_threshold``) and
         the remaining steps fill the rest, each still taking the draft's token at a position it
         reveals when that token has become plausible: draft-conditioned denoising, at no extra
-        forward passes.
+        forward passes. ``draft_guidance=False`` keeps the draft to the first step only.
 
         Bad arguments raise ``GenerationError`` at once (not at the first ``next``). The engine is locked
         while the generator runs: a consumer that stops early must ``close()`` it
@@ -232,6 +233,7 @@ class DiffusionEngine:
             draft_threshold=draft_threshold,
             stop=stop,
             early_exit=early_exit,
+            draft_guidance=draft_guidance,
         )
 
     def generate_ids(self, prompt: Sequence[int], **kwargs) -> GenerationResult:
@@ -253,6 +255,7 @@ class DiffusionEngine:
         draft_threshold: float = 0.05,
         stop: threading.Event | None = None,
         early_exit: bool = True,
+        draft_guidance: bool = True,
     ) -> Iterator[BlockResult]:
         """Like ``stream`` for an already tokenised prompt (chat template applied by the caller)."""
         sampler = sampler or SamplerConfig()
@@ -294,6 +297,7 @@ class DiffusionEngine:
             draft_threshold,
             stop,
             early_exit,
+            draft_guidance,
         )
 
     @cached_property
@@ -318,6 +322,7 @@ class DiffusionEngine:
         draft_threshold: float,
         stop: threading.Event | None = None,
         early_exit: bool = True,
+        draft_guidance: bool = True,
     ) -> Iterator[BlockResult]:
         with self._lock, torch.inference_mode():
             t0 = time.perf_counter()
@@ -352,6 +357,7 @@ class DiffusionEngine:
                     draft_threshold,
                     stop,
                     settled_at=len(lead) + n_reply if early_exit else None,
+                    draft_guidance=draft_guidance,
                 )
                 if stop is not None and stop.is_set():
                     result.stopped = True
@@ -525,6 +531,7 @@ class DiffusionEngine:
         draft_threshold: float = 0.05,
         stop: threading.Event | None = None,
         settled_at: int | None = None,
+        draft_guidance: bool = True,
     ) -> tuple[list[int], int]:
         """Denoise one block; returns its token ids (lead included) and the number of forwards spent.
 
@@ -545,7 +552,7 @@ class DiffusionEngine:
             positions = torch.arange(ctx_len, ctx_len + length, device=self.device)
             logits = self._block_logits(x, positions, ctx_len)
             x = accept_draft(logits, x, fixed, suggestion, draft_threshold, plan)
-            guide: Tensor | None = suggestion  # and it keeps guiding the remaining steps
+            guide = suggestion if draft_guidance else None  # and it keeps guiding the remaining steps
             if settled_at is not None and self._settled(x, len(lead), settled_at):
                 return x[0].tolist(), 1  # the model accepted the whole draft reply
             n_steps -= 1

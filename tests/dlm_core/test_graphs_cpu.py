@@ -86,6 +86,12 @@ def test_runner_bodies_equal_the_eager_engine(folders, mode: str, name: str) -> 
         guided = eager.generate(turn2, **drafted).token_ids
         assert runner_engine.generate(turn2, **drafted).token_ids == guided
         assert guided != eager.generate(turn2, **kw).token_ids  # the draft did change the reply
+        # Without guidance only the first step sees the draft, alike in both.
+        first_only = dict(drafted, draft_guidance=False)
+        unguided = eager.generate(turn2, **first_only).token_ids
+        assert runner_engine.generate(turn2, **first_only).token_ids == unguided
+        if name == "quickturn":  # for this model and draft the later steps' guidance changes the reply
+            assert unguided != guided
         # The whole-word copy rule is a device flag read inside the step: the runner follows it too.
         whole = dict(kw, constraints=no_stop.merged(Constraints(whole_word_copies=True)))
         assert runner_engine.generate(turn2, **whole).token_ids == eager.generate(turn2, **whole).token_ids
