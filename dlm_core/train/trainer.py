@@ -425,10 +425,12 @@ def averaged_weights(
     return _mixed(weights, other["model"], other_weight, other_ckpt)
 
 
-def semantic_scope_ids(cfg: TrainConfig, tok: ChatTokenizer) -> tuple[int, ...]:
-    """The (open, close) ids of a user turn when the channel feeds only the user's words, else ()."""
+def semantic_scope_ids(cfg: TrainConfig, tok: ChatTokenizer | None = None) -> tuple[int, ...]:
+    """The (open, close) ids of a user turn when the channel feeds only the user's words, else ()
+    (``tok``: the run's tokenizer, read from ``cfg.tokenizer`` only when needed and not given)."""
     if cfg.semantic_input_scope != "user":
         return ()
+    tok = tok or ChatTokenizer.from_file(cfg.tokenizer, FAMILIES["quickturn"])
     return (tok.token_id("<|user|>"), tok.token_id("<|end|>"))
 
 
@@ -561,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
                 cfg.export_average_with,
                 cfg.export_average_weight,
                 cfg.semantic_inputs,
-                semantic_scope_ids(cfg, ChatTokenizer.from_file(cfg.tokenizer, FAMILIES["quickturn"])),
+                semantic_scope_ids(cfg),
             )
         except (OSError, DataError) as exc:
             print(f"error: {exc}", file=sys.stderr)
