@@ -418,11 +418,17 @@ def averaged_weights(
     weights: dict[str, torch.Tensor], model_config: dict, other_ckpt: str | Path, other_weight: float
 ) -> dict[str, torch.Tensor]:
     """``(1 - other_weight) · weights + other_weight · other``, parameter by parameter, for a
-    checkpoint ``other_ckpt`` of the same architecture (weight-space ensembling)."""
-    other = torch.load(other_ckpt, map_location="cpu", weights_only=False)
-    if other["model_config"] != model_config or other["model"].keys() != weights.keys():
+    checkpoint or model folder ``other_ckpt`` of the same architecture (weight-space ensembling)."""
+    if Path(other_ckpt).is_dir():
+        other_model = load_model(other_ckpt).model
+        same = other_model.cfg == ModelConfig.from_dict(model_config)
+        theirs = dict(other_model.float().state_dict())
+    else:
+        other = torch.load(other_ckpt, map_location="cpu", weights_only=False)
+        same, theirs = other["model_config"] == model_config, other["model"]
+    if not same or theirs.keys() != weights.keys():
         raise DataError(f"{other_ckpt} is not the same architecture as this run: cannot average them")
-    return _mixed(weights, other["model"], other_weight, other_ckpt)
+    return _mixed(weights, theirs, other_weight, other_ckpt)
 
 
 def semantic_scope_ids(cfg: TrainConfig, tok: ChatTokenizer | None = None) -> tuple[int, ...]:

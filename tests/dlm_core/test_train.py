@@ -129,6 +129,25 @@ def test_export_can_average_the_run_with_its_starting_point(tmp_path: Path) -> N
     assert main(["--config", str(tmp_path / "bad.toml"), "--export", str(tmp_path / "bad")]) == 2
 
 
+def test_export_can_average_the_run_with_a_model_folder(tmp_path: Path) -> None:
+    """``export_average_with`` may name a model folder (what an earlier stage shipped), not only a
+    checkpoint: the run is mixed with the folder's (float16) weights."""
+    cfg = _config(tmp_path, total_steps=4, log_every=2)
+    trainer = Trainer(cfg, log=lambda m: None)
+    trainer.train()
+    shipped = trainer.export(tmp_path / "shipped")
+    Path(cfg.out_dir, "last.pt").unlink()
+    cfg.total_steps = 8
+    Trainer(cfg, log=lambda m: None).train()  # a fresh run: different weights
+    cfg.export_average_with, cfg.export_average_weight = str(shipped), 0.5
+    mixed = load_model(Trainer(cfg, log=lambda m: None).export(tmp_path / "mixed")).model.state_dict()
+    a = torch.load(Path(cfg.out_dir) / "last.pt", weights_only=False)["model"]
+    b = load_model(shipped).model.state_dict()
+    for key in ("embed_tokens.weight", "layers.0.mlp.up_proj.weight"):
+        assert not torch.equal(a[key], b[key])
+        assert torch.equal(mixed[key], (0.5 * a[key] + 0.5 * b[key]).half().float())
+
+
 def _features(tmp_path: Path, vocab: int) -> str:
     """A random semantic feature table; the special tokens and [UNK] have none (and are never hidden)."""
     import numpy as np
@@ -278,3 +297,27 @@ def test_semantic_inputs_on_user_turns_export_a_tied_model_with_a_user_table(tmp
         mixed["embed_user.weight"], 0.75 * folded_in + 0.25 * other["embed_tokens.weight"], atol=2e-2
     )
     assert "lm_head.weight" not in mixed
+
+
+def test_soup_is_the_mean_of_its_folders_and_refuses_other_shapes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m dlm_core.train.soup``: a folder the loader reads, holding the parameter-wise mean
+    (in fp32, stored in fp16 like every export) of folders of one architecture."""
+    from dlm_core.train.soup import main
+
+    from .helpers import tiny_quickturn
+
+    folders = [tmp_path / name for name in ("a", "b", "c")]
+    weights = [tiny_quickturn(f, seed=i).model.state_dict() for i, f in enumerate(folders)]
+    assert main([*map(str, folders), "--out", str(tmp_path / "soup")]) == 0
+    soup = load_model(tmp_path / "soup").model.state_dict()
+    assert soup.keys() == weights[0].keys()
+    for key in ("embed_tokens.weight", "layers.1.mlp.up_proj.weight"):
+        mean = sum(w[key] for w in weights) / 3
+        assert not torch.equal(weights[0][key], weights[1][key])
+        assert torch.equal(soup[key], mean.half().float())
+    tiny_quickturn(tmp_path / "wide", hidden_size=96)
+    assert main([str(folders[0]), str(tmp_path / "wide"), "--out", str(tmp_path / "bad")]) == 2
+    assert "not the same architecture" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
