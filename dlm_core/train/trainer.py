@@ -532,6 +532,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-minutes", type=float, help="override [train] max_minutes")
     ap.add_argument("--device", help="override [train] device (cpu | cuda)")
     ap.add_argument(
+        "--seed",
+        type=int,
+        help="override [train] seed; the run's folder becomes <out_dir>-seed<N>, so seeds never resume each other",
+    )
+    ap.add_argument(
         "--finished",
         action="store_true",
         help="exit 0 if the run has reached its last step, 3 if not (no training)",
@@ -546,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg.max_minutes = args.max_minutes
     if args.device:
         cfg.device = args.device
+    if args.seed is not None:
+        cfg.seed = args.seed
+        cfg.out_dir = f"{cfg.out_dir}-seed{args.seed}"
 
     def log(msg: str) -> None:
         print(msg, flush=True)

@@ -148,6 +148,25 @@ def test_export_can_average_the_run_with_a_model_folder(tmp_path: Path) -> None:
         assert torch.equal(mixed[key], (0.5 * a[key] + 0.5 * b[key]).half().float())
 
 
+def test_seed_flag_gives_each_seed_its_own_run(tmp_path: Path) -> None:
+    """``--seed N``: a run of its own in ``<out_dir>-seedN`` (seeds never resume each other's checkpoint)."""
+    from dlm_core.train.trainer import main
+
+    cfg = _config(tmp_path)
+    (tmp_path / "train.toml").write_text(
+        f'[data]\ntokenizer = "{cfg.tokenizer}"\n[[data.sources]]\npath = "{cfg.sources[0].path}"\n'
+        f'[model]\nhidden_size = 64\nnum_layers = 1\nnum_heads = 4\nnum_kv_heads = 2\nintermediate_size = 128\n[train]\nout_dir = "{tmp_path / "run"}"\n'
+        "total_steps = 2\nbatch_size = 4\nlog_every = 1\nthreads = 1\n"
+    )
+    config = str(tmp_path / "train.toml")
+    for seed in (5, 6):
+        assert main(["--config", config, "--seed", str(seed)]) == 0
+        assert main(["--config", config, "--seed", str(seed), "--finished"]) == 0
+    assert main(["--config", config, "--finished"]) == 3  # the unseeded run has not started
+    a, b = (torch.load(tmp_path / f"run-seed{s}" / "last.pt", weights_only=False)["model"] for s in (5, 6))
+    assert not torch.equal(a["embed_tokens.weight"], b["embed_tokens.weight"])
+
+
 def _features(tmp_path: Path, vocab: int) -> str:
     """A random semantic feature table; the special tokens and [UNK] have none (and are never hidden)."""
     import numpy as np
