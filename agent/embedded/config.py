@@ -50,6 +50,13 @@ class SumSetConfig:
 
 
 @dataclass(frozen=True)
+class MemorySetConfig:
+    examples: int = (
+        6000  # facts asked back after 1-3 other facts, half never told (train_memory.jsonl; 0 = none)
+    )
+
+
+@dataclass(frozen=True)
 class LongHistoryConfig:
     examples: int = 12000  # train examples with 3–6 earlier exchanges (train_long.jsonl.gz; 0 = none)
 
@@ -112,6 +119,7 @@ class DataConfig:
     name_set: NameSetConfig = field(default_factory=NameSetConfig)
     part_set: PartSetConfig = field(default_factory=PartSetConfig)
     sum_set: SumSetConfig = field(default_factory=SumSetConfig)
+    memory_set: MemorySetConfig = field(default_factory=MemorySetConfig)
     fortunes: FortunesConfig = field(default_factory=FortunesConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     heldout: HeldoutConfig = field(default_factory=HeldoutConfig)

@@ -838,12 +838,12 @@ NAMED_FACTS = frozenset({"name", "pet"})  # facts whose value is a name
 
 UNKNOWN_FACT_A = (
     "I don't think you've told me that yet.",
-    "You haven't told me that yet. What is it?",
+    "I don't know that one yet. What is it?",
     "I'm not sure, you haven't mentioned it. Want to tell me?",
 )
 
 
-def _fmt_fact(t: str, vals: dict[str, str]) -> str:
+def format_fact(t: str, vals: dict[str, str]) -> str:
     v = vals["v"]
     out = t.replace("{V}", v[:1].upper() + v[1:])
     return out.format(**vals)
@@ -883,8 +883,8 @@ class UserFactIntent(Intent):
             fact = rng.choice(USER_FACTS)
             vals = fact.values(rng)
         tells, asks = (self.held if held else self.train)[fact.key]
-        tell = _fmt_fact(rng.choice(tells), vals)
-        ack = _fmt_fact(rng.choice(fact.ack), vals)
+        tell = format_fact(rng.choice(tells), vals)
+        ack = format_fact(rng.choice(fact.ack), vals)
         msgs = [{"role": "system", "content": ctx.system}]
         if self.mode == "tell":
             msgs += [
@@ -898,8 +898,8 @@ class UserFactIntent(Intent):
                 {"role": "assistant", "content": ack},
             ]
             msgs += filler_turns(rng, ctx, rng.choice((0, 0, 1, 1, 2)))
-            q = _fmt_fact(rng.choice(asks), vals)
-            a = _fmt_fact(rng.choice(fact.answer), vals)
+            q = format_fact(rng.choice(asks), vals)
+            a = format_fact(rng.choice(fact.answer), vals)
             msgs += [{"role": "user", "content": asr_variant(rng, q)}, {"role": "assistant", "content": a}]
             return Example(msgs, "templates", "user_fact", expect_any=[vals["v"]])
         # unknown: the history holds a different fact, the question asks for one never told.
@@ -907,11 +907,11 @@ class UserFactIntent(Intent):
         ovals = other.values(rng)
         otells = (self.held if held else self.train)[other.key][0]
         msgs += [
-            {"role": "user", "content": asr_variant(rng, _fmt_fact(rng.choice(otells), ovals))},
-            {"role": "assistant", "content": _fmt_fact(rng.choice(other.ack), ovals)},
+            {"role": "user", "content": asr_variant(rng, format_fact(rng.choice(otells), ovals))},
+            {"role": "assistant", "content": format_fact(rng.choice(other.ack), ovals)},
         ]
         msgs += filler_turns(rng, ctx, rng.choice((0, 1)))
-        q = _fmt_fact(rng.choice(asks), vals)
+        q = format_fact(rng.choice(asks), vals)
         msgs += [
             {"role": "user", "content": asr_variant(rng, q)},
             {"role": "assistant", "content": rng.choice(UNKNOWN_FACT_A)},

@@ -31,6 +31,7 @@ from agent.embedded.intents import (
     OWN_NAME_MORE_Q,
     PART_MORE_Q,
     PART_Q,
+    UNKNOWN_FACT_A,
     USER_FACTS,
     USER_NAME_MORE_Q,
     UserFactIntent,
@@ -65,6 +66,9 @@ examples = 100
 
 [sum_set]
 examples = 60
+
+[memory_set]
+examples = 120
 
 [chitchat]
 pretrain = false
@@ -331,6 +335,49 @@ def test_sum_set_asks_sums_in_words_answered_from_the_worked_out_sum(
         assert r["expect_any"] == [result] and re.search(rf"\b{result}\.$", reply), r
         spelled += not re.search(r"\d", user)
     assert spelled > 30  # mostly both numbers in words; some with one side in digits
+    held = {json.dumps(h["messages"][:-1]) for h in heldout}
+    assert not any(json.dumps(r["messages"][:-1]) in held for r in rows)
+
+
+def test_memory_set_asks_one_of_several_facts_or_one_never_told(built: Path, heldout: list[dict]) -> None:
+    """Told facts are distractors as often as answers; questions only in training phrasings."""
+    rows = _read(built / "train_memory.jsonl")
+    assert len(rows) == 120
+    kinds = [r["kind"] for r in rows]
+    assert (
+        40 < kinds.count("user_fact") < 80
+        and kinds.count("user_fact") + kinds.count("user_fact_unknown") == 120
+    )
+    cfg = load_config(built.parent / "cfg.toml")
+    fortunes = fortune_items(cfg, random.Random(cfg.seed + 1))
+    intents = all_intents(fortunes, random.Random(cfg.seed + 2), cfg.templates.heldout_phrasing_share)
+    asker = next(it for it in intents if isinstance(it, UserFactIntent) and it.mode == "ask")
+
+    def plain(text: str) -> str:
+        return re.sub(r"[.,!?;]", "", text).lower()
+
+    def asked_in(phrasings: set[str], question: str) -> bool:
+        return any(
+            re.search(re.escape(plain(p)).replace(r"\{v2\}", r"\w+") + "$", plain(question))
+            for p in phrasings
+        )
+
+    held_asks = {p for f in USER_FACTS for p in asker.held[f.key][1]}
+    train_asks = {p for f in USER_FACTS for p in asker.train[f.key][1]}
+    distractors = 0
+    for r in rows:
+        msgs = r["messages"]
+        history = " ".join(m["content"] for m in msgs[1:-2] if m["role"] == "user")
+        question, reply = msgs[-2]["content"], msgs[-1]["content"]
+        assert asked_in(train_asks, question) and not asked_in(held_asks - train_asks, question), r
+        if r["kind"] == "user_fact":  # the answer was told, and is said; the other facts are not
+            (value,) = r["expect_any"]
+            assert value.lower() in history.lower() and value in reply, r
+            distractors += bool(r.get("expect_none"))
+        else:
+            assert reply in UNKNOWN_FACT_A, r
+        assert not any(v in reply for v in r.get("expect_none") or []), r
+    assert distractors > 20  # most known facts sit beside other told facts
     held = {json.dumps(h["messages"][:-1]) for h in heldout}
     assert not any(json.dumps(r["messages"][:-1]) in held for r in rows)
 
