@@ -54,13 +54,16 @@ $(DATA)/train.jsonl:
 
 ## Resumable: each run stops after max_minutes (run `make train` again to continue). Stage 1 trains the
 ## denoiser, stage 2 adds the copy head, stage 3 adds the copy and long-history sets, stage 4 the name
-## set, stage 5 the context's part of day and worked-out sums; then export the weights and the draft index.
+## set, stage 5 the context's part of day and worked-out sums, stage 6 sums asked in words, stage 7 (two
+## seeds, their soup) the meaning of the user's words and the memory set; then the draft index.
 STAGE1 := configs/train_embedded.toml
 STAGE2 := configs/train_embedded_copy.toml
 STAGE3 := configs/train_embedded_stage3.toml
 STAGE4 := configs/train_embedded_stage4.toml
 STAGE5 := configs/train_embedded_facts.toml
 STAGE6 := configs/train_embedded_sums.toml
+STAGE7 := configs/train_embedded_user_memory.toml
+STAGE7_RUN := runs/embedded_user_memory
 train: $(ENV_STAMP) $(DATA)/train.jsonl
 	test -f runs/embedded/init_embeddings.npy || $(PY) -m agent.embedded.init_embeddings --hidden 256 --out runs/embedded/init_embeddings.npy
 	$(PY) -m dlm_core.train --config $(STAGE1) --finished || $(PY) -m dlm_core.train --config $(STAGE1)
@@ -75,7 +78,14 @@ train: $(ENV_STAMP) $(DATA)/train.jsonl
 	$(PY) -m dlm_core.train --config $(STAGE5) --finished
 	$(PY) -m dlm_core.train --config $(STAGE6) --finished || $(PY) -m dlm_core.train --config $(STAGE6)
 	$(PY) -m dlm_core.train --config $(STAGE6) --finished
-	$(PY) -m dlm_core.train --config $(STAGE6) --export $(MODEL)  # averaged with stage 5 (the config says so)
+	$(PY) -m dlm_core.train --config $(STAGE6) --export runs/embedded_sums/export  # averaged with stage 5 (the config says so)
+	test -f runs/embedded/semantic_features.npy || $(PY) -m agent.embedded.init_embeddings --features --out runs/embedded/semantic_features.npy
+	for seed in 0 1; do \
+	  $(PY) -m dlm_core.train --config $(STAGE7) --seed $$seed --finished || $(PY) -m dlm_core.train --config $(STAGE7) --seed $$seed; \
+	  $(PY) -m dlm_core.train --config $(STAGE7) --seed $$seed --finished || exit 1; \
+	  $(PY) -m dlm_core.train --config $(STAGE7) --seed $$seed --export $(STAGE7_RUN)-seed$$seed/export || exit 1; \
+	done  # each export averaged with stage 6 (the config says so)
+	$(PY) -m dlm_core.train.soup $(STAGE7_RUN)-seed0/export $(STAGE7_RUN)-seed1/export --out $(MODEL)
 	$(PY) -m agent.embedded.drafts --train $(DATA)/train.jsonl $(DATA)/train_parts.jsonl $(DATA)/train_sums.jsonl --out $(MODEL)/drafts.json.gz
 
 eval: $(ENV_STAMP)
