@@ -419,16 +419,20 @@ def averaged_weights(
 ) -> dict[str, torch.Tensor]:
     """``(1 - other_weight) · weights + other_weight · other``, parameter by parameter, for a
     checkpoint or model folder ``other_ckpt`` of the same architecture (weight-space ensembling)."""
-    if Path(other_ckpt).is_dir():
-        other_model = load_model(other_ckpt).model
-        same = other_model.cfg == ModelConfig.from_dict(model_config)
-        theirs = dict(other_model.float().state_dict())
-    else:
-        other = torch.load(other_ckpt, map_location="cpu", weights_only=False)
-        same, theirs = other["model_config"] == model_config, other["model"]
-    if not same or theirs.keys() != weights.keys():
+    theirs, their_cfg = _weights_and_config(other_ckpt)
+    if their_cfg != ModelConfig.from_dict(model_config) or theirs.keys() != weights.keys():
         raise DataError(f"{other_ckpt} is not the same architecture as this run: cannot average them")
     return _mixed(weights, theirs, other_weight, other_ckpt)
+
+
+def _weights_and_config(source: str | Path) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """A training checkpoint's or a model folder's weights (a folder's in float32) and architecture."""
+    path = Path(source)
+    if path.is_dir():
+        model = load_model(path).model
+        return dict(model.float().state_dict()), model.cfg
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    return state["model"], ModelConfig.from_dict(state["model_config"])
 
 
 def semantic_scope_ids(cfg: TrainConfig, tok: ChatTokenizer | None = None) -> tuple[int, ...]:
@@ -461,11 +465,7 @@ def averaged_folded(
 ) -> dict[str, torch.Tensor]:
     """``averaged_weights`` for a folded semantic run (an untied head or a user input table) and a
     checkpoint or model folder that may have neither: its embedding stands in for both."""
-    path = Path(other)
-    if path.is_dir():
-        theirs = dict(load_model(path).model.float().state_dict())
-    else:
-        theirs = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    theirs, _ = _weights_and_config(other)
     for key in ("lm_head.weight", "embed_user.weight"):
         if key in weights and key not in theirs:
             theirs = {**theirs, key: theirs["embed_tokens.weight"]}
