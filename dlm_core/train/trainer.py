@@ -389,28 +389,14 @@ class Trainer:
 
     def export(self, folder: str | Path) -> Path:
         """The current weights as a model folder (averaged as ``export_average_with`` says, like the CLI)."""
-        model = self.model
-        if self.semantic is not None:
-            config, weights = folded_export(
-                self.model.state_dict(),
-                self.model_cfg.to_dict(),
-                self.semantic,
-                self.semantic_scope,
-                self.cfg.export_average_with,
-                self.cfg.export_average_weight,
-            )
-            model = Transformer(ModelConfig.from_dict(config))
-            model.load_state_dict(weights)
-        elif self.cfg.export_average_with:
-            model = Transformer(self.model_cfg)
-            model.load_state_dict(
-                averaged_weights(
-                    self.model.state_dict(),
-                    self.model_cfg.to_dict(),
-                    self.cfg.export_average_with,
-                    self.cfg.export_average_weight,
-                )
-            )
+        model = exported_model(
+            self.model.state_dict(),
+            self.model_cfg.to_dict(),
+            self.semantic,
+            self.semantic_scope,
+            self.cfg.export_average_with,
+            self.cfg.export_average_weight,
+        )
         return save_quickturn_model(model, self.cfg.tokenizer, folder)
 
 
@@ -444,20 +430,27 @@ def semantic_scope_ids(cfg: TrainConfig, tok: ChatTokenizer | None = None) -> tu
     return (tok.token_id("<|user|>"), tok.token_id("<|end|>"))
 
 
-def folded_export(
+def exported_model(
     weights: dict[str, torch.Tensor],
     model_config: dict,
-    features: torch.Tensor,
+    features: torch.Tensor | None,
     user_turn_ids: tuple[int, ...],
     average_with: str | Path = "",
     average_weight: float = 0.5,
-) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(config, weights) of a semantic run folded into an ordinary model (``semantic.folded_state``),
-    averaged with ``average_with`` if given."""
-    weights = semantic.folded_state(weights, features, user_turn_ids)
-    if average_with:
-        weights = averaged_folded(weights, average_with, average_weight)
-    return semantic.folded_config(model_config, user_turn_ids), weights
+) -> Transformer:
+    """A run's weights as the model its folder holds: a semantic run (``features``: the channel's
+    table) folded into an ordinary model (``semantic.folded_state``), and averaged with
+    ``average_with`` if given."""
+    if features is not None:
+        weights = semantic.folded_state(weights, features, user_turn_ids)
+        model_config = semantic.folded_config(model_config, user_turn_ids)
+        if average_with:
+            weights = averaged_folded(weights, average_with, average_weight)
+    elif average_with:
+        weights = averaged_weights(weights, model_config, average_with, average_weight)
+    model = Transformer(ModelConfig.from_dict(model_config))
+    model.load_state_dict(weights)
+    return model
 
 
 def averaged_folded(
@@ -500,21 +493,15 @@ def export_checkpoint(
     ``average_with``: another checkpoint of the same architecture; the folder then gets
     ``(1 - average_weight) · this + average_weight · that``, parameter by parameter. A run trained
     with semantic inputs needs their table (``semantic_inputs``) and the user-turn ids it was scoped
-    to (``semantic_scope``, if any) and exports folded (``folded_export``)."""
+    to (``semantic_scope``, if any) and exports folded (``exported_model``)."""
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    weights = state["model"]
-    model_config = dict(state["model_config"])
+    weights, model_config = state["model"], dict(state["model_config"])
+    features = None
     if semantic.PROJ_KEY in weights:
         if not semantic_inputs:
             raise DataError(f"{ckpt} was trained with semantic inputs: give their table to export it")
         features = semantic.read_features(semantic_inputs, model_config["vocab_size"])
-        model_config, weights = folded_export(
-            weights, model_config, features, semantic_scope, average_with, average_weight
-        )
-    elif average_with:
-        weights = averaged_weights(weights, state["model_config"], average_with, average_weight)
-    model = Transformer(ModelConfig.from_dict(model_config))
-    model.load_state_dict(weights)
+    model = exported_model(weights, model_config, features, semantic_scope, average_with, average_weight)
     save_quickturn_model(model, tokenizer_json, folder)
     return int(state["step"])
 
