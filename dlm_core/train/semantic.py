@@ -19,8 +19,8 @@ export keeps E tied to the head and writes E + scale · W · F as the model's us
 Measured on the embedded model (docs/model-card.md, points 23 d, 24 and 25 b): on every token it
 fixes the part-of-day questions the model's own embedding misread, but copies clock times worse even
 with the digits' feature rows left blank (all-zero rows carry nothing and are never hidden); on the
-user's words only it keeps the clock, but its context-use gain varies by seed and it costs some
-relevance; not shipped.
+user's words only it keeps the clock, and the shipped stage 7 uses it that way (point 26; its gain
+varies by seed and it costs some relevance).
 """
 
 from __future__ import annotations
