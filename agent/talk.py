@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 
 from audio.aec import EchoCanceller, PlaybackReference
 from audio.devices import AudioDeviceError, check_portaudio, list_devices, resolve_device
@@ -89,8 +90,15 @@ async def _talk(cfg: QuickturnConfig, console, load_services, duration_s: float)
     pipeline = VoicePipeline(cfg, services, sink, bus, echo_canceller=aec, reference=reference)
     mqtt_stop = asyncio.Event()
     mqtt_task = _start_mqtt(cfg, bus, mqtt_stop, console)
-    console.print(f"[bold]{cfg.agent.name} is listening.[/bold] Speak; Ctrl-C to quit.")
     task = asyncio.ensure_future(pipeline.run(mic))
+    # Say so only once the microphone is really open: words spoken before would be lost.
+    deadline = time.monotonic() + 10.0
+    while not mic.running.is_set() and not task.done():
+        if time.monotonic() > deadline:  # a silent device: say so, and keep waiting for it
+            console.print("[yellow]no audio from the microphone after 10 s[/yellow]")
+            break
+        await asyncio.sleep(0.02)
+    console.print(f"[bold]{cfg.agent.name} is listening.[/bold] Speak; Ctrl-C to quit.")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     with contextlib.suppress(NotImplementedError):

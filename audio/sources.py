@@ -195,6 +195,7 @@ class MicSource:
         self.dropped_blocks = 0
         self.status_flags = 0  # count of callbacks reporting overflow etc.
         self._closed = False
+        self.running = threading.Event()  # set once the device delivers audio, until iteration ends
 
     def _pick_rate(self, want: int) -> int:
         try:
@@ -220,6 +221,8 @@ class MicSource:
                 if len(self._blocks) == self._blocks.maxlen:
                     self.dropped_blocks += 1  # deque(maxlen) drops the oldest on append
                 self._blocks.append((indata[:, 0].copy(), t))
+            if not self.running.is_set():  # the first block: the device really captures now
+                self.running.set()
             with contextlib.suppress(RuntimeError):  # loop already closed while the stream shuts down
                 loop.call_soon_threadsafe(wake.set)
 
@@ -234,20 +237,23 @@ class MicSource:
             blocksize=self.block,
             callback=callback,
         )
-        with stream:
-            while not self._closed:
-                try:  # time out now and then so close() works even if the device stalls
-                    await asyncio.wait_for(wake.wait(), 0.5)
-                except TimeoutError:
-                    continue
-                wake.clear()
-                while True:
-                    with self._lock:
-                        if not self._blocks:
-                            break
-                        block, t = self._blocks.popleft()
-                    for f in framer.push(resampler.process(block)):
-                        yield AudioFrame(f, self.sample_rate, t, index)
-                        index += 1
-                        if self._closed:
-                            return
+        try:
+            with stream:
+                while not self._closed:
+                    try:  # time out now and then so close() works even if the device stalls
+                        await asyncio.wait_for(wake.wait(), 0.5)
+                    except TimeoutError:
+                        continue
+                    wake.clear()
+                    while True:
+                        with self._lock:
+                            if not self._blocks:
+                                break
+                            block, t = self._blocks.popleft()
+                        for f in framer.push(resampler.process(block)):
+                            yield AudioFrame(f, self.sample_rate, t, index)
+                            index += 1
+                            if self._closed:
+                                return
+        finally:
+            self.running.clear()  # after the stream has stopped: no callback sets it again

@@ -94,9 +94,11 @@ def test_mic_source_records_speech(pulse: Path, speech_wav: Path) -> None:
                 frames.append(f)
                 running.set()
 
+        assert not mic.running.is_set()
         task = asyncio.create_task(consume())
         # A fresh server takes ~2 s to deliver the first capture block; speak only once it listens.
         await asyncio.wait_for(running.wait(), 15)
+        assert mic.running.is_set()  # what `quickturn talk` waits for before it says it listens
         await asyncio.sleep(0.3)
         before = len(frames)
         play = await asyncio.create_subprocess_exec("paplay", "--device=micsrc", str(speech_wav))
@@ -104,6 +106,7 @@ def test_mic_source_records_speech(pulse: Path, speech_wav: Path) -> None:
         await asyncio.sleep(0.4)
         mic.close()
         await asyncio.wait_for(task, 5)
+        assert not mic.running.is_set()  # the device is closed again
         return frames, before, mic
 
     frames, before, mic = asyncio.run(capture())
