@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .calculator import arithmetic_fact
+from .memory import UserMemory
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,13 @@ def context_sentences(assistant_name: str, now: datetime, extra_facts: tuple[str
     return " ".join(parts)
 
 
+def with_memory(system: str, earlier_user_texts: list[str]) -> str:
+    """The context plus what the user said about themselves before this turn ("The user's name is Sam."),
+    as ``Conversation`` injects it; the training data is built with this same function."""
+    facts = UserMemory.from_texts(earlier_user_texts).sentences()
+    return " ".join((system, *facts))
+
+
 def with_turn_facts(system: str, user_text: str) -> str:
     """The context plus what the agent works out from this turn's request (a sum's result)."""
     fact = arithmetic_fact(user_text)
@@ -62,14 +70,20 @@ def with_turn_facts(system: str, user_text: str) -> str:
 
 @dataclass
 class Conversation:
-    """History of finished turns; the assistant side holds only what the user actually heard."""
+    """History of finished turns; the assistant side holds only what the user actually heard.
+
+    The history keeps the last ``max_turns`` exchanges; what the user said about themselves is kept for
+    the whole conversation (``memory``) and injected as context sentences. Facts stated in the turn being
+    answered are not injected yet: the context stays the one prefilled while the user spoke."""
 
     assistant_name: str = "Quinn"
     max_turns: int = 6
     turns: list[Message] = field(default_factory=list)
+    memory: UserMemory = field(default_factory=UserMemory)
 
     def add_user(self, text: str) -> None:
         self.turns.append(Message("user", text))
+        self.memory.observe(text)
 
     def add_assistant(self, text: str) -> None:
         if text.strip():
@@ -78,5 +92,6 @@ class Conversation:
 
     def messages_for(self, user_text: str, now: datetime) -> list[Message]:
         """System context + recent history + the new user message."""
-        system = Message("system", with_turn_facts(context_sentences(self.assistant_name, now), user_text))
+        context = context_sentences(self.assistant_name, now, self.memory.sentences())
+        system = Message("system", with_turn_facts(context, user_text))
         return [system, *self.turns, Message("user", user_text)]

@@ -95,7 +95,7 @@ def with_history(items: list[dict], fill: int, turns: int) -> list[dict]:
 
 def unseen_name_items(now: datetime = datetime(2026, 11, 26, 14, 5)) -> list[dict]:
     """Two questions per unseen name: the assistant's own (from the context) and the user's (from history)."""
-    from agent.prompt import context_sentences
+    from agent.prompt import context_sentences, with_memory
 
     from .lexicon import unseen_names
 
@@ -103,9 +103,10 @@ def unseen_name_items(now: datetime = datetime(2026, 11, 26, 14, 5)) -> list[dic
     for name in unseen_names():
         own = [{"role": "system", "content": context_sentences(name, now)}]
         own.append({"role": "user", "content": "What's your name?"})
-        told = [{"role": "system", "content": context_sentences("Quinn", now)}]
+        said = f"My name is {name}."
+        told = [{"role": "system", "content": with_memory(context_sentences("Quinn", now), [said])}]
         told += [
-            {"role": "user", "content": f"My name is {name}."},
+            {"role": "user", "content": said},
             {"role": "assistant", "content": f"Nice to meet you, {name}."},
             {"role": "user", "content": "What's my name?"},
         ]

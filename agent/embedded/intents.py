@@ -28,7 +28,14 @@ from agent.embedded.lexicon import (
     PETS,
     USER_NAMES,
 )
-from agent.prompt import context_sentences, part_of_day, spoken_date, spoken_time, with_turn_facts
+from agent.prompt import (
+    context_sentences,
+    part_of_day,
+    spoken_date,
+    spoken_time,
+    with_memory,
+    with_turn_facts,
+)
 
 Messages = list[dict[str, str]]
 
@@ -51,11 +58,14 @@ class Example:
 
     @property
     def agent_messages(self) -> Messages:
-        """The messages as the agent sends them: the context gains what the agent works out from the
-        request (``agent.prompt.with_turn_facts``: a sum's result), so training sees what serving sees."""
+        """The messages as the agent sends them: the context gains what the user said about themselves in
+        earlier turns (``agent.prompt.with_memory``) and what the agent works out from the request
+        (``agent.prompt.with_turn_facts``: a sum's result), so training sees what serving sees."""
         if not self.messages or self.messages[0]["role"] != "system":
             return self.messages
-        system = {"role": "system", "content": with_turn_facts(self.messages[0]["content"], self.user_text)}
+        earlier = [m["content"] for m in self.messages[1:-2] if m["role"] == "user"]
+        context = with_memory(self.messages[0]["content"], earlier)
+        system = {"role": "system", "content": with_turn_facts(context, self.user_text)}
         return [system, *self.messages[1:]]
 
     def as_json(self) -> dict:

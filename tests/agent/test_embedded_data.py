@@ -275,8 +275,11 @@ def test_name_set_asks_whose_name_in_new_phrasings(
         if r["kind"] == "name":  # the assistant's own name, from the context
             assert f"Your name is {name}." in msgs[0]["content"]
             assert any(q.lower().rstrip("?.!").replace(",", "") in question for q in OWN_NAME_MORE_Q), r
-        else:  # the user's, told earlier in the chat; the assistant has another
-            assert re.search(rf"\b{name}\b", msgs[1]["content"]) and name not in msgs[0]["content"], r
+        else:  # the user's, told earlier in the chat (the context may remember it); the assistant has another
+            assert (
+                re.search(rf"\b{name}\b", msgs[1]["content"])
+                and f"Your name is {name}." not in msgs[0]["content"]
+            ), r
             assert any(q.replace(",", "") in question for q in user_asks), r
     assert seen["name"] > 60 and seen["user_fact"] > 30
     held = {json.dumps(h["messages"][:-1]) for h in heldout}

@@ -12,7 +12,7 @@ import pytest
 
 from agent.config import LMSection
 from agent.embedded.filters import has_repeated_ngram
-from agent.prompt import context_sentences
+from agent.prompt import Conversation, context_sentences
 from agent.reply import EMBEDDED_MODEL, DiffusionReply
 
 NOW = datetime(2026, 11, 26, 14, 5)  # a Thursday
@@ -104,12 +104,12 @@ def test_early_exit_gives_the_same_replies_in_fewer_steps(model_with_drafts: Dif
 def test_the_default_reply_remembers_an_unseen_user_name(
     model_with_drafts: DiffusionReply, name: str
 ) -> None:
-    conversation = [
-        {"role": "system", "content": context_sentences("Quinn", NOW)},
-        {"role": "user", "content": f"My name is {name}."},
-        {"role": "assistant", "content": f"Nice to meet you, {name}."},
-        {"role": "user", "content": "What's my name?"},
-    ]
+    """Built as the agent builds it: the history, and the memory's "The user's name is …." in the context."""
+    convo = Conversation(assistant_name="Quinn")
+    convo.add_user(f"My name is {name}.")
+    convo.add_assistant(f"Nice to meet you, {name}.")
+    conversation = [m.as_dict() for m in convo.messages_for("What's my name?", NOW)]
+    assert f"The user's name is {name}." in conversation[0]["content"]
     model_with_drafts.engine.reset()
     reply = model_with_drafts.reply(conversation)
     assert name in reply and "Quinn" not in reply, reply
@@ -163,6 +163,60 @@ def test_repeat_drafts_come_only_from_replies_that_repeat(tmp_path) -> None:
     # Without a previous reply there is nothing to repeat: no draft rather than a wrong one.
     assert index.draft([system, {"role": "user", "content": "say that again"}]) is None
     assert index.draft([system, {"role": "user", "content": "what time is it"}]) == "It's 2:05 PM."
+
+
+def test_memory_question_drafts_say_the_fact_or_that_it_was_never_told(tmp_path) -> None:
+    """A question about a remembered fact keeps both training answers and drafts the one the context
+    (the agent's memory sentences) can fill; only a question about the same thing, asked by the user."""
+    from agent.embedded.drafts import build
+
+    def example(kind: str, *turns: str) -> str:
+        convo = Conversation(assistant_name="Ada")
+        for user, assistant in zip(turns[:-2:2], turns[1:-2:2]):
+            convo.add_user(user)
+            convo.add_assistant(assistant)
+        messages = [m.as_dict() for m in convo.messages_for(turns[-2], NOW)]
+        return json.dumps(
+            {"messages": [*messages, {"role": "assistant", "content": turns[-1]}], "kind": kind}
+        )
+
+    lines = [
+        example("user_fact", "I love tacos.", "Yum!", "What's my favorite food?", "Your favorite food is tacos."),
+        example("user_fact_unknown", "I live in Oslo.", "Nice.", "What's my favorite food?", "I don't think you've told me that yet."),
+        example("user_fact", "My dog's name is Rex.", "Aw.", "What's my dog called?", "It's Rex, your dog."),
+        example("user_fact_unknown", "I enjoy hiking.", "Fun.", "What's my dog called?", "I don't know that one yet."),
+        example("user_fact", "what's your name", "I'm Ada."),
+    ]  # fmt: skip
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
+    index = build(tmp_path / "train.jsonl")
+    assert dict(zip(index.prompts, index.replies)) == {
+        "what's your name": "I'm {name}.",
+        "what's my favorite food": [
+            "Your favorite food is {user_food}.",
+            "I don't think you've told me that yet.",
+        ],
+        "what's my dog called": ["It's {user_dog}, your dog.", "I don't know that one yet."],
+    }
+
+    def draft(told: list[str], asked: str) -> str | None:
+        convo = Conversation(assistant_name="Quinn")
+        for said in told:
+            convo.add_user(said)
+            convo.add_assistant("Okay.")
+        return index.draft([m.as_dict() for m in convo.messages_for(asked, NOW)])
+
+    assert draft(["My favorite food is pizza."], "what's my favorite food") == "Your favorite food is pizza."
+    assert (
+        draft(["My name is Bo."], "Do you remember my favorite food?")
+        == "I don't think you've told me that yet."
+    )
+    assert draft(["My dog is called Pip."], "what's my dog called") == "It's Pip, your dog."
+    # The cat's name is no answer about the dog.
+    assert draft(["My cat is called Tom."], "what's my dog called") == "I don't know that one yet."
+    # Not about the same thing, not about the user, or a fact told rather than asked: no memory draft.
+    assert draft(["My favorite food is pizza."], "what's my favorite color") is None
+    assert draft(["My favorite food is pizza."], "what's your favorite food") is None
+    assert draft([], "My favorite food is sushi.") is None
 
 
 def test_sum_drafts_take_the_result_the_agent_worked_out(tmp_path) -> None:
