@@ -115,6 +115,27 @@ def test_the_default_reply_remembers_an_unseen_user_name(
     assert name in reply and "Quinn" not in reply, reply
 
 
+@pytest.mark.parametrize(
+    ("told", "answer"),
+    [("My favorite food is pizza.", "pizza"), ("My name is Sam.", None), ("I live in Oslo.", None)],
+)
+def test_the_default_reply_says_a_remembered_fact_and_admits_one_never_told(
+    model_with_drafts: DiffusionReply, told: str, answer: str | None
+) -> None:
+    """'What's my favorite food?' after the user said it, or after they said something else."""
+    convo = Conversation(assistant_name="Quinn")
+    convo.add_user(told)
+    convo.add_assistant("Got it.")
+    model_with_drafts.engine.reset()
+    reply = model_with_drafts.reply(
+        [m.as_dict() for m in convo.messages_for("What's my favorite food?", NOW)]
+    )
+    if answer:
+        assert answer in reply.lower(), reply
+    else:  # never told: no other fact passed off as the answer
+        assert reply.startswith("I") and not any(w in reply for w in ("Sam", "Oslo")), reply
+
+
 def test_say_that_again_repeats_the_previous_reply(model_with_drafts: DiffusionReply) -> None:
     """A repeat request retrieves "Of course. {previous}"-style drafts filled from the history."""
     said = "Why did the scarecrow win an award? He was outstanding in his field."
