@@ -33,7 +33,8 @@ JOB_WORDS = _words(
     "carpenter plumber firefighter mechanic baker dentist librarian musician painter scientist accountant "
     "electrician architect artist cashier driver journalist pharmacist photographer police officer professor "
     "researcher salesperson secretary soldier surgeon tailor vet veterinarian waiter waitress manager "
-    "consultant analyst barber hairdresser gardener janitor clerk actor actress singer dancer coach"
+    "consultant analyst barber hairdresser gardener janitor clerk actor actress singer dancer coach barista "
+    "nanny cleaner builder translator therapist paramedic firefighter bartender receptionist editor"
 )
 FOOD_WORDS = _words(
     "pizza pasta sushi tacos curry pancakes chocolate soup salad burgers burger noodles steak chicken rice "
@@ -53,6 +54,8 @@ NOT_PASTIMES = _words(
     "anything everything nothing something morning evening wedding meeting building ceiling clothing "
     "feeling darling pudding stuffing"
 )
+# A value never starts with these.
+NOT_VALUES = _words("a an the anything everything nothing something it that this them him her you me")
 # Capitalised words that follow "I'm" without being a name.
 NOT_NAMES = _words(
     "American English British Canadian Australian Irish Scottish Welsh French German Spanish Italian "
@@ -80,17 +83,18 @@ def _rx(pattern: str) -> re.Pattern[str]:
 # (slot, pattern, how the value is checked): "any" takes what the shape gives; the others check it.
 _PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("name", _rx(rf"my name(?: is|'s)\s+{_WORD1}{_END}"), "any"),
-    ("name", _rx(rf"(?:call me|the name's|the name is)\s+{_WORD1}{_END}"), "any"),
+    ("name", _rx(rf"(?:the name's|the name is)\s+{_WORD1}{_END}"), "any"),
+    ("name", _rx(rf"call me\s+{_WORD1}{_END}"), "said name"),  # not "call me later"
     ("name", _rx(rf"(?:{_I_AM}|this is)\s+{_WORD1}{_END}"), "name"),
     ("color", _rx(rf"my {_FAV} {_COLOUR} is\s+{_VALUE}{_END}"), "any"),
     ("color", _rx(rf"{_VALUE} is my {_FAV} {_COLOUR}"), "any"),
     ("color", _rx(rf"i (?:really |just )?(?:like|love|adore) the {_COLOUR}\s+{_VALUE}{_END}"), "any"),
-    ("city", _rx(rf"i (?:live|stay) in\s+{_VALUE}{_END}"), "any"),
-    ("city", _rx(rf"(?:{_I_AM}|i come) from\s+{_VALUE}{_END}"), "any"),
-    ("city", _rx(rf"my home(?:town)? is(?: in)?\s+{_VALUE}{_END}"), "any"),
-    ("city", _rx(rf"i (?:just |recently )?(?:moved|relocated) to\s+{_VALUE}{_END}"), "any"),
-    ("city", _rx(rf"i grew up in\s+{_VALUE}{_END}"), "any"),
-    ("city", _rx(rf"{_I_AM} based in\s+{_VALUE}{_END}"), "any"),
+    ("city", _rx(rf"i (?:live|stay) in\s+{_VALUE}{_END}"), "place"),
+    ("city", _rx(rf"(?:{_I_AM}|i come) from\s+{_VALUE}{_END}"), "place"),
+    ("city", _rx(rf"my home(?:town)? is(?: in)?\s+{_VALUE}{_END}"), "place"),
+    ("city", _rx(rf"i (?:just |recently )?(?:moved|relocated) to\s+{_VALUE}{_END}"), "place"),
+    ("city", _rx(rf"i grew up in\s+{_VALUE}{_END}"), "place"),
+    ("city", _rx(rf"{_I_AM} based in\s+{_VALUE}{_END}"), "place"),
     ("pet", _rx(rf"my {_PET}'s name is\s+{_WORD1}{_END}"), "any"),
     ("pet", _rx(rf"my {_PET} is (?:named|called)\s+{_WORD1}{_END}"), "any"),
     (
@@ -98,9 +102,9 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = (
         _rx(rf"(?:i|we) (?:also |still )?(?:have|own|got) an? {_PET} (?:named|called)\s+{_WORD1}{_END}"),
         "any",
     ),
-    ("job", _rx(rf"(?:i work|i am working|i'm working|im working) as an?\s+{_VALUE}{_END}"), "any"),
-    ("job", _rx(rf"i have a job as an?\s+{_VALUE}{_END}"), "any"),
-    ("job", _rx(rf"my job is(?: being)?(?: an?)?\s+{_VALUE}{_END}"), "any"),
+    ("job", _rx(rf"(?:i work|i am working|i'm working|im working) as an?\s+{_VALUE}{_END}"), "job"),
+    ("job", _rx(rf"i have a job as an?\s+{_VALUE}{_END}"), "job"),
+    ("job", _rx(rf"my job is(?: being)?(?: an?)?\s+{_VALUE}{_END}"), "job"),
     ("job", _rx(rf"{_I_AM} an?\s+{_VALUE}{_END}"), "job"),
     ("food", _rx(rf"my {_FAV} (?:food|meal|dish) is\s+{_VALUE}{_END}"), "any"),
     ("food", _rx(rf"{_VALUE} is my {_FAV} (?:food|meal|dish)"), "any"),
@@ -135,12 +139,25 @@ def _looks_like_name(word: str) -> bool:
     return word[:1].isupper() or word.lower() not in common
 
 
+def _looks_like_a_place(value: str) -> bool:
+    """'Dallas', 'new york', 'Lisbon' — not 'work' ("I'm from work") or 'a house'."""
+    proper = _word_sets()[0]
+    return any(w[:1].isupper() or w[:1].upper() + w[1:] in proper for w in value.split())
+
+
 def _value_ok(check: str, value: str) -> bool:
     low = value.lower()
+    if low.split()[0] in NOT_VALUES:  # "I could eat a horse every day", "my favorite food is anything"
+        return False
     if check == "any":
         return True
     if check == "name":
         return _looks_like_name(value)
+    if check == "said name":  # "call me Mike", "call me Idahoan"; not "call me later"
+        proper, common = _word_sets()
+        return value[:1].isupper() or low.capitalize() in proper or low not in common
+    if check == "place":
+        return _looks_like_a_place(value)
     if check == "job":
         return low.split()[-1] in JOB_WORDS
     if check == "food":

@@ -24,6 +24,8 @@ NOW = datetime(2026, 11, 26, 14, 5)
         ("Teal is my favourite colour.", "The user's favorite color is teal."),
         ("I live in new york city and I love it", "The user lives in New York City."),
         ("I just moved to Dallas with my wife.", "The user lives in Dallas."),
+        ("i'm from phoenix", "The user lives in Phoenix."),  # lower case as ASR may give it: still a place
+        ("you can call me mike", "The user's name is Mike."),
         ("We have a guinea pig called Biscuit.", "The user's guinea pig is called Biscuit."),
         ("my dog's name is rocky", "The user's dog is called Rocky."),
         ("I'm an engineer.", "The user works as an engineer."),
@@ -50,6 +52,13 @@ def test_a_stated_fact_becomes_one_context_sentence(said: str, sentence: str) ->
         "What's my name?",
         "Where do I live?",
         "My name is not important to you.",
+        "I'm from work.",  # a place must look like one: a capital as said, or a proper noun
+        "I live in a house.",
+        "Call me later.",
+        "I work as a team.",  # a job must be one
+        "My job is boring.",
+        "I could eat a horse every day.",  # no value starts with an article
+        "My favorite food is anything.",
     ],
 )
 def test_questions_and_other_statements_state_nothing(said: str) -> None:
