@@ -34,7 +34,7 @@ JOB_WORDS = _words(
     "electrician architect artist cashier driver journalist pharmacist photographer police officer professor "
     "researcher salesperson secretary soldier surgeon tailor vet veterinarian waiter waitress manager "
     "consultant analyst barber hairdresser gardener janitor clerk actor actress singer dancer coach barista "
-    "nanny cleaner builder translator therapist paramedic firefighter bartender receptionist editor"
+    "nanny cleaner builder translator therapist paramedic bartender receptionist editor"
 )
 FOOD_WORDS = _words(
     "pizza pasta sushi tacos curry pancakes chocolate soup salad burgers burger noodles steak chicken rice "
@@ -77,7 +77,7 @@ _I_AM = r"(?:i'm|i am|im)"
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(r"(?:^|\b)" + pattern, re.IGNORECASE)
+    return re.compile(r"\b" + pattern, re.IGNORECASE)
 
 
 # (slot, pattern, how the value is checked): "any" takes what the shape gives; the others check it.
@@ -176,6 +176,18 @@ def _article(noun: str) -> str:
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
+# How each fact is said in the context; ``values_in`` reads the same sentences back.
+SENTENCES = {
+    "name": "The user's name is {v}.",
+    "color": "The user's favorite color is {v}.",
+    "city": "The user lives in {v}.",
+    "pet": "The user's {kind} is called {v}.",
+    "job": "The user works as {v}.",
+    "food": "The user's favorite food is {v}.",
+    "hobby": "The user's hobby is {v}.",
+}
+
+
 @dataclass(frozen=True)
 class Fact:
     slot: str
@@ -188,22 +200,11 @@ class Fact:
 
     def sentence(self) -> str:
         v = self.value
-        match self.slot:
-            case "name":
-                return f"The user's name is {_title(v)}."
-            case "color":
-                return f"The user's favorite color is {v.lower()}."
-            case "city":
-                return f"The user lives in {_title(v)}."
-            case "pet":
-                return f"The user's {self.detail} is called {_title(v)}."
-            case "job":
-                return f"The user works as {_article(v.lower())}."
-            case "food":
-                return f"The user's favorite food is {v.lower()}."
-            case "hobby":
-                return f"The user's hobby is {v.lower()}."
-        raise ValueError(self.slot)
+        if self.slot in ("name", "city", "pet"):  # names: capitalised, as the TTS and the model expect
+            v = _title(v)
+        else:
+            v = _article(v.lower()) if self.slot == "job" else v.lower()
+        return SENTENCES[self.slot].format(v=v, kind=self.detail)
 
 
 def facts_in(text: str) -> list[Fact]:
@@ -248,33 +249,24 @@ class UserMemory:
 
 
 # The sentences above, read back: the draft index (agent/embedded/drafts.py) fills a reply template's
-# "{user_food}" from them, as it fills "{time}" from the time sentence.
-_SENTENCE_VALUES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
-    (re.compile(r"The user's name is ([^.]+)\."), ("user_name",)),
-    (re.compile(r"The user's favorite color is ([^.]+)\."), ("user_color",)),
-    (re.compile(r"The user lives in ([^.]+)\."), ("user_city",)),
-    (re.compile(r"The user works as ([^.]+)\."), ("user_job",)),
-    (re.compile(r"The user's favorite food is ([^.]+)\."), ("user_food",)),
-    (re.compile(r"The user's hobby is ([^.]+)\."), ("user_hobby",)),
-)
-_PET_SENTENCE = re.compile(r"The user's (\w+(?: \w+)?) is called ([^.]+)\.")
+# "{user_food}" from them, as it fills "{time}" from the time sentence. A pet's name is filed under its
+# kind ("user_dog"): "what's my dog called" is not answered with the cat's name.
+def _reader(template: str) -> re.Pattern[str]:
+    pattern = re.escape(template).replace(r"\{v\}", "([^.]+)").replace(r"\{kind\}", _PET)
+    return re.compile(pattern)
 
 
-def _pet_field(kind: str) -> str:
-    return "user_" + kind.replace(" ", "_")  # "user_dog": "my dog's name" is not the cat's
-
-
-VALUE_FIELDS = (*(f for _, fields in _SENTENCE_VALUES for f in fields), *(_pet_field(k) for k in PET_WORDS))
+_READERS = {slot: _reader(template) for slot, template in SENTENCES.items()}
+_PET_FIELDS = {kind: "user_" + kind.replace(" ", "_") for kind in PET_WORDS}
+VALUE_FIELDS = (*(f"user_{slot}" for slot in SENTENCES if slot != "pet"), *_PET_FIELDS.values())
 
 
 def values_in(context: str) -> dict[str, str]:
     """The remembered values a context states, by field ("user_job": "a baker", "user_dog": "Rex")."""
     values: dict[str, str] = {}
-    for pattern, fields in _SENTENCE_VALUES:
-        m = pattern.search(context)
-        if m:
-            values.update(zip(fields, m.groups()))
-    for m in _PET_SENTENCE.finditer(context):
-        if m.group(1) in PET_WORDS:
-            values[_pet_field(m.group(1))] = m.group(2)
+    for slot, reader in _READERS.items():
+        if slot == "pet":
+            values |= {_PET_FIELDS[kind]: name for kind, name in reader.findall(context)}
+        elif m := reader.search(context):
+            values[f"user_{slot}"] = m.group(1)
     return values

@@ -51,9 +51,8 @@ class SumSetConfig:
 
 @dataclass(frozen=True)
 class MemorySetConfig:
-    examples: int = (
-        6000  # facts asked back after 1-3 other facts, half never told (train_memory.jsonl; 0 = none)
-    )
+    # Facts asked back after 1-3 other facts, half never told (train_memory.jsonl; 0 = none).
+    examples: int = 6000
 
 
 @dataclass(frozen=True)

@@ -214,12 +214,12 @@ def _key(user_message: str) -> str:
 
 
 def _chats_of_kinds(path: str | Path, kinds: tuple[str, ...]) -> list[list[dict[str, str]]]:
-    if not Path(path).is_file():
-        return read_chat_jsonl(path)  # (raises: the file is missing)
     try:
         return read_chat_jsonl(path, kinds=kinds)
-    except DataError:  # a file with none of these kinds (the part-of-day set) adds none
-        return []
+    except DataError:
+        if not Path(path).is_file():
+            raise
+        return []  # a file with none of these kinds (the part-of-day set) adds none
 
 
 def _memory_templates(*train_jsonl: str | Path) -> dict[str, list[str]]:
