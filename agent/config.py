@@ -55,6 +55,9 @@ class EndpointSection:
     # before the VAD calls silence (speech ending); the next voiced frame discards it. 0 = off.
     speculate_below: float = 0.7
     max_utterance_s: float = 30.0
+    # Speech that resumes after the turn ended — while the reply is prepared or within this long of
+    # its first sample — continues the same turn ("Set a timer … for five minutes"). 0 = off.
+    merge_window_ms: int = 1000
 
 
 @dataclass
@@ -116,6 +119,25 @@ class BargeInSection:
     min_speech_ms: int = 300  # voiced time before an interruption is considered at all
     max_gap_ms: int = 400  # a pause this short keeps words together ("Wait, stop."): one interruption
     min_words: int = 1  # words (other than backchannels) needed to interrupt
+    # Speech over the start of a reply usually continues the turn (endpoint.merge_window_ms), unless
+    # it opens like this: then it is an interruption ("Wait, stop. Tell me a joke instead.").
+    interrupt_phrases: list[str] = field(
+        default_factory=lambda: [
+            "wait",
+            "stop",
+            "hold on",
+            "no",
+            "cancel",
+            "never mind",
+            "nevermind",
+            "actually",
+            "sorry",
+            "excuse me",
+            "enough",
+            "quiet",
+            "shut up",
+        ]
+    )
     backchannels: list[str] = field(
         default_factory=lambda: [
             "mm",

@@ -137,3 +137,13 @@ def is_backchannel(transcript: str, backchannels: list[str] | tuple[str, ...], m
         return True
     content = [w for w in words if w.strip("-") not in phrase_set]
     return len(content) < min_words
+
+
+def starts_with_phrase(transcript: str, phrases: list[str] | tuple[str, ...]) -> bool:
+    """True when the words begin with one of ``phrases`` ("Wait, stop." starts with "wait")."""
+    words = [w for w in re.split(r"[^a-z']+", transcript.lower()) if w]
+    for phrase in phrases:
+        target = phrase.lower().split()
+        if target and words[: len(target)] == target:
+            return True
+    return False

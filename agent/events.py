@@ -69,7 +69,8 @@ class FinalTranscript(Event):
 class EndpointCommitted(Event):
     kind: ClassVar[str] = "endpoint.committed"
     last_voiced_t: float
-    hangover_ms: float
+    hangover_ms: float  # the silence that ended the turn
+    required_ms: float = 0.0  # the silence the end-of-turn policy asked for (0: forced, e.g. too long)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,17 @@ class SpeculationDiscarded(Event):
     kind: ClassVar[str] = "speculation.discarded"
     reason: str
     wasted_ms: float
+
+
+@dataclass(frozen=True)
+class TurnMerged(Event):
+    """The user went on after the turn was committed: its reply is dropped and the turn continues."""
+
+    kind: ClassVar[str] = "turn.merged"
+    gap_ms: float  # silence between the committed end of speech and the continuation
+    playing: bool  # the reply had started playing (else it was still being prepared)
+    dropped_reply: str
+    heard_s: float  # how much of the dropped reply was played
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,7 @@ class LatencyReport(Event):
     stages_ms: dict[str, float] = field(default_factory=dict)
     v2v_ms: float | None = None
     discarded_speculations: int = 0
+    merges: int = 0  # times the user went on after the turn was committed (one reply to the whole)
     interrupted: bool = False
 
 

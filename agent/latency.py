@@ -27,6 +27,7 @@ from .events import (
     SpeculationDiscarded,
     SpeechPaused,
     TTSChunk,
+    TurnMerged,
 )
 
 STAGES = (
@@ -53,6 +54,7 @@ class TurnTiming:
     lm_tokens: int = 0
     lm_forwards: int = 0
     discarded_speculations: int = 0
+    merges: int = 0  # continuations joined into this turn (agent/turns.py)
     interrupted: bool = False
     last_voiced_t: float | None = None
     first_sample_t: float | None = None
@@ -66,14 +68,16 @@ def summarize_turn(events: Iterable[Event]) -> TurnTiming:
     """Stage times of one turn from its events (the committed attempt; discarded ones are counted)."""
     events = list(events)
     timing = TurnTiming(turn=events[0].turn if events else -1)
-    commit = next((e for e in events if isinstance(e, EndpointCommitted)), None)
+    # A merged turn was committed more than once: the last commit ended it.
+    commit = next((e for e in reversed(events) if isinstance(e, EndpointCommitted)), None)
     if commit is None:
         return timing
     last_voiced = commit.last_voiced_t
     timing.last_voiced_t = last_voiced
-    # Only the attempt that started after the last discard belongs to the committed reply.
-    discards = [e for e in events if isinstance(e, SpeculationDiscarded)]
-    timing.discarded_speculations = len(discards)
+    # Only the attempt that started after the last discard (or merge) belongs to the committed reply.
+    discards = [e for e in events if isinstance(e, SpeculationDiscarded | TurnMerged)]
+    timing.discarded_speculations = sum(isinstance(e, SpeculationDiscarded) for e in discards)
+    timing.merges = len(discards) - timing.discarded_speculations
     after = max((e.t for e in discards), default=float("-inf"))
     current = [e for e in events if e.t >= after]
 

@@ -1,16 +1,13 @@
 """The voice turn pipeline: audio frames in → VAD → streaming ASR → reply model → TTS → audio out.
 
 One ``VoicePipeline`` runs every mode (``talk``, ``serve``, ``demo``, ``profile``); only the source of
-frames and the sink differ. It is an explicit state machine::
-
-    LISTENING ──speech──▶ USER_SPEAKING ──silence──▶ ENDPOINTING ──hangover──▶ REPLYING ──1st sample──▶ SPEAKING
-        ▲                      ▲   (speculation starts)  │ speech resumes           │ barge-in            │
-        │                      └─────────────────────────┘ (speculation discarded)  ▼                     │
-        └──────────────────────────────────── reply played / interrupted ◀──────────────────────────────┘
+frames and the sink differ. The turn-taking decisions (when a turn starts, pauses, ends, continues after
+a premature end, or interrupts the agent) are the sans-I/O ``TurnTracker``'s (agent/turns.py); the
+pipeline feeds it every frame and carries out its actions.
 
 Speculative turn processing: the moment silence starts (or one frame sooner, on a last voiced frame
 whose speech probability is already falling), final ASR → LM → first TTS clause run in the
-background; nothing plays until the hangover confirms the end of the turn, and everything is thrown
+background; nothing plays until the tracker commits the end of the turn, and everything is thrown
 away if the user speaks again. Model calls run in worker threads (one for ASR, one for LM + TTS), so
 the event loop only moves frames and events.
 """
@@ -20,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import enum
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,7 +33,6 @@ from audio.vad import SileroVAD, SpeechDetector
 
 from .asr import SpeechRecognizer, StreamingTranscriber, Transcript
 from .config import QuickturnConfig
-from .endpointing import is_backchannel, required_silence_ms
 from .events import (
     BargeIn,
     BargeInIgnored,
@@ -59,20 +53,30 @@ from .events import (
     SpeechStarted,
     StageError,
     TTSChunk,
+    TurnMerged,
     now,
 )
 from .latency import summarize_turn
 from .prompt import Conversation
 from .reply import ReplyModel, build_reply_model
 from .tts import SynthChunk, Synthesizer
-
-
-class TurnState(enum.Enum):
-    LISTENING = "listening"
-    USER_SPEAKING = "user_speaking"
-    ENDPOINTING = "endpointing"
-    REPLYING = "replying"
-    SPEAKING = "speaking"
+from .turns import (
+    Action,
+    CheckInterruption,
+    Commit,
+    Discard,
+    IgnoreInterruption,
+    Listen,
+    Merge,
+    Paused,
+    Resumed,
+    Speculate,
+    StartUtterance,
+    TurnPolicy,
+    TurnState,
+    TurnTracker,
+)
+from .turns import BargeIn as BargeInAction
 
 
 @dataclass
@@ -128,17 +132,14 @@ def vad_factory(cfg: QuickturnConfig) -> Callable[[], SileroVAD]:
 
 @dataclass
 class _Utterance:
-    """The user's speech being collected for one turn."""
+    """The user's speech being collected for one turn (the tracker decides when it ends)."""
 
     turn: int
-    start_t: float
-    last_voiced_t: float
     frames: list[np.ndarray] = field(default_factory=list)
     transcriber: StreamingTranscriber | None = None
     fed: int = 0  # frames already handed to the streaming transcriber
     partial_busy: bool = False
     last_partial_frames: int = 0
-    pause_t: float = 0.0
 
     def audio(self) -> np.ndarray:
         return np.concatenate(self.frames) if self.frames else np.zeros(0, np.float32)
@@ -150,6 +151,7 @@ class _Reply:
 
     turn: int
     started_t: float
+    attempt: int = 0  # the tracker's id of a speculative attempt (0: committed from the start)
     cancel: threading.Event = field(default_factory=threading.Event)
     chunks: asyncio.Queue = field(default_factory=asyncio.Queue)
     commit: asyncio.Event = field(default_factory=asyncio.Event)
@@ -158,17 +160,7 @@ class _Reply:
     played: list[SynthChunk] = field(default_factory=list)
     tasks: list[asyncio.Task] = field(default_factory=list)
     producing_done: bool = False
-    playback_done: bool = False
     first_sample_t: float | None = None
-
-
-@dataclass
-class _Interruption:
-    start_t: float
-    frames: list[np.ndarray]
-    last_voiced_t: float
-    voiced_frames: int = 0
-    checking: bool = False
 
 
 class VoicePipeline:
@@ -191,25 +183,25 @@ class VoicePipeline:
         self.reference = reference
         self.clock = clock
         self.conversation = Conversation(cfg.agent.name, cfg.agent.history_turns)
-        self.state = TurnState.LISTENING
         self.vad = services.vad_factory()
         frame_ms = cfg.audio.frame_ms
         self.frame_s = frame_ms / 1000
         self.detector = SpeechDetector(
             cfg.vad.threshold_on, cfg.vad.threshold_off, cfg.vad.min_speech_ms, frame_ms
         )
-        self._preroll: collections.deque[np.ndarray] = collections.deque(
-            maxlen=max(1, round(cfg.vad.preroll_ms / frame_ms))
+        self.tracker = TurnTracker(TurnPolicy.from_config(cfg, self.detector.min_speech_frames))
+        # Recent frames (capture end time, samples): the pre-roll of an utterance or an interruption.
+        self._recent: collections.deque[tuple[float, np.ndarray]] = collections.deque(
+            maxlen=self.tracker.policy.preroll_frames
         )
         self._asr_pool = ThreadPoolExecutor(1, thread_name_prefix="asr")
         # Partials on their own thread: with asr.workers = 2 the final pass runs beside a partial
         # still in flight; with 1 the recognizer serialises them as before.
         self._partial_pool = ThreadPoolExecutor(1, thread_name_prefix="asr-partial")
         self._reply_pool = ThreadPoolExecutor(1, thread_name_prefix="reply")
-        self._turn = 0
         self._utt: _Utterance | None = None
         self._reply: _Reply | None = None
-        self._interrupt: _Interruption | None = None
+        self._interruption: list[tuple[float, np.ndarray]] | None = None  # speech over the reply
         self._turn_events: list[Event] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.idle = asyncio.Event()
@@ -219,6 +211,14 @@ class VoicePipeline:
         self.reply_audio: dict[int, list[SynthChunk]] = {}
         sink.on_first_sample = self._from_thread(self._on_first_sample)
         sink.on_drained = self._from_thread(self._on_drained)
+
+    @property
+    def state(self) -> TurnState:
+        return self.tracker.state
+
+    @property
+    def _turn(self) -> int:
+        return self.tracker.turn
 
     # -- plumbing ------------------------------------------------------------------------------------
     def _from_thread(self, fn: Callable[[float], None]) -> Callable[[float], None]:
@@ -281,31 +281,68 @@ class VoicePipeline:
         if self.aec is not None and self.reference is not None:
             x = self.aec.process(x, self.reference.read_next(frame.t - frame.duration, len(x)))
         decision = self.detector.update(self.vad.probability(x))
-        state = self.state
-        if state is TurnState.LISTENING:
-            self._preroll.append(x)
-            if decision.event == "start":
-                frames = list(self._preroll)
-                self._start_utterance(frame.t - len(frames) * self.frame_s, frames)
-        elif state is TurnState.USER_SPEAKING:
-            self._continue_speaking(frame, x, decision.is_speech, decision.prob)
-        elif state is TurnState.ENDPOINTING:
-            self._endpointing(frame, x, decision.is_speech, decision.event == "start")
-        else:
-            self._preroll.append(x)
-            self._maybe_barge_in(frame, x, decision)
+        self._recent.append((frame.t, x))
+        if self._utt is not None:
+            self._utt.frames.append(x)
+        if self._interruption is not None:
+            self._interruption.append((frame.t, x))
+        tracker = self.tracker
+        actions = tracker.frame(frame.t, decision.is_speech, decision.prob, decision.event == "start")
+        if tracker.interrupting and self._interruption is None:  # speech over the reply began
+            self._interruption = self._since(self._recent, tracker.interruption_start_t)
+        self._apply(actions)
+        if self._utt is not None and tracker.state is TurnState.USER_SPEAKING and decision.is_speech:
+            self._maybe_partial(self._utt)
+
+    @staticmethod
+    def _since(frames, start_t: float) -> list[tuple[float, np.ndarray]]:
+        # A frame ending after start_t (+ half a frame of rounding) belongs to speech from start_t.
+        return [(t, x) for t, x in frames if t > start_t + 1e-4]
+
+    def _apply(self, actions: list[Action]) -> None:
+        """Carry out the tracker's decisions (I/O: models, the sink, events)."""
+        for a in actions:
+            if isinstance(a, StartUtterance):
+                self._start_utterance(a)
+            elif isinstance(a, Speculate):
+                assert self._utt is not None
+                self._abandon_partial(self._utt)
+                self._start_reply(self._utt, attempt=a.attempt)
+            elif isinstance(a, Discard):
+                self._discard_reply(a.reason)
+            elif isinstance(a, Paused):
+                self.emit(SpeechPaused(a.turn, now(), a.last_voiced_t))
+            elif isinstance(a, Resumed):
+                self.emit(SpeechResumed(a.turn, now(), a.pause_ms))
+            elif isinstance(a, Commit):
+                self._commit(a)
+            elif isinstance(a, CheckInterruption):
+                self._check_interruption(a)
+            elif isinstance(a, IgnoreInterruption):
+                self._interruption = None
+                self.emit(BargeInIgnored(a.turn, now(), a.reason, a.text))
+            elif isinstance(a, Merge):
+                self._merge(a)
+            elif isinstance(a, BargeInAction):
+                self._barge_in(a)
+            elif isinstance(a, Listen):
+                self._utt = None
+                self._interruption = None
+                self.detector.reset()
+                self.idle.set()
 
     # -- user speech ---------------------------------------------------------------------------------
-    def _start_utterance(self, start_t: float, frames: list[np.ndarray]) -> None:
-        self._turn += 1
+    def _start_utterance(self, a: StartUtterance) -> None:
+        source = self._interruption if self._interruption is not None else self._recent
+        frames = [x for _, x in self._since(source, a.start_t)]
+        self._interruption = None
+        self._recent.clear()
         self._turn_events = []
         self.idle.clear()
-        self._utt = _Utterance(self._turn, start_t, start_t, frames=list(frames))
+        self._utt = _Utterance(a.turn, frames=frames)
         if self.cfg.asr.partials:
             self._utt.transcriber = self.services.asr.stream()
-        self.state = TurnState.USER_SPEAKING
-        self.emit(SpeechStarted(self._turn, now(), start_t))
-        self._preroll.clear()
+        self.emit(SpeechStarted(a.turn, now(), a.start_t))
         if self.cfg.lm.prefill_while_listening:  # cache history while the user talks
             messages = [m.as_dict() for m in self.conversation.messages_for("", self.clock())[:-1]]
             self._reply_pool.submit(self._safe_prefill, messages)
@@ -316,76 +353,11 @@ class VoicePipeline:
         except Exception as exc:  # a failed prefill only costs speed; the reply prefills again
             self._emit_threadsafe(StageError(self._turn, now(), "lm.prefill", str(exc)))
 
-    def _continue_speaking(self, frame: AudioFrame, x: np.ndarray, voiced: bool, prob: float) -> None:
-        utt = self._utt
-        assert utt is not None
-        utt.frames.append(x)
-        if voiced:
-            utt.last_voiced_t = frame.t
-            self._speculate_if_falling(utt, prob)
-            self._maybe_partial(utt)
-            if len(utt.frames) * self.frame_s > self.cfg.endpoint.max_utterance_s:
-                self._pause(utt, frame)  # force an endpoint on a runaway utterance
-                self._commit(utt, frame.t)
-            return
-        self._pause(utt, frame)
-
-    def _speculate_if_falling(self, utt: _Utterance, prob: float) -> None:
-        """Start the speculative turn on a voiced frame whose speech probability is falling.
-
-        The VAD calls silence one frame (32 ms) after the last voiced frame; that frame's own
-        probability has usually dropped already (0.4-0.6 where 1.0 is speech). Speculating there
-        wins the frame whenever the next one is silence. Any further voiced frame makes the attempt
-        stale (its audio would miss that frame): it is discarded, its ASR decoder skipped, and a
-        new one started if that frame is falling too.
-        """
-        below = self.cfg.endpoint.speculate_below
-        if not self.cfg.endpoint.speculative or below <= 0:
-            return
-        if self._reply is not None and self._reply.turn == utt.turn:
-            self._discard_reply("speech went on")
-        if prob < below:
-            self._abandon_partial(utt)
-            self._start_reply(utt)
-
     def _abandon_partial(self, utt: _Utterance) -> None:
         if utt.transcriber is not None and utt.partial_busy:
             # A partial still decoding would hold the ASR thread the final pass now needs: its
             # decoder is skipped (the encoder, already running, cannot be interrupted).
             utt.transcriber.abandon_partial()
-
-    def _pause(self, utt: _Utterance, frame: AudioFrame) -> None:
-        self.state = TurnState.ENDPOINTING
-        utt.pause_t = frame.t
-        self.emit(SpeechPaused(utt.turn, now(), utt.last_voiced_t))
-        if self._reply is not None:
-            # Started on the falling last voiced frame (every voiced frame drops an older attempt):
-            # all the speech is in it.
-            return
-        self._abandon_partial(utt)
-        if self.cfg.endpoint.speculative:
-            self._start_reply(utt)
-
-    def _endpointing(self, frame: AudioFrame, x: np.ndarray, voiced: bool, restarted: bool) -> None:
-        utt = self._utt
-        assert utt is not None
-        utt.frames.append(x)
-        if voiced and restarted:
-            pause_ms = (frame.t - utt.last_voiced_t) * 1e3
-            utt.last_voiced_t = frame.t
-            self._discard_reply("speech resumed")
-            self.state = TurnState.USER_SPEAKING
-            self.emit(SpeechResumed(utt.turn, now(), pause_ms))
-            return
-        silence_ms = (frame.t - utt.last_voiced_t) * 1e3
-        transcript = self._reply.transcript if self._reply is not None else None
-        needed = required_silence_ms(
-            transcript, self.cfg.endpoint.hangover_ms, self.cfg.endpoint.incomplete_hangover_ms
-        )
-        if not self.cfg.endpoint.speculative:
-            needed = self.cfg.endpoint.hangover_ms
-        if silence_ms >= needed:
-            self._commit(utt, frame.t)
 
     def _maybe_partial(self, utt: _Utterance) -> None:
         if utt.transcriber is None or utt.partial_busy:
@@ -419,7 +391,7 @@ class VoicePipeline:
     # -- entry points for servers (typed turns, manually committed audio, cancel) ------------------------
     @property
     def busy(self) -> bool:
-        return self.state is not TurnState.LISTENING
+        return self.tracker.busy
 
     async def transcribe(self, samples: np.ndarray, rate: int) -> str:
         """ASR of a manually committed buffer, on the pipeline's ASR thread."""
@@ -433,15 +405,12 @@ class VoicePipeline:
 
     def respond_to_text(self, text: str) -> int:
         """Start a reply to ``text`` now, as a committed turn; returns its turn number."""
-        if self.busy:
-            raise RuntimeError("a turn is already in progress")
+        turn = self.tracker.text_turn()  # raises while a turn is in progress
         self._loop = asyncio.get_running_loop()
-        self._turn += 1
         self._turn_events = []
         self.idle.clear()
-        reply = _Reply(self._turn, now())
+        reply = _Reply(turn, now())
         self._reply = reply
-        self.state = TurnState.REPLYING
         reply.tasks.append(asyncio.ensure_future(self._produce(reply, None, False, text)))
         reply.tasks.append(asyncio.ensure_future(self._play(reply)))
         reply.commit.set()
@@ -450,28 +419,19 @@ class VoicePipeline:
     def cancel_reply(self) -> bool:
         """Stop the committed reply like a barge-in (e.g. a client's ``response.cancel``), then listen."""
         reply = self._reply
-        if reply is None or self.state not in (TurnState.REPLYING, TurnState.SPEAKING):
+        if reply is None or not self.tracker.cancel():
             return False
-        heard_samples = self.sink.stop_now()
-        reply.cancel.set()
-        for task in reply.tasks:
-            task.cancel()
-        heard_s = heard_samples / self.sink.sample_rate if reply.first_sample_t is not None else 0.0
+        heard_s = self._stop_reply(reply)
         self._finish_turn(reply, heard_prefix(reply.played, heard_s), heard_s, interrupted=True)
-        # _finish_turn leaves an interrupted turn mid-speech (a barge-in starts the next utterance).
-        self.state = TurnState.LISTENING
-        self._utt = None
-        self._interrupt = None
-        self.detector.reset()
-        self.idle.set()
+        self._apply([Listen(reply.turn)])
         return True
 
     # -- replies -------------------------------------------------------------------------------------
-    def _start_reply(self, utt: _Utterance, speculative: bool = True) -> _Reply:
-        reply = _Reply(utt.turn, now())
+    def _start_reply(self, utt: _Utterance, attempt: int = 0) -> _Reply:
+        reply = _Reply(utt.turn, now(), attempt)
         self._reply = reply
         audio = utt.audio()
-        reply.tasks.append(asyncio.ensure_future(self._produce(reply, audio, speculative)))
+        reply.tasks.append(asyncio.ensure_future(self._produce(reply, audio, speculative=attempt > 0)))
         reply.tasks.append(asyncio.ensure_future(self._play(reply)))
         return reply
 
@@ -485,11 +445,33 @@ class VoicePipeline:
         self._reply = None
         self.emit(SpeculationDiscarded(reply.turn, now(), reason, (now() - reply.started_t) * 1e3))
 
-    def _commit(self, utt: _Utterance, t_frame: float) -> None:
-        self.state = TurnState.REPLYING
-        self.emit(EndpointCommitted(utt.turn, now(), utt.last_voiced_t, (t_frame - utt.last_voiced_t) * 1e3))
-        reply = self._reply or self._start_reply(utt, speculative=False)
+    def _stop_reply(self, reply: _Reply) -> float:
+        """Silence the output and cancel the reply's work; returns the seconds of it the user heard."""
+        heard_samples = self.sink.stop_now()
+        reply.cancel.set()
+        for task in reply.tasks:
+            task.cancel()
+        return heard_samples / self.sink.sample_rate if reply.first_sample_t is not None else 0.0
+
+    def _commit(self, a: Commit) -> None:
+        self.emit(EndpointCommitted(a.turn, now(), a.last_voiced_t, a.silence_ms, a.required_ms))
+        assert self._utt is not None
+        reply = (
+            self._reply if (self._reply is not None and not a.start_reply) else self._start_reply(self._utt)
+        )
         reply.commit.set()
+
+    def _merge(self, a: Merge) -> None:
+        """The user went on after the turn was committed: drop the reply, keep collecting the turn."""
+        reply = self._reply
+        self._interruption = None
+        heard_s = 0.0
+        dropped = ""
+        if reply is not None:
+            heard_s = self._stop_reply(reply)
+            dropped = reply.text
+            self._reply = None
+        self.emit(TurnMerged(a.turn, now(), a.gap_ms, a.playing, dropped, heard_s))
 
     async def _produce(
         self, reply: _Reply, audio: np.ndarray | None, speculative: bool, text: str = ""
@@ -509,6 +491,8 @@ class VoicePipeline:
                         reply.turn, now(), text, transcript.audio_s, (now() - t0) * 1e3, speculative
                     )
                 )
+                if reply.attempt:
+                    self._apply(self.tracker.transcript(reply.attempt, text))
             reply.transcript = text
             if text:
                 messages = [m.as_dict() for m in self.conversation.messages_for(text, self.clock())]
@@ -592,15 +576,14 @@ class VoicePipeline:
             self.sink.write(chunk.samples, chunk.sample_rate)
         if started:
             self.sink.end_utterance()
-        else:
+        elif self._reply is reply:
             self._finish_turn(reply, heard_text="", heard_s=0.0)  # nothing to say (noise, empty reply)
 
     def _on_first_sample(self, t: float) -> None:
         reply = self._reply
-        if reply is None or reply.first_sample_t is not None or self.state is not TurnState.REPLYING:
+        if reply is None or reply.first_sample_t is not None or not self.tracker.playback_started(t):
             return
         reply.first_sample_t = t
-        self.state = TurnState.SPEAKING
         self.emit(FirstReplySample(reply.turn, t))
 
     def _on_drained(self, t: float) -> None:
@@ -625,6 +608,7 @@ class VoicePipeline:
                 stages_ms={k: round(v, 2) for k, v in timing.stages_ms.items()},
                 v2v_ms=round(timing.v2v_ms, 2) if timing.v2v_ms is not None else None,
                 discarded_speculations=timing.discarded_speculations,
+                merges=timing.merges,
                 interrupted=interrupted,
             )
         )
@@ -632,87 +616,37 @@ class VoicePipeline:
             self._reply = None
         self.turns_done += 1
         if not interrupted:
-            self.state = TurnState.LISTENING
-            self._utt = None
-            itr, self._interrupt = self._interrupt, None
-            if itr is not None:
-                # The user started talking over the end of the reply and the reply ran out before the
-                # barge-in was confirmed: that speech is the next turn, from its first frame (the
-                # detector is mid-speech; resetting it would drop the first words).
-                self._turn_from_interruption(itr)
-                return
-            self.detector.reset()
-            self.idle.set()
+            self._apply(self.tracker.reply_finished())
 
     # -- barge-in ------------------------------------------------------------------------------------
-    def _maybe_barge_in(self, frame: AudioFrame, x: np.ndarray, decision) -> None:
-        cfg = self.cfg.barge_in
-        if not cfg.enabled or self._reply is None:
-            return
-        if self._interrupt is None:
-            if decision.event == "start":
-                frames = list(self._preroll)
-                self._interrupt = _Interruption(
-                    frame.t - len(frames) * self.frame_s,
-                    frames,
-                    frame.t,
-                    voiced_frames=self.detector.min_speech_frames,
-                )
-            return
-        itr = self._interrupt
-        itr.frames.append(x)
-        if decision.is_speech:
-            itr.voiced_frames += 1
-            itr.last_voiced_t = frame.t
-        elif not itr.checking and (frame.t - itr.last_voiced_t) * 1e3 > cfg.max_gap_ms:
-            self._interrupt = None  # too short: a click, a cough, a short "mm"
-            return
-        if itr.checking or itr.voiced_frames * self.frame_s * 1e3 < cfg.min_speech_ms:
-            return
-        itr.checking = True
-        audio = np.concatenate(itr.frames)
+    def _check_interruption(self, a: CheckInterruption) -> None:
+        assert self._interruption is not None
+        audio = np.concatenate([x for _, x in self._interruption])
 
         async def check():
             try:
                 transcript = await self._in_thread(self._asr_pool, self.services.asr.transcribe, audio)
             except Exception as exc:
-                self.emit(StageError(self._turn, now(), "asr.barge_in", str(exc)))
-                self._interrupt = None
+                self.emit(StageError(a.turn, now(), "asr.barge_in", str(exc)))
+                self.tracker.interruption_failed(a.check)
+                self._interruption = None
                 return
-            if self._interrupt is not itr:
-                return
-            if is_backchannel(transcript.text, cfg.backchannels, cfg.min_words):
-                self.emit(BargeInIgnored(self._turn, now(), "backchannel", transcript.text))
-                self._interrupt = None
-                return
-            self._barge_in(itr)
+            self._apply(self.tracker.interruption_heard(a.check, transcript.text))
 
         asyncio.ensure_future(check())
 
-    def _barge_in(self, itr: _Interruption) -> None:
+    def _barge_in(self, a: BargeInAction) -> None:
         reply = self._reply
-        self._interrupt = None
         if reply is None:
             return
         t_decide = now()
-        heard_samples = self.sink.stop_now()
+        heard_s = self._stop_reply(reply)
         t_stopped = now()
-        reply.cancel.set()
-        for task in reply.tasks:
-            task.cancel()
-        heard_s = heard_samples / self.sink.sample_rate if reply.first_sample_t is not None else 0.0
         heard_text = heard_prefix(reply.played, heard_s)
         block_ms = getattr(self.sink, "block_s", 0.0) * 1e3
         stop_ms = (t_stopped - t_decide) * 1e3 + block_ms
-        self.emit(BargeIn(reply.turn, t_stopped, itr.start_t, heard_text, heard_s, stop_ms))
+        self.emit(BargeIn(reply.turn, t_stopped, a.speech_t, heard_text, heard_s, stop_ms))
         self._finish_turn(reply, heard_text=heard_text, heard_s=heard_s, interrupted=True)
-        # The interruption is the start of the next user turn (the detector is still mid-speech).
-        self._turn_from_interruption(itr)
-
-    def _turn_from_interruption(self, itr: _Interruption) -> None:
-        self._start_utterance(itr.start_t, itr.frames)
-        assert self._utt is not None
-        self._utt.last_voiced_t = itr.last_voiced_t
 
 
 def heard_prefix(chunks: list[SynthChunk], heard_s: float) -> str:
@@ -729,15 +663,3 @@ def heard_prefix(chunks: list[SynthChunk], heard_s: float) -> str:
         words.extend(clause[: int(len(clause) * part)])
         break
     return " ".join(words)
-
-
-async def wait_until_idle(pipeline: VoicePipeline, timeout: float) -> bool:
-    try:
-        await asyncio.wait_for(pipeline.idle.wait(), timeout)
-        return True
-    except TimeoutError:
-        return False
-
-
-def monotonic_ms(t0: float) -> float:
-    return (time.monotonic() - t0) * 1e3

@@ -142,6 +142,7 @@ def turn_row(report: LatencyReport, events: Iterable[Event], file: str | None, r
         "lm_tokens": timing.lm_tokens,
         "lm_forwards": timing.lm_forwards,
         "discarded_speculations": timing.discarded_speculations,
+        "merges": report.merges,
         "interrupted": report.interrupted,
     }
     if reference is not None:
@@ -155,12 +156,51 @@ def summarize(rows: list[dict]) -> dict[str, Any]:
     summary["turns"] = len(rows)
     summary["discarded_speculations"] = sum(r["discarded_speculations"] for r in rows)
     summary["interrupted"] = sum(1 for r in rows if r["interrupted"])
-    scored = [r for r in rows if "wer" in r]
+    summary["merges"] = sum(r.get("merges", 0) for r in rows)
+    files = per_file(rows)
+    summary["turn_taking"] = turn_taking(files)
+    scored = [f for f in files if f["reference"] is not None]
     if scored:
-        ref_words = sum(len(r["reference"].split()) for r in scored)
-        errors = sum(r["wer"] * len(r["reference"].split()) for r in scored)
+        # Pooled per input file: a file answered as two turns is scored once, its transcripts joined.
+        ref_words = sum(len(f["reference"].split()) for f in scored)
+        errors = sum(f["wer"] * len(f["reference"].split()) for f in scored)
         summary["wer"] = round(errors / max(1, ref_words), 4)
     return summary
+
+
+def per_file(rows: list[dict]) -> list[dict[str, Any]]:
+    """Each input file's turns: answered as ``one`` turn, ``merged`` into one, or ``split``."""
+    by_file: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by_file.setdefault((r.get("variant"), r.get("round"), r.get("file")), []).append(r)
+    out = []
+    for (_, _, file), turns in by_file.items():
+        turns = sorted(turns, key=lambda r: r["turn"])
+        if len(turns) > 1:
+            outcome = "split"
+        else:
+            outcome = "merged" if turns[0].get("merges") else "one"
+        reference = turns[0].get("reference")
+        transcript = " ".join(r["transcript"] for r in turns if r["transcript"])
+        entry = {"file": file, "kind": turns[0].get("kind"), "turns": len(turns), "outcome": outcome}
+        entry |= {"reference": reference, "transcript": transcript}
+        if reference is not None:
+            entry["wer"] = round(word_error_rate(reference, transcript), 4)
+        out.append(entry)
+    return out
+
+
+def turn_taking(files: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many input files were answered once (as one turn or merged into one) or split."""
+    counts: dict[str, Any] = {"files": len(files)}
+    for outcome in ("one", "merged", "split"):
+        counts[outcome] = sum(f["outcome"] == outcome for f in files)
+    kinds = sorted({f["kind"] for f in files if f["kind"]})
+    for kind in kinds:
+        of_kind = [f for f in files if f["kind"] == kind]
+        once = sum(f["outcome"] != "split" for f in of_kind)
+        counts[kind] = {"files": len(of_kind), "answered_once": once, "split": len(of_kind) - once}
+    return counts
 
 
 def build_report(cfg: QuickturnConfig, rows: list[dict], extra_meta: dict | None = None) -> dict[str, Any]:

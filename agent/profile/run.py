@@ -88,6 +88,10 @@ async def run_variant(
     results = await runner.run(items)
     reports = [(rep, r.item.file.name, r.item.text) for r in results for rep in r.reports]
     rows, tls, overhead = rows_from_events(runner.events, reports, bus, variant.name, round_)
+    kinds = {r.item.file.name: r.item.extra.get("kind") for r in results}  # e.g. paused / complete
+    for row in rows:
+        if kinds.get(row["file"]):
+            row["kind"] = kinds[row["file"]]
     return VariantRun(
         variant,
         round_,

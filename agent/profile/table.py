@@ -74,6 +74,7 @@ def turns_table(rows: list[dict[str, Any]], title: str = "turns", width: int = 1
             t.add_column(col, justify=justify, no_wrap=True, min_width=max(3, len(col)))
     for r in rows:
         flags = " (interrupted)" if r.get("interrupted") else ""
+        flags += " (merged)" if r.get("merges") else ""
         t.add_row(
             str(r["turn"]),
             _clip(r.get("file"), 22),
@@ -152,9 +153,22 @@ def print_report(console, report: dict[str, Any], show_turns: bool = True) -> No
     notes = [f"{s['turns']} turns", f"{s['discarded_speculations']} speculative replies discarded"]
     if s.get("interrupted"):
         notes.append(f"{s['interrupted']} interrupted")
+    if s.get("merges"):
+        notes.append(f"{s['merges']} continuations merged")
     if "wer" in s:
-        notes.append(f"ASR word error rate {s['wer']:.1%}")
+        notes.append(f"ASR word error rate {s['wer']:.1%} (pooled per file)")
     console.print("\n" + "; ".join(notes))
+    tt = s.get("turn_taking") or {}
+    if tt.get("split") or tt.get("merged"):
+        kinds = [
+            f"{k}: {v['answered_once']}/{v['files']} answered once"
+            for k, v in tt.items()
+            if isinstance(v, dict)
+        ]
+        console.print(
+            f"input files: {tt['one']} one turn, {tt['merged']} merged into one, {tt['split']} split"
+            + (f" ({'; '.join(kinds)})" if kinds else "")
+        )
     o = report["meta"].get("profiling_overhead")
     if o and o.get("per_turn_us", {}).get("n"):
         pct = o["percent_of_v2v"]
