@@ -51,6 +51,11 @@ class EndpointSection:
     hangover_ms: int = 300  # silence that ends a turn whose transcript looks complete
     incomplete_hangover_ms: int = 1100  # ... and one that looks unfinished ("I was thinking about")
     speculative: bool = True  # start ASR → LM → TTS as soon as silence starts
+    # Required silence from P(finished | words so far) (agent/end_of_turn.py): confident_ms when sure,
+    # rising to incomplete_hangover_ms when not. false = the trailing-word rule (hangover_ms or
+    # incomplete_hangover_ms).
+    semantic: bool = True
+    confident_ms: int = 300
     # A still-voiced frame whose VAD probability falls below this starts speculating one frame
     # before the VAD calls silence (speech ending); the next voiced frame discards it. 0 = off.
     speculate_below: float = 0.7

@@ -66,6 +66,16 @@ class FinalTranscript(Event):
 
 
 @dataclass(frozen=True)
+class EndOfTurnEstimate(Event):
+    """How sure the end-of-turn policy is that the user finished, and the silence it now requires."""
+
+    kind: ClassVar[str] = "endpoint.estimate"
+    text: str
+    finished_p: float | None  # None: no semantic model (the trailing-word rule decided)
+    required_ms: float
+
+
+@dataclass(frozen=True)
 class EndpointCommitted(Event):
     kind: ClassVar[str] = "endpoint.committed"
     last_voiced_t: float

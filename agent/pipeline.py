@@ -33,9 +33,11 @@ from audio.vad import SileroVAD, SpeechDetector
 
 from .asr import SpeechRecognizer, StreamingTranscriber, Transcript
 from .config import QuickturnConfig
+from .end_of_turn import EndOfTurnModel
 from .events import (
     BargeIn,
     BargeInIgnored,
+    EndOfTurnEstimate,
     EndpointCommitted,
     Event,
     EventBus,
@@ -87,6 +89,7 @@ class Services:
     tts: Synthesizer
     reply: ReplyModel
     vad_factory: Callable[[], SileroVAD]
+    end_of_turn: EndOfTurnModel | None = None  # P(the user finished | words so far)
 
     @classmethod
     def load(cls, cfg: QuickturnConfig, reply_kind: str = "diffusion", warmup: bool = True) -> Services:
@@ -96,7 +99,7 @@ class Services:
         reply = build_reply_model(cfg.lm, reply_kind)
         if warmup:
             reply.warmup()
-        return cls(asr, tts, reply, vad_factory(cfg))
+        return cls(asr, tts, reply, vad_factory(cfg), load_end_of_turn(cfg))
 
 
 def load_asr(cfg: QuickturnConfig, warmup: bool = True) -> SpeechRecognizer:
@@ -123,6 +126,10 @@ def load_tts(cfg: QuickturnConfig, warmup: bool = True) -> Synthesizer:
         first_min_words=cfg.tts.first_min_words,
         warmup=warmup,
     )
+
+
+def load_end_of_turn(cfg: QuickturnConfig) -> EndOfTurnModel | None:
+    return EndOfTurnModel.load() if cfg.endpoint.semantic else None
 
 
 def vad_factory(cfg: QuickturnConfig) -> Callable[[], SileroVAD]:
@@ -492,7 +499,7 @@ class VoicePipeline:
                     )
                 )
                 if reply.attempt:
-                    self._apply(self.tracker.transcript(reply.attempt, text))
+                    self._estimate_end_of_turn(reply, text)
             reply.transcript = text
             if text:
                 messages = [m.as_dict() for m in self.conversation.messages_for(text, self.clock())]
@@ -504,6 +511,14 @@ class VoicePipeline:
         finally:
             reply.producing_done = True
             reply.chunks.put_nowait(None)
+
+    def _estimate_end_of_turn(self, reply: _Reply, text: str) -> None:
+        model = self.services.end_of_turn
+        finished_p = model.probability(text) if model is not None and text else None  # ~10 µs
+        required = self.tracker.transcript(reply.attempt, text, finished_p)
+        if required is not None:
+            p = round(finished_p, 3) if finished_p is not None else None
+            self.emit(EndOfTurnEstimate(reply.turn, now(), text, p, round(required, 1)))
 
     def _generate_and_speak(self, reply: _Reply, messages: list[dict[str, str]]) -> None:
         """Worker thread: LM blocks → clauses → audio chunks, handed to the loop as they are ready.

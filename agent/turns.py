@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .end_of_turn import required_silence_for
 from .endpointing import is_backchannel, required_silence_ms, starts_with_phrase
 
 
@@ -44,6 +45,8 @@ class TurnPolicy:
     hangover_ms: float = 300.0
     incomplete_hangover_ms: float = 1100.0
     speculative: bool = True
+    semantic: bool = True  # required silence from P(finished) when given one, else the word rule
+    confident_ms: float = 300.0  # silence needed when surely finished
     speculate_below: float = 0.7
     max_utterance_s: float = 30.0
     merge_window_ms: float = 1000.0  # 0 = never merge: speech after a commit is always a new turn
@@ -64,6 +67,8 @@ class TurnPolicy:
             hangover_ms=ep.hangover_ms,
             incomplete_hangover_ms=ep.incomplete_hangover_ms,
             speculative=ep.speculative,
+            semantic=ep.semantic,
+            confident_ms=ep.confident_ms,
             speculate_below=ep.speculate_below,
             max_utterance_s=ep.max_utterance_s,
             merge_window_ms=ep.merge_window_ms,
@@ -190,6 +195,7 @@ class TurnTracker:
         self._utt: _Utterance | None = None
         self._attempt = 0  # id of the newest speculative attempt (0 = none in flight)
         self._transcript: str | None = None  # of the attempt in flight, once known
+        self._finished_p: float | None = None  # P(the user has finished | that transcript)
         self._first_sample_t: float | None = None
         self._itr: _Interruption | None = None
         self._checks = 0
@@ -225,11 +231,25 @@ class TurnTracker:
             return self._endpointing(t, voiced, started)
         return self._agent_turn(t, voiced, started)
 
-    def transcript(self, attempt: int, text: str) -> list[Action]:
-        """The speculative attempt's final transcript is ready (what the required silence depends on)."""
-        if attempt == self._attempt and self.state in (TurnState.USER_SPEAKING, TurnState.ENDPOINTING):
-            self._transcript = text
-        return []
+    def transcript(self, attempt: int, text: str, finished_p: float | None = None) -> float | None:
+        """The speculative attempt's transcript is ready, with P(finished) if a model gave one.
+
+        Returns the silence the turn now needs (ms), or None when the attempt is stale.
+        """
+        if attempt != self._attempt or self.state not in (TurnState.USER_SPEAKING, TurnState.ENDPOINTING):
+            return None
+        self._transcript = text
+        self._finished_p = finished_p
+        return self.required_silence_ms()
+
+    def required_silence_ms(self) -> float:
+        """Silence that ends the turn now: from P(finished), the trailing-word rule, or the hangover."""
+        p = self.policy
+        if not p.speculative:
+            return p.hangover_ms
+        if p.semantic and self._finished_p is not None and self._transcript:
+            return required_silence_for(self._finished_p, p.confident_ms, p.incomplete_hangover_ms)
+        return float(required_silence_ms(self._transcript, p.hangover_ms, p.incomplete_hangover_ms))
 
     def playback_started(self, t: float) -> bool:
         """The reply's first sample reached the output; False when no committed reply is waiting."""
@@ -296,6 +316,7 @@ class TurnTracker:
         self._utt = _Utterance(start_t, last_voiced_t)
         self._attempt = 0
         self._transcript = None
+        self._finished_p = None
         self._first_sample_t = None
         self._itr = None
         self._quiet_frames = 0
@@ -340,11 +361,7 @@ class TurnTracker:
             actions: list[Action] = [self._discard("speech resumed")] if self._attempt else []
             return [*actions, Resumed(self.turn, pause_ms)]
         silence_ms = (t - utt.last_voiced_t) * 1e3
-        p = self.policy
-        if p.speculative:
-            needed = required_silence_ms(self._transcript, p.hangover_ms, p.incomplete_hangover_ms)
-        else:
-            needed = p.hangover_ms
+        needed = self.required_silence_ms()
         if silence_ms >= needed:
             return self._commit(utt, t, needed)
         return []
@@ -353,6 +370,7 @@ class TurnTracker:
         start_reply = not self._attempt
         self._attempt = 0
         self._transcript = None
+        self._finished_p = None
         self.state = TurnState.REPLYING
         utt.commit_voiced_t = utt.last_voiced_t
         silence_ms = (t - utt.last_voiced_t) * 1e3
@@ -409,11 +427,13 @@ class TurnTracker:
         self._checks += 1  # one counter for every id the tracker hands out
         self._attempt = self._checks
         self._transcript = None
+        self._finished_p = None
         return Speculate(self.turn, self._attempt)
 
     def _discard(self, reason: str) -> Discard:
         self._attempt = 0
         self._transcript = None
+        self._finished_p = None
         return Discard(self.turn, reason)
 
     def _listen(self) -> list[Action]:
@@ -422,5 +442,6 @@ class TurnTracker:
         self._itr = None
         self._attempt = 0
         self._transcript = None
+        self._finished_p = None
         self._first_sample_t = None
         return [Listen(self.turn)]

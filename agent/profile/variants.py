@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import ConfigError, QuickturnConfig, apply_overrides, parse_override
-from ..pipeline import Services, load_asr, load_tts, vad_factory
+from ..pipeline import Services, load_asr, load_end_of_turn, load_tts, vad_factory
 from ..reply import LOAD_FIELDS, ReplyModel, build_reply_model
 
 BASELINES = ("ar", "teacher")
@@ -162,4 +162,10 @@ class ServicePool:
             self.loaded.append(f"reply model {reply.name} for {variant.name}")
         reply.reconfigure(cfg.lm)  # steps, sampler, limits: no reload (new step counts get warmed)
         reply.reset()  # every variant starts with an empty conversation cache
-        return Services(self._asr[asr_load_key(cfg)], self._tts[_key(cfg.tts)], reply, vad_factory(cfg))
+        return Services(
+            self._asr[asr_load_key(cfg)],
+            self._tts[_key(cfg.tts)],
+            reply,
+            vad_factory(cfg),
+            load_end_of_turn(cfg),
+        )

@@ -26,6 +26,7 @@ POLICY = TurnPolicy(
     frame_ms=32,
     preroll_ms=96,
     hangover_ms=300,
+    confident_ms=120,
     incomplete_hangover_ms=1100,
     speculate_below=0.7,
     merge_window_ms=1000,
@@ -254,3 +255,35 @@ def test_typed_turns_and_cancel():
     assert c.tracker.cancel()
     assert c.tracker.state is TurnState.LISTENING and not c.tracker.cancel()
     assert not c.tracker.playback_started(c.t)
+
+
+def test_the_required_silence_follows_the_probability_of_having_finished():
+    def commit_after(p_finished: float | None, text: str = "Set a timer for five minutes") -> Commit:
+        c = Clock()
+        c.speak(10)
+        spec = next(a for a in c.frames(1, voiced=False) if isinstance(a, Speculate))
+        needed = c.tracker.transcript(spec.attempt, text, p_finished)
+        commit = None
+        while commit is None:
+            commit = next((a for a in c.frames(1, voiced=False) if isinstance(a, Commit)), None)
+        assert commit.required_ms == needed
+        return commit
+
+    sure, unsure, doubtful = commit_after(0.98), commit_after(0.5), commit_after(0.05)
+    assert sure.required_ms < POLICY.hangover_ms < unsure.required_ms < doubtful.required_ms
+    assert sure.silence_ms < unsure.silence_ms < doubtful.silence_ms
+    assert doubtful.required_ms <= POLICY.incomplete_hangover_ms
+    # Without a probability the trailing-word rule decides, as before.
+    assert commit_after(None, "I was thinking about").required_ms == POLICY.incomplete_hangover_ms
+    assert commit_after(None).required_ms == POLICY.hangover_ms
+
+
+def test_the_shipped_end_of_turn_model_tells_cut_off_requests_from_whole_ones():
+    from agent.end_of_turn import EndOfTurnModel
+
+    model = EndOfTurnModel.load()
+    cut = ["Tell me", "I was thinking about", "Can you tell me", "Remind me to", "What is the"]
+    whole = ["Tell me a joke.", "What's your name?", "Hi there, how are you today?", "My name is Sam."]
+    for a in cut:
+        for b in whole:
+            assert model.probability(a) < model.probability(b), (a, b)
