@@ -83,7 +83,6 @@ class SpeculationDiscarded(Event):
 class LMStarted(Event):
     kind: ClassVar[str] = "lm.started"
     model: str
-    prompt_tokens: int = 0
 
 
 @dataclass(frozen=True)

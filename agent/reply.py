@@ -47,7 +47,6 @@ class ReplyStats:
     forwards: int = 0
     lm_ms: float = 0.0
     prefill_ms: float = 0.0
-    prompt_tokens: int = 0
 
 
 def resolve_device(name: str) -> str:
@@ -177,7 +176,6 @@ class DiffusionReply(ReplyModel):
                     forwards=r.forwards,
                     lm_ms=(time.perf_counter() - t0) * 1e3,  # up to this block, prefill included
                     prefill_ms=r.prefill_ms,
-                    prompt_tokens=r.prompt_tokens,
                 )
                 yield ReplyPiece(block.text, block.finished)
                 if cancel is not None and cancel.is_set():
@@ -236,7 +234,6 @@ class ARBaselineReply(ReplyModel):
             tokens=len(ids),
             forwards=len(ids) + 1,
             lm_ms=ms,
-            prompt_tokens=len(prompt),
         )
         yield ReplyPiece(engine.tokenizer.decode(ids).strip(), True)
 
