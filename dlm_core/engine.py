@@ -30,7 +30,7 @@ KV-cache policy across turns:
   * full-attention models (LLaDA, Dream): every cached key depends on every later token, so the
     conversation is prefilled afresh at each turn (exact at the turn's start); within a turn the
     blocks use the prefix cache as Fast-dLLM's PrefixCache does (an approximation they measured as
-    near-lossless). ``refresh_each_block=True`` re-prefills at every block boundary as well.
+    near-lossless).
 
 On CUDA the S-step loop of a block runs through ``graphs.BlockGraphRunner`` (captured CUDA graphs) when
 it can; sampling with temperature and the ``random`` rule stay eager.
@@ -133,7 +133,6 @@ class DiffusionEngine:
         *,
         max_context: int = 1024,
         default_block_len: int | None = None,
-        refresh_each_block: bool = False,
         use_cuda_graphs: bool = True,
         graph_mode: str = "block",
     ) -> None:
@@ -146,7 +145,6 @@ class DiffusionEngine:
         self.block_len = default_block_len or self.cfg.gen_block_size
         if self.cfg.aligned_blocks:
             self._check_block_len(self.block_len)
-        self.refresh_each_block = refresh_each_block
         self.model.setup_cache(self.max_context)
         self._cached: list[int] = []  # token ids whose keys/values are in the cache, in order
         self._anchor: Tensor | None = None  # logits of the last cached position (shifted models)
@@ -438,9 +436,6 @@ class DiffusionEngine:
         return len(new)
 
     def _append(self, ids: list[int]) -> None:
-        if self.cfg.attention == "full" and self.refresh_each_block:
-            self._prefill(self._cached + ids, fresh=True)
-            return
         tokens = torch.tensor([ids], device=self.device)
         user = self._user_turns(self._cached + ids, len(self._cached))
         self._anchor = self.model.forward_context(tokens, start=len(self._cached), user=user)[:, -1:]
@@ -582,10 +577,8 @@ class DiffusionEngine:
         kept, _ = self._cut_at_terminator(x[0, start:end].tolist())
         return self.cfg.mask_token_id not in kept
 
-    def _block_logits(
-        self, x: Tensor, positions: Tensor, ctx_len: int, key_mask: Tensor | None = None
-    ) -> Tensor:
-        logits = self.model.forward_block(x, positions, ctx_len, key_mask)
+    def _block_logits(self, x: Tensor, positions: Tensor, ctx_len: int) -> Tensor:
+        logits = self.model.forward_block(x, positions, ctx_len)
         if self.cfg.shift_logits:  # position i is predicted by the output at i-1
             head = logits[:, :1] if self._anchor is None else self._anchor.to(logits.dtype)
             logits = torch.cat([head, logits[:, :-1]], dim=1)
