@@ -105,7 +105,6 @@ class TurnMerged(Event):
 class LMStarted(Event):
     kind: ClassVar[str] = "lm.started"
     model: str
-    prompt_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from .events import (
     FirstReplySample,
     LMFinished,
     SpeculationDiscarded,
-    SpeechPaused,
     TTSChunk,
     TurnMerged,
 )
@@ -111,7 +110,3 @@ def summarize_turn(events: Iterable[Event]) -> TurnTiming:
         ms["output_ms"] = (sample.t - ready) * 1e3
     timing.interrupted = any(isinstance(e, BargeIn) for e in events)
     return timing
-
-
-def pause_of(events: Iterable[Event]) -> SpeechPaused | None:
-    return next((e for e in events if isinstance(e, SpeechPaused)), None)

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import torch
 
-from dlm_core import Constraints, DiffusionEngine, ModelLoadError, SamplerConfig, banned_token_ids
+from dlm_core import (
+    Constraints,
+    DecodeOptions,
+    DiffusionEngine,
+    ModelLoadError,
+    SamplerConfig,
+    banned_token_ids,
+)
 
 from .config import LMSection
 
@@ -40,7 +47,6 @@ class ReplyStats:
     forwards: int = 0
     lm_ms: float = 0.0
     prefill_ms: float = 0.0
-    prompt_tokens: int = 0
 
 
 def resolve_device(name: str) -> str:
@@ -117,19 +123,28 @@ class DiffusionReply(ReplyModel):
         self._stats = ReplyStats(self.name)
 
     def _apply_runtime(self, cfg: LMSection) -> None:
-        self.sampler = SamplerConfig(
-            rule=cfg.sampler,
-            confidence=cfg.confidence,
-            threshold=cfg.threshold,
-            temperature=cfg.temperature,
-            seed=cfg.seed,
-        )
+        """The engine's decoding options from the ``[lm]`` section (block_len is a load field: the
+        engine's default already)."""
         banned = banned_token_ids(self.engine.tokenizer, cfg.ban) if cfg.ban else ()
-        self.constraints = Constraints(
-            banned_ids=banned,
-            min_tokens=cfg.min_tokens,
-            finish_copies=cfg.finish_copies,
-            whole_word_copies=cfg.whole_word_copies,
+        self.options = DecodeOptions(
+            max_tokens=cfg.max_tokens,
+            steps=cfg.steps,
+            sampler=SamplerConfig(
+                rule=cfg.sampler,
+                confidence=cfg.confidence,
+                threshold=cfg.threshold,
+                temperature=cfg.temperature,
+                seed=cfg.seed,
+            ),
+            constraints=Constraints(
+                banned_ids=banned,
+                min_tokens=cfg.min_tokens,
+                finish_copies=cfg.finish_copies,
+                whole_word_copies=cfg.whole_word_copies,
+            ),
+            draft_threshold=cfg.draft_threshold,
+            draft_guidance=cfg.draft_guidance,
+            early_exit=cfg.early_exit,
         )
 
     def reconfigure(self, cfg: LMSection) -> None:
@@ -149,18 +164,8 @@ class DiffusionReply(ReplyModel):
     def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[ReplyPiece]:
         t0 = time.perf_counter()
         draft = self.draft_ids(messages)
-        gen = self.engine.stream(
-            messages,
-            max_tokens=self.cfg.max_tokens,
-            steps=self.cfg.steps,
-            sampler=self.sampler,
-            constraints=self.constraints,
-            draft=draft,
-            draft_threshold=self.cfg.draft_threshold,
-            draft_guidance=self.cfg.draft_guidance,
-            stop=cancel,  # a discarded speculative reply frees the cores within one step
-            early_exit=self.cfg.early_exit,
-        )
+        # ``cancel``: a discarded speculative reply frees the cores within one step
+        gen = self.engine.stream(messages, self.options, draft=draft, stop=cancel)
         try:
             for block in gen:
                 r = self.engine.last_result
@@ -171,7 +176,6 @@ class DiffusionReply(ReplyModel):
                     forwards=r.forwards,
                     lm_ms=(time.perf_counter() - t0) * 1e3,  # up to this block, prefill included
                     prefill_ms=r.prefill_ms,
-                    prompt_tokens=r.prompt_tokens,
                 )
                 yield ReplyPiece(block.text, block.finished)
                 if cancel is not None and cancel.is_set():
@@ -193,7 +197,7 @@ class DiffusionReply(ReplyModel):
         full = min(self.cfg.block_len, self.cfg.max_tokens)
         tail = self.cfg.max_tokens % self.cfg.block_len if self.cfg.max_tokens > self.cfg.block_len else 0
         lens = tuple(n for n in (full, tail) if n >= self.cfg.steps)
-        self.engine.warmup(steps=(self.cfg.steps,), block_lens=lens, sampler=self.sampler)
+        self.engine.warmup(steps=(self.cfg.steps,), block_lens=lens, sampler=self.options.sampler)
         _ = self.engine.token_texts  # built once here, not in the first turn (finish_copies reads it)
         self._warmed.add(self.cfg.steps)
 
@@ -230,7 +234,6 @@ class ARBaselineReply(ReplyModel):
             tokens=len(ids),
             forwards=len(ids) + 1,
             lm_ms=ms,
-            prompt_tokens=len(prompt),
         )
         yield ReplyPiece(engine.tokenizer.decode(ids).strip(), True)
 

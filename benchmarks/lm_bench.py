@@ -43,7 +43,7 @@ from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 
 from agent.report import cpu_model
-from dlm_core import Constraints, DiffusionEngine, ModelConfig, SamplerConfig, load_model
+from dlm_core import Constraints, DecodeOptions, DiffusionEngine, ModelConfig, load_model
 from dlm_core.ar import ar_generate
 from dlm_core.families import FAMILIES
 from dlm_core.loader import LoadedModel
@@ -172,24 +172,19 @@ def time_diffusion(
     no_stop = Constraints(banned_ids=tuple(sorted({*cfg.eos_token_ids, cfg.pad_token_id})))
     # The ceiling: every block spends all S steps (early exit saves what the content allows, measured
     # in the pipeline by `quickturn profile --sweep lm.early_exit=true,false`).
-    kw = dict(
-        max_tokens=reply,
-        steps=steps,
-        block_len=block,
-        sampler=SamplerConfig(),
-        constraints=no_stop,
-        early_exit=False,
+    options = DecodeOptions(
+        max_tokens=reply, steps=steps, block_len=block, constraints=no_stop, early_exit=False
     )
     for _ in range(3):  # warm-up (and lazy graph capture)
         engine.reset()
-        engine.generate_ids(prompt, **kw)
+        engine.generate_ids(prompt, options)
     total, per_forward, prefill = [], [], []
     result = None
     for _ in range(runs):
         engine.reset()
         _sync(device)
         t0 = time.perf_counter()
-        result = engine.generate_ids(prompt, **kw)
+        result = engine.generate_ids(prompt, options)
         _sync(device)
         ms = (time.perf_counter() - t0) * 1e3
         commits = len(result.blocks) - 1

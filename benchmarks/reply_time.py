@@ -17,7 +17,7 @@ from datetime import datetime
 import torch
 
 from agent.prompt import context_sentences
-from dlm_core.engine import DiffusionEngine
+from dlm_core.engine import DecodeOptions, DiffusionEngine
 from dlm_core.sampling import SamplerConfig
 
 CONVERSATION = [
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         full = DiffusionEngine.from_pretrained(args.models[0], max_context=512)
         full.model._reply_logits = full.model.head  # type: ignore[method-assign]
         engines[f"{args.models[0]} (whole head)"] = full
-    kw = dict(max_tokens=48, steps=8, sampler=SamplerConfig(rule="threshold", threshold=0.9))
+    options = DecodeOptions(max_tokens=48, steps=8, sampler=SamplerConfig(rule="threshold", threshold=0.9))
     times: dict[tuple[str, int], list[float]] = {}
     replies: dict[str, str] = {}
     for _ in range(args.rounds):
@@ -47,11 +47,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, engine in engines.items():
                 for _ in range(2):  # warm-up
                     engine.reset()
-                    engine.generate(CONVERSATION, **kw)
+                    engine.generate(CONVERSATION, options)
                 for _ in range(args.runs):
                     engine.reset()  # no prefix reuse: prefill + denoising, as a fresh reply
                     t0 = time.perf_counter()
-                    replies[name] = engine.generate(CONVERSATION, **kw).text
+                    replies[name] = engine.generate(CONVERSATION, options).text
                     times.setdefault((name, threads), []).append((time.perf_counter() - t0) * 1e3)
     print("| model | torch threads | reply p50 ms | reply |\n|---|---:|---:|---|")
     for (name, threads), ts in sorted(times.items(), key=lambda kv: (-kv[0][1], kv[0][0])):

@@ -15,8 +15,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import torch
-
 from .errors import GenerationError
 from .tokenizer import ChatTokenizer
 
@@ -118,7 +116,3 @@ def banned_token_ids(
         if any(t(text) for t in tests):
             banned.append(tid)
     return tuple(banned)
-
-
-def as_tensor(ids: Sequence[int], device) -> torch.Tensor:
-    return torch.tensor(list(ids), dtype=torch.long, device=device)

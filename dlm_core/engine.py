@@ -30,7 +30,7 @@ KV-cache policy across turns:
   * full-attention models (LLaDA, Dream): every cached key depends on every later token, so the
     conversation is prefilled afresh at each turn (exact at the turn's start); within a turn the
     blocks use the prefix cache as Fast-dLLM's PrefixCache does (an approximation they measured as
-    near-lossless). ``refresh_each_block=True`` re-prefills at every block boundary as well.
+    near-lossless).
 
 On CUDA the S-step loop of a block runs through ``graphs.BlockGraphRunner`` (captured CUDA graphs) when
 it can; sampling with temperature and the ``random`` rule stay eager.
@@ -41,7 +41,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -54,6 +54,46 @@ from .errors import GenerationError
 from .families import Messages
 from .loader import LoadedModel, load_model
 from .sampling import SamplerConfig, StepPlan, accept_draft, build_plan, denoise_step, reveal_first
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How a reply is decoded: one object for ``generate`` / ``stream`` (and their ``_ids`` forms).
+
+    The per-call inputs stay separate: ``draft`` (a suggested reply for this prompt) and ``stop`` (an
+    event that ends this reply early).
+
+    ``early_exit``: S is an upper bound, not a quota. Revealed tokens are never remasked, so once every
+    position of a block up to its first end token is revealed (or every position, when it has none) its
+    reply text is final: the remaining steps would only fill positions that are cut off. The block then
+    ends there, with the same tokens it would have had after S steps (eager steps only; a captured CUDA
+    graph runs its S steps whole). ``early_exit=False`` always spends S.
+
+    ``draft_threshold`` / ``draft_guidance``: with a draft, the first of each block's S steps keeps every
+    draft token the model finds plausible (p ≥ ``draft_threshold``) and the remaining steps fill the
+    rest, each still taking the draft's token at a position it reveals when that token has become
+    plausible: draft-conditioned denoising, at no extra forward passes. ``draft_guidance=False`` keeps
+    the draft to the first step only.
+    """
+
+    max_tokens: int = 48  # reply length limit (``constraints.max_tokens`` may lower it)
+    steps: int = 8  # S: denoising forwards per block, at most
+    block_len: int | None = None  # L: positions per denoising block; None = the engine's default
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    constraints: Constraints = field(default_factory=Constraints)
+    draft_threshold: float = 0.05
+    draft_guidance: bool = True
+    early_exit: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise GenerationError(f"max_tokens must be ≥ 1, got {self.max_tokens}")
+        if self.steps < 1:
+            raise GenerationError(f"steps must be ≥ 1, got {self.steps}")
+        if self.block_len is not None and self.block_len < 1:
+            raise GenerationError(f"block_len must be ≥ 1, got {self.block_len}")
+        if not 0.0 < self.draft_threshold <= 1.0:
+            raise GenerationError(f"draft_threshold must be in (0, 1], got {self.draft_threshold}")
 
 
 @dataclass
@@ -93,7 +133,6 @@ class DiffusionEngine:
         *,
         max_context: int = 1024,
         default_block_len: int | None = None,
-        refresh_each_block: bool = False,
         use_cuda_graphs: bool = True,
         graph_mode: str = "block",
     ) -> None:
@@ -106,7 +145,6 @@ class DiffusionEngine:
         self.block_len = default_block_len or self.cfg.gen_block_size
         if self.cfg.aligned_blocks:
             self._check_block_len(self.block_len)
-        self.refresh_each_block = refresh_each_block
         self.model.setup_cache(self.max_context)
         self._cached: list[int] = []  # token ids whose keys/values are in the cache, in order
         self._anchor: Tensor | None = None  # logits of the last cached position (shifted models)
@@ -161,9 +199,10 @@ class DiffusionEngine:
         for block_len in block_lens:
             for s in steps:
                 for _ in range(rounds):
-                    self.generate(
-                        messages, max_tokens=block_len, steps=s, block_len=block_len, sampler=sampler
+                    options = DecodeOptions(
+                        max_tokens=block_len, steps=s, block_len=block_len, sampler=sampler
                     )
+                    self.generate(messages, options)
         self.reset()
 
     def reset(self) -> None:
@@ -178,102 +217,83 @@ class DiffusionEngine:
         with self._lock, torch.inference_mode():
             return self._prefill(ids)
 
-    def generate(self, messages: Messages, **kwargs) -> GenerationResult:
+    def generate(
+        self,
+        messages: Messages,
+        options: DecodeOptions | None = None,
+        *,
+        draft: Sequence[int] | None = None,
+        stop: threading.Event | None = None,
+    ) -> GenerationResult:
         """The whole reply at once (same arguments as ``stream``)."""
-        for _ in self.stream(messages, **kwargs):
+        for _ in self.stream(messages, options, draft=draft, stop=stop):
             pass
         return self._result
 
     def stream(
         self,
         messages: Messages,
+        options: DecodeOptions | None = None,
         *,
-        max_tokens: int = 48,
-        steps: int = 8,
-        sampler: SamplerConfig | None = None,
-        constraints: Constraints | None = None,
-        block_len: int | None = None,
         draft: Sequence[int] | None = None,
-        draft_threshold: float = 0.05,
         stop: threading.Event | None = None,
-        early_exit: bool = True,
-        draft_guidance: bool = True,
     ) -> Iterator[BlockResult]:
         """Yield each finished block of the reply; ``last_result`` holds the totals afterwards.
+
+        ``options``: how to decode (``DecodeOptions()`` when None).
+
+        ``draft``: token ids of a suggested reply (retrieved or from a teacher); how it is used is set
+        by ``options.draft_threshold`` and ``options.draft_guidance``.
 
         ``stop``: checked before every denoising step (eagerly run steps; a captured CUDA graph runs its
         block whole); once set, the block in progress is dropped and the generator ends, with
         ``last_result.stopped`` set. A voice agent sets it when a speculative reply is discarded, so the
         cores are free again within a step.
 
-        ``early_exit``: S is an upper bound, not a quota. Revealed tokens are never remasked, so once
-        every position of a block up to its first end token is revealed (or every position, when it
-        has none) its reply text is final: the remaining steps would only fill positions that are cut
-        off. The block then ends there, with the same tokens it would have had after S steps (eager
-        steps only; a captured CUDA graph runs its S steps whole). ``early_exit=False`` always spends S.
-
-        ``draft``: token ids of a suggested reply (retrieved or from a teacher). The first of each block's
-        S steps then keeps every draft token the model finds plausible (p ≥ ``draft_threshold``) and
-        the remaining steps fill the rest, each still taking the draft's token at a position it
-        reveals when that token has become plausible: draft-conditioned denoising, at no extra
-        forward passes. ``draft_guidance=False`` keeps the draft to the first step only.
-
         Bad arguments raise ``GenerationError`` at once (not at the first ``next``). The engine is locked
         while the generator runs: a consumer that stops early must ``close()`` it
         (``contextlib.closing``) so the next request is not blocked until garbage collection.
         """
-        return self.stream_ids(
-            self.tokenizer.encode_chat(messages, add_generation_prompt=True),
-            max_tokens=max_tokens,
-            steps=steps,
-            sampler=sampler,
-            constraints=constraints,
-            block_len=block_len,
-            draft=draft,
-            draft_threshold=draft_threshold,
-            stop=stop,
-            early_exit=early_exit,
-            draft_guidance=draft_guidance,
-        )
+        prompt = self.tokenizer.encode_chat(messages, add_generation_prompt=True)
+        return self.stream_ids(prompt, options, draft=draft, stop=stop)
 
-    def generate_ids(self, prompt: Sequence[int], **kwargs) -> GenerationResult:
+    def generate_ids(
+        self,
+        prompt: Sequence[int],
+        options: DecodeOptions | None = None,
+        *,
+        draft: Sequence[int] | None = None,
+        stop: threading.Event | None = None,
+    ) -> GenerationResult:
         """Like ``generate`` for an already tokenised prompt (benchmarks, raw continuation)."""
-        for _ in self.stream_ids(prompt, **kwargs):
+        for _ in self.stream_ids(prompt, options, draft=draft, stop=stop):
             pass
         return self._result
 
     def stream_ids(
         self,
         prompt: Sequence[int],
+        options: DecodeOptions | None = None,
         *,
-        max_tokens: int = 48,
-        steps: int = 8,
-        sampler: SamplerConfig | None = None,
-        constraints: Constraints | None = None,
-        block_len: int | None = None,
         draft: Sequence[int] | None = None,
-        draft_threshold: float = 0.05,
         stop: threading.Event | None = None,
-        early_exit: bool = True,
-        draft_guidance: bool = True,
     ) -> Iterator[BlockResult]:
         """Like ``stream`` for an already tokenised prompt (chat template applied by the caller)."""
-        sampler = sampler or SamplerConfig()
-        constraints = constraints or Constraints()
-        block_len = block_len or self.block_len
+        options = options if options is not None else DecodeOptions()
+        block_len = options.block_len or self.block_len
         if self.cfg.aligned_blocks:
             self._check_block_len(block_len)
-        if constraints.max_tokens is not None:
-            max_tokens = min(max_tokens, constraints.max_tokens)
+        max_tokens = options.max_tokens
+        if options.constraints.max_tokens is not None:
+            max_tokens = min(max_tokens, options.constraints.max_tokens)
         if max_tokens < 1:
             raise GenerationError(f"max_tokens must be ≥ 1, got {max_tokens}")
-        if steps < 1:
-            raise GenerationError(f"steps must be ≥ 1, got {steps}")
-        if steps > block_len:
+        if options.steps > block_len:
             raise GenerationError(
-                f"steps ({steps}) cannot exceed the block length ({block_len}): each step reveals ≥ 1 token"
+                f"steps ({options.steps}) cannot exceed the block length ({block_len}): each step reveals "
+                "≥ 1 token"
             )
-        constraints.validate(max_tokens)
+        options.constraints.validate(max_tokens)
         prompt = [int(t) for t in prompt]
         if not prompt:
             raise GenerationError("the prompt is empty")
@@ -283,22 +303,9 @@ class DiffusionEngine:
                 f"prompt of {len(prompt)} tokens + reply of {max_tokens} needs {needed} context positions but "
                 f"the context holds {self.max_context}; shorten the history or raise max_context"
             )
-        if not 0.0 < draft_threshold <= 1.0:
-            raise GenerationError(f"draft_threshold must be in (0, 1], got {draft_threshold}")
         draft_ids = [int(t) for t in draft] if draft else []
-        return self._stream(
-            prompt,
-            max_tokens,
-            steps,
-            sampler,
-            constraints,
-            block_len,
-            draft_ids,
-            draft_threshold,
-            stop,
-            early_exit,
-            draft_guidance,
-        )
+        resolved = replace(options, max_tokens=max_tokens, block_len=block_len)
+        return self._stream(prompt, resolved, draft_ids, stop)
 
     @cached_property
     def token_texts(self) -> list[str]:
@@ -311,19 +318,15 @@ class DiffusionEngine:
 
     # -- internals ---------------------------------------------------------------------------------
     def _stream(
-        self,
-        prompt: list[int],
-        max_tokens: int,
-        steps: int,
-        sampler: SamplerConfig,
-        constraints: Constraints,
-        block_len: int,
-        draft: list[int],
-        draft_threshold: float,
-        stop: threading.Event | None = None,
-        early_exit: bool = True,
-        draft_guidance: bool = True,
+        self, prompt: list[int], opts: DecodeOptions, draft: list[int], stop: threading.Event | None
     ) -> Iterator[BlockResult]:
+        """``opts`` as resolved by ``stream_ids``: its block length set, its max_tokens within the
+        constraints'."""
+        max_tokens, block_len, constraints = (
+            opts.max_tokens,
+            opts.block_len or self.block_len,
+            opts.constraints,
+        )
         with self._lock, torch.inference_mode():
             t0 = time.perf_counter()
             prefilled = self._prefill(prompt, fresh=self.cfg.attention == "full")
@@ -350,14 +353,10 @@ class DiffusionEngine:
                     lead,
                     reply_pos,
                     length,
-                    steps,
-                    sampler,
-                    constraints,
+                    opts,
                     block_draft,
-                    draft_threshold,
                     stop,
-                    settled_at=len(lead) + n_reply if early_exit else None,
-                    draft_guidance=draft_guidance,
+                    settled_at=len(lead) + n_reply if opts.early_exit else None,
                 )
                 if stop is not None and stop.is_set():
                     result.stopped = True
@@ -437,9 +436,6 @@ class DiffusionEngine:
         return len(new)
 
     def _append(self, ids: list[int]) -> None:
-        if self.cfg.attention == "full" and self.refresh_each_block:
-            self._prefill(self._cached + ids, fresh=True)
-            return
         tokens = torch.tensor([ids], device=self.device)
         user = self._user_turns(self._cached + ids, len(self._cached))
         self._anchor = self.model.forward_context(tokens, start=len(self._cached), user=user)[:, -1:]
@@ -524,23 +520,20 @@ class DiffusionEngine:
         lead: list[int],
         start: int,
         length: int,
-        steps: int,
-        sampler: SamplerConfig,
-        c: Constraints,
-        draft: list[int] | None = None,
-        draft_threshold: float = 0.05,
-        stop: threading.Event | None = None,
-        settled_at: int | None = None,
-        draft_guidance: bool = True,
+        opts: DecodeOptions,
+        draft: list[int],
+        stop: threading.Event | None,
+        settled_at: int | None,
     ) -> tuple[list[int], int]:
         """Denoise one block; returns its token ids (lead included) and the number of forwards spent.
 
         ``settled_at``: when given, stop as soon as positions [lead, settled_at) are settled (see
         ``_settled``) instead of always spending every step."""
+        c, sampler, draft_threshold = opts.constraints, opts.sampler, opts.draft_threshold
         x, fixed, min_len, fixed_host = self._initial_block(lead, start, length, c)
         ar_first = self.cfg.ar_block_start and not lead and not fixed_host[0] and self._anchor is not None
         free = fixed_host.count(False) - int(ar_first)  # positions the denoiser has to fill
-        n_steps = min(steps, free)
+        n_steps = min(opts.steps, free)
         plan = self._plan(length, max(1, n_steps), sampler, c.banned_ids, min_len, max(1, free))
         if ar_first:
             x = reveal_first(self._anchor, x, fixed, sampler, plan)
@@ -552,7 +545,7 @@ class DiffusionEngine:
             positions = torch.arange(ctx_len, ctx_len + length, device=self.device)
             logits = self._block_logits(x, positions, ctx_len)
             x = accept_draft(logits, x, fixed, suggestion, draft_threshold, plan)
-            guide = suggestion if draft_guidance else None  # and it keeps guiding the remaining steps
+            guide = suggestion if opts.draft_guidance else None  # and it keeps guiding the remaining steps
             if settled_at is not None and self._settled(x, len(lead), settled_at):
                 return x[0].tolist(), 1  # the model accepted the whole draft reply
             n_steps -= 1
@@ -584,10 +577,8 @@ class DiffusionEngine:
         kept, _ = self._cut_at_terminator(x[0, start:end].tolist())
         return self.cfg.mask_token_id not in kept
 
-    def _block_logits(
-        self, x: Tensor, positions: Tensor, ctx_len: int, key_mask: Tensor | None = None
-    ) -> Tensor:
-        logits = self.model.forward_block(x, positions, ctx_len, key_mask)
+    def _block_logits(self, x: Tensor, positions: Tensor, ctx_len: int) -> Tensor:
+        logits = self.model.forward_block(x, positions, ctx_len)
         if self.cfg.shift_logits:  # position i is predicted by the output at i-1
             head = logits[:, :1] if self._anchor is None else self._anchor.to(logits.dtype)
             logits = torch.cat([head, logits[:, :-1]], dim=1)

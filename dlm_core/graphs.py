@@ -142,11 +142,6 @@ class BlockGraphRunner:
     def buckets(self) -> tuple[int, ...]:
         return self._buckets if self._buckets is not None else context_buckets(self.model.cache_len)
 
-    @property
-    def captured(self) -> list[tuple]:
-        """Keys (mode, L, S, bucket, sampler) that have a captured graph."""
-        return [k for k, s in self._slots.items() if s.graph is not None]
-
     def can_run(self, length: int, steps: int, ctx_len: int, sampler: SamplerConfig | None = None) -> bool:
         sampler = sampler or SamplerConfig()
         if sampler.temperature > 0 or sampler.rule == "random":

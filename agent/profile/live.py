@@ -139,7 +139,7 @@ async def run_live(
 
 def live_variant_run(cfg: QuickturnConfig, run: LiveRun, reply_model: str) -> tuple[Variant, VariantRun]:
     variant = Variant("live", cfg)
-    rows, tls, overhead = rows_from_events(
+    rows, overhead = rows_from_events(
         run.events, [(r, "live", None) for r in run.reports], run.bus, variant.name, 0
     )
-    return variant, VariantRun(variant, 0, reply_model, run.events, rows, tls, overhead)
+    return variant, VariantRun(variant, 0, reply_model, run.events, rows, overhead)

@@ -19,7 +19,7 @@ from ..pipeline import Services
 from ..report import meta, summarize, turn_row
 from ..simulate import ScriptItem, ScriptRunner
 from .recorder import TimedEventBus, overhead_summary
-from .timeline import TurnTimeline, timelines
+from .timeline import timelines
 from .variants import ServicePool, Variant
 
 RATIO_KEYS = ("p50", "p95", "mean")
@@ -32,7 +32,6 @@ class VariantRun:
     reply_model: str
     events: list[Event]
     rows: list[dict[str, Any]]
-    timelines: dict[int, TurnTimeline]
     overhead: list[tuple[float, int, float | None]] = field(default_factory=list)
     timed_out: int = 0
     late_resyncs: int = 0
@@ -58,7 +57,7 @@ def rows_from_events(
     bus: TimedEventBus,
     variant: str,
     round_: int,
-) -> tuple[list[dict[str, Any]], dict[int, TurnTimeline], list[tuple[float, int, float | None]]]:
+) -> tuple[list[dict[str, Any]], list[tuple[float, int, float | None]]]:
     """Rows (report schema + variant, timeline, profiling cost) for (report, file, reference text)."""
     tls = timelines(events)
     rows, overhead = [], []
@@ -73,7 +72,7 @@ def rows_from_events(
         row["timeline"] = tl.to_dict() if tl is not None else None
         rows.append(row)
         overhead.append((bus.cost_s.get(report.turn, 0.0), bus.calls.get(report.turn, 0), row["v2v_ms"]))
-    return rows, tls, overhead
+    return rows, overhead
 
 
 async def run_variant(
@@ -87,7 +86,7 @@ async def run_variant(
     runner = _ProgressRunner(variant.cfg, services, bus, record=False, on_item_done=on_item_done)
     results = await runner.run(items)
     reports = [(rep, r.item.file.name, r.item.text) for r in results for rep in r.reports]
-    rows, tls, overhead = rows_from_events(runner.events, reports, bus, variant.name, round_)
+    rows, overhead = rows_from_events(runner.events, reports, bus, variant.name, round_)
     kinds = {r.item.file.name: r.item.extra.get("kind") for r in results}  # e.g. paused / complete
     for row in rows:
         if kinds.get(row["file"]):
@@ -98,7 +97,6 @@ async def run_variant(
         services.reply.name,
         runner.events,
         rows,
-        tls,
         overhead,
         timed_out=sum(1 for r in results if r.timed_out),
         late_resyncs=runner.speaker.late_resyncs,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..config import ModelConfig
@@ -29,8 +29,6 @@ class FamilySpec:
     default_system: str | None = None
     # Special token strings the family's tokenizer defines (documentation and test fixtures).
     special_tokens: tuple[str, ...] = ()
-    # Weight names a checkpoint may carry that the native model does not use (e.g. rotary caches).
-    ignored_weights: tuple[str, ...] = field(default_factory=tuple)
 
 
 def native_names(cfg: ModelConfig) -> list[str]:

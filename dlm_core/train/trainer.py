@@ -24,11 +24,10 @@ from typing import Any
 import torch
 
 from ..config import ModelConfig
-from ..engine import DiffusionEngine
+from ..engine import DecodeOptions, DiffusionEngine
 from ..families import FAMILIES
 from ..loader import LoadedModel, load_model, save_quickturn_model
 from ..model import Transformer
-from ..sampling import SamplerConfig
 from ..tokenizer import ChatTokenizer
 from . import semantic
 from .data import DataError, Example, read_chat_jsonl, sample_block, tokenize_examples
@@ -379,9 +378,7 @@ class Trainer:
         )
         engine = self.engine()
         for conv in self.heldout_conversations[: self.cfg.sample_prompts]:
-            reply = engine.generate(
-                conv[:-1], max_tokens=self.cfg.block_len, steps=8, sampler=SamplerConfig()
-            ).text
+            reply = engine.generate(conv[:-1], DecodeOptions(max_tokens=self.cfg.block_len, steps=8)).text
             self.log(f"  user: {conv[-2]['content']!r} -> {reply!r}")
         self.model.drop_cache()
         with (self.out / "eval.jsonl").open("a") as f:

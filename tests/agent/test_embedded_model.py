@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -82,7 +83,8 @@ def test_the_default_reply_copies_an_unseen_name_whole(model_with_drafts: Diffus
 def test_early_exit_gives_the_same_replies_in_fewer_steps(model_with_drafts: DiffusionReply) -> None:
     """The agent's default (lm.early_exit): a block ends once its reply is fully revealed."""
     engine, reply = model_with_drafts.engine, model_with_drafts
-    kw = dict(max_tokens=48, steps=8, sampler=reply.sampler, constraints=reply.constraints)
+    options = reply.options  # built from the [lm] section: max_tokens 48, steps 8, early_exit on
+    assert options.early_exit and options.steps == 8
     saved = 0
     for user in (
         "What's your name?",
@@ -92,8 +94,8 @@ def test_early_exit_gives_the_same_replies_in_fewer_steps(model_with_drafts: Dif
     ):
         messages = chat(user)
         draft = reply.draft_ids(messages)
-        full = engine.generate(messages, draft=draft, early_exit=False, **kw)
-        early = engine.generate(messages, draft=draft, **kw)
+        full = engine.generate(messages, replace(options, early_exit=False), draft=draft)
+        early = engine.generate(messages, options, draft=draft)
         assert early.text == full.text and early.text.strip()
         assert full.forwards == 8 * len(full.blocks) and early.forwards <= full.forwards
         saved += full.forwards - early.forwards

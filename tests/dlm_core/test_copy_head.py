@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlm_core import DiffusionEngine, SamplerConfig, load_model
+from dlm_core import DecodeOptions, DiffusionEngine, load_model
 from dlm_core.train import Trainer
 from dlm_core.train.objective import attention_mask, make_batch, reply_log_probs
 
@@ -139,7 +139,7 @@ def test_a_tiny_model_learns_to_copy_words_it_cannot_generate(tmp_path: Path) ->
     engine = DiffusionEngine(load_model(trainer.export(tmp_path / "model")), max_context=64)
     for name in NAMES[6:]:
         conv = [{"role": "system", "content": f"my name is {name}"}, {"role": "user", "content": "name"}]
-        reply = engine.generate(conv, max_tokens=4, steps=4, block_len=4, sampler=SamplerConfig()).text
+        reply = engine.generate(conv, DecodeOptions(max_tokens=4, steps=4, block_len=4)).text
         assert reply == f"i am {name}"
 
 
@@ -165,7 +165,7 @@ def test_a_model_made_in_inference_mode_runs(tmp_path: Path) -> None:
         lm = tiny_quickturn(tmp_path / "m", seed=4, copy_head_dim=8, output_token_ids=tuple(range(0, 300, 2)))
         engine = DiffusionEngine(lm, max_context=64)
         reply = engine.generate(
-            [{"role": "user", "content": "hello there"}], max_tokens=8, steps=4, block_len=8
+            [{"role": "user", "content": "hello there"}], DecodeOptions(max_tokens=8, steps=4, block_len=8)
         )
     assert reply.token_ids
 

@@ -6,12 +6,13 @@ numerics agree far below any argmax margin; one bf16 smoke test checks the produ
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from dlm_core import Constraints, DiffusionEngine, SamplerConfig, load_model
+from dlm_core import Constraints, DecodeOptions, DiffusionEngine, SamplerConfig, load_model
 from dlm_core.graphs import BlockGraphRunner, _pinned_sdpa
 from dlm_core.loader import LoadedModel
 from dlm_core.sampling import build_plan
@@ -101,15 +102,17 @@ def test_engine_with_graphs_equals_eager_engine(folders, name: str, mode: str) -
     assert graphed.graphs is not None and eager.graphs is None
     b = _block_len(lm)
     for sampler in GREEDY:
-        kw = dict(max_tokens=3 * b, steps=min(4, b), block_len=b, sampler=sampler, constraints=_no_stop(lm))
-        a = eager.generate(HELLO, **kw)
-        g = graphed.generate(HELLO, **kw)
+        opts = DecodeOptions(
+            max_tokens=3 * b, steps=min(4, b), block_len=b, sampler=sampler, constraints=_no_stop(lm)
+        )
+        a = eager.generate(HELLO, opts)
+        g = graphed.generate(HELLO, opts)
         assert g.token_ids == a.token_ids, sampler
         turn2 = [*HELLO, {"role": "assistant", "content": a.text}, {"role": "user", "content": "and then?"}]
-        assert graphed.generate(turn2, **kw).token_ids == eager.generate(turn2, **kw).token_ids, sampler
+        assert graphed.generate(turn2, opts).token_ids == eager.generate(turn2, opts).token_ids, sampler
         # The whole-word copy rule is a device flag the captured step reads: a replay follows it too.
-        whole = dict(kw, constraints=_no_stop(lm).merged(Constraints(whole_word_copies=True)))
-        assert graphed.generate(turn2, **whole).token_ids == eager.generate(turn2, **whole).token_ids, sampler
+        whole = replace(opts, constraints=_no_stop(lm).merged(Constraints(whole_word_copies=True)))
+        assert graphed.generate(turn2, whole).token_ids == eager.generate(turn2, whole).token_ids, sampler
     graphs = [s for s in graphed.graphs._slots.values() if s.graph is not None]
     assert graphs, "the graphed engine never replayed a graph"
 
@@ -121,7 +124,7 @@ def test_warmup_captures_every_bucket_and_nothing_after(folders) -> None:
     assert buckets == (128, 256, 512)
     assert len(engine.graphs._slots) == 2 * len(buckets)
     before = set(engine.graphs._slots)
-    engine.generate(HELLO, max_tokens=16, steps=4, block_len=8)
+    engine.generate(HELLO, DecodeOptions(max_tokens=16, steps=4, block_len=8))
     assert set(engine.graphs._slots) == before  # the real turn replayed, it did not capture
 
 
@@ -160,8 +163,9 @@ def test_outputs_survive_the_next_replay(folders, mode: str) -> None:
 def test_sampling_with_temperature_stays_eager(folders) -> None:
     engine = DiffusionEngine(_load(folders, "quickturn"), max_context=256)
     hot = SamplerConfig(temperature=0.8, seed=1)
-    a = engine.generate(HELLO, max_tokens=16, steps=4, block_len=8, sampler=hot)
-    b = engine.generate(HELLO, max_tokens=16, steps=4, block_len=8, sampler=hot)
+    opts = DecodeOptions(max_tokens=16, steps=4, block_len=8, sampler=hot)
+    a = engine.generate(HELLO, opts)
+    b = engine.generate(HELLO, opts)
     assert a.token_ids == b.token_ids
     assert not engine.graphs._slots
 
@@ -170,6 +174,6 @@ def test_bf16_graphs_run(folders) -> None:
     lm = _load(folders, "quickturn", torch.bfloat16)
     engine = DiffusionEngine(lm, max_context=256)
     engine.warmup(steps=(4,), block_lens=(8,), rounds=1)
-    r = engine.generate(HELLO, max_tokens=16, steps=4, block_len=8, constraints=_no_stop(lm))
+    r = engine.generate(HELLO, DecodeOptions(max_tokens=16, steps=4, block_len=8, constraints=_no_stop(lm)))
     assert len(r.token_ids) == 16
     assert all(0 <= t < lm.config.vocab_size for t in r.token_ids)

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from dlm_core import (
     Constraints,
+    DecodeOptions,
     DiffusionEngine,
     GenerationError,
     ModelLoadError,
@@ -145,12 +146,23 @@ def test_missing_tokenizer(copy: Path) -> None:
 def test_prompt_longer_than_context(engine: DiffusionEngine) -> None:
     long = [{"role": "user", "content": "one two three four five six seven eight nine ten " * 6}]
     with pytest.raises(GenerationError, match=r"prompt of \d+ tokens \+ reply of 8 .* context holds 64"):
-        engine.generate(long, max_tokens=8, steps=2, block_len=8)
+        engine.generate(long, DecodeOptions(max_tokens=8, steps=2, block_len=8))
 
 
 def test_steps_above_block_length(engine: DiffusionEngine) -> None:
     with pytest.raises(GenerationError, match=r"steps \(9\) cannot exceed the block length \(8\)"):
-        engine.generate([{"role": "user", "content": "hi"}], max_tokens=8, steps=9, block_len=8)
+        engine.generate(
+            [{"role": "user", "content": "hi"}], DecodeOptions(max_tokens=8, steps=9, block_len=8)
+        )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_tokens", 0), ("steps", 0), ("block_len", 0), ("draft_threshold", 0.0), ("draft_threshold", 1.5)],
+)
+def test_bad_decode_options(field: str, value: float) -> None:
+    with pytest.raises(GenerationError, match=rf"{field} must be"):
+        DecodeOptions(**{field: value})
 
 
 def test_unknown_sampler_rule() -> None:
@@ -162,10 +174,7 @@ def test_bad_constraints(engine: DiffusionEngine) -> None:
     with pytest.raises(GenerationError, match=r"fixed token at reply position 20 lies outside 0..7"):
         engine.generate(
             [{"role": "user", "content": "hi"}],
-            max_tokens=8,
-            steps=2,
-            block_len=8,
-            constraints=Constraints(fixed={20: 5}),
+            DecodeOptions(max_tokens=8, steps=2, block_len=8, constraints=Constraints(fixed={20: 5})),
         )
 
 
@@ -173,4 +182,6 @@ def test_aligned_family_rejects_other_block_lengths(tmp_path: Path) -> None:
     fx = write_family(tmp_path / "sdar", "sdar", block=4)
     engine = DiffusionEngine(load_model(fx.folder), max_context=64)
     with pytest.raises(GenerationError, match="aligned blocks of 4 tokens.*got block_len=8"):
-        engine.generate([{"role": "user", "content": "hi"}], max_tokens=8, steps=2, block_len=8)
+        engine.generate(
+            [{"role": "user", "content": "hi"}], DecodeOptions(max_tokens=8, steps=2, block_len=8)
+        )

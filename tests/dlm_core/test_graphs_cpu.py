@@ -3,13 +3,14 @@ eagerly (the exact code a graph records) giving the engine's own results."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from dlm_core import Constraints, DiffusionEngine, GenerationError, SamplerConfig, load_model
+from dlm_core import Constraints, DecodeOptions, DiffusionEngine, GenerationError, SamplerConfig, load_model
 from dlm_core.graphs import BlockGraphRunner, bucket_key_mask, context_buckets, pick_bucket
 
 from .family_fixtures import write_family
@@ -74,27 +75,27 @@ def test_runner_bodies_equal_the_eager_engine(folders, mode: str, name: str) -> 
     # the step index is a tensor in step mode: the scheduled rule (gather on it) is the one to check there
     samplers = (SamplerConfig(rule="low_confidence"),) if mode == "step" else (SamplerConfig(),)
     for sampler in samplers:
-        kw = dict(max_tokens=2 * b, steps=4, block_len=b, sampler=sampler, constraints=no_stop)
-        a = eager.generate(turn1, **kw)
-        r = runner_engine.generate(turn1, **kw)
+        opts = DecodeOptions(max_tokens=2 * b, steps=4, block_len=b, sampler=sampler, constraints=no_stop)
+        a = eager.generate(turn1, opts)
+        r = runner_engine.generate(turn1, opts)
         assert r.token_ids == a.token_ids
         turn2 = [*turn1, {"role": "assistant", "content": a.text}, {"role": "user", "content": "and then?"}]
-        assert runner_engine.generate(turn2, **kw).token_ids == eager.generate(turn2, **kw).token_ids
+        assert runner_engine.generate(turn2, opts).token_ids == eager.generate(turn2, opts).token_ids
         # A draft guides the steps after the first one in the runner as in the eager loop.
         draft = lm.tokenizer.encode(" I am fine, thank you, and how are you today?")
-        drafted = dict(kw, draft=draft, draft_threshold=0.002)
-        guided = eager.generate(turn2, **drafted).token_ids
-        assert runner_engine.generate(turn2, **drafted).token_ids == guided
-        assert guided != eager.generate(turn2, **kw).token_ids  # the draft did change the reply
+        drafted = replace(opts, draft_threshold=0.002)
+        guided = eager.generate(turn2, drafted, draft=draft).token_ids
+        assert runner_engine.generate(turn2, drafted, draft=draft).token_ids == guided
+        assert guided != eager.generate(turn2, opts).token_ids  # the draft did change the reply
         # Without guidance only the first step sees the draft, alike in both.
-        first_only = dict(drafted, draft_guidance=False)
-        unguided = eager.generate(turn2, **first_only).token_ids
-        assert runner_engine.generate(turn2, **first_only).token_ids == unguided
+        first_only = replace(drafted, draft_guidance=False)
+        unguided = eager.generate(turn2, first_only, draft=draft).token_ids
+        assert runner_engine.generate(turn2, first_only, draft=draft).token_ids == unguided
         if name == "quickturn":  # for this model and draft the later steps' guidance changes the reply
             assert unguided != guided
         # The whole-word copy rule is a device flag read inside the step: the runner follows it too.
-        whole = dict(kw, constraints=no_stop.merged(Constraints(whole_word_copies=True)))
-        assert runner_engine.generate(turn2, **whole).token_ids == eager.generate(turn2, **whole).token_ids
+        whole = replace(opts, constraints=no_stop.merged(Constraints(whole_word_copies=True)))
+        assert runner_engine.generate(turn2, whole).token_ids == eager.generate(turn2, whole).token_ids
     assert len({k[3] for k in runner_engine.graphs._slots}) >= 2  # the two turns used different buckets
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlm_core import Constraints, DiffusionEngine, SamplerConfig, load_model
+from dlm_core import Constraints, DecodeOptions, DiffusionEngine, SamplerConfig, load_model
 from dlm_core.families import FAMILIES, detect_family
 from dlm_core.loader import LoadedModel
 from dlm_core.model import Transformer, block_causal_mask
@@ -320,10 +320,12 @@ def test_aligned_generation_matches_reference(fixtures, name: str, tail: int) ->
     sampler = SamplerConfig(rule="low_confidence")
     result = engine.generate_ids(
         prompt,
-        max_tokens=n_reply,
-        steps=steps,
-        sampler=sampler,
-        constraints=Constraints(banned_ids=tuple(banned)),
+        DecodeOptions(
+            max_tokens=n_reply,
+            steps=steps,
+            sampler=sampler,
+            constraints=Constraints(banned_ids=tuple(banned)),
+        ),
     )
     with torch.no_grad():
         expected = _reference_block_generate(lm, prompt, n_reply, steps, banned)
@@ -341,10 +343,12 @@ def test_aligned_generation_short_prompt(fixtures) -> None:
     engine = DiffusionEngine(lm, max_context=64)
     result = engine.generate_ids(
         prompt,
-        max_tokens=b - 3 + b,
-        steps=2,
-        sampler=SamplerConfig(rule="low_confidence"),
-        constraints=Constraints(banned_ids=tuple(banned)),
+        DecodeOptions(
+            max_tokens=b - 3 + b,
+            steps=2,
+            sampler=SamplerConfig(rule="low_confidence"),
+            constraints=Constraints(banned_ids=tuple(banned)),
+        ),
     )
     with torch.no_grad():
         assert result.token_ids == _reference_block_generate(lm, prompt, b - 3 + b, 2, banned)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,16 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 import dlm_core.sampling as sampling_module
-from dlm_core import Constraints, DiffusionEngine, SamplerConfig, banned_token_ids, infill, load_model, prefix
+from dlm_core import (
+    Constraints,
+    DecodeOptions,
+    DiffusionEngine,
+    SamplerConfig,
+    banned_token_ids,
+    infill,
+    load_model,
+    prefix,
+)
 from dlm_core.families import QUICKTURN
 from dlm_core.sampling import build_plan, denoise_step, reveal_first, reveal_schedule
 from dlm_core.tokenizer import ChatTokenizer
@@ -369,18 +379,40 @@ def _no_stop(engine: DiffusionEngine) -> Constraints:
 
 
 def test_generate_is_deterministic_under_greedy(engine: DiffusionEngine, folder: Path) -> None:
-    a = engine.generate(HELLO, max_tokens=24, steps=4, block_len=8)
-    b = engine.generate(HELLO, max_tokens=24, steps=4, block_len=8)
-    fresh = DiffusionEngine(load_model(folder), max_context=256).generate(
-        HELLO, max_tokens=24, steps=4, block_len=8
-    )
+    opts = DecodeOptions(max_tokens=24, steps=4, block_len=8)
+    a = engine.generate(HELLO, opts)
+    b = engine.generate(HELLO, opts)
+    fresh = DiffusionEngine(load_model(folder), max_context=256).generate(HELLO, opts)
     assert a.token_ids == b.token_ids == fresh.token_ids
 
 
+def test_no_options_decode_as_the_documented_defaults(engine: DiffusionEngine) -> None:
+    """``generate(messages)`` is ``DecodeOptions()``, and ``DecodeOptions()`` is every default spelled out
+    (the engine's own block length among them)."""
+    spelled_out = DecodeOptions(
+        max_tokens=48,
+        steps=8,
+        block_len=engine.block_len,
+        sampler=SamplerConfig(),
+        constraints=Constraints(),
+        draft_threshold=0.05,
+        draft_guidance=True,
+        early_exit=True,
+    )
+    implicit = engine.generate(HELLO)
+    # This model writes no end token here: 48 tokens, a block of 32 then 16, each spending its 8 steps.
+    assert [len(b.token_ids) for b in implicit.blocks] == [32, 16]
+    assert [b.steps for b in implicit.blocks] == [8, 8]
+    for options in (DecodeOptions(), spelled_out):
+        r = engine.generate(HELLO, options)
+        assert r.token_ids == implicit.token_ids
+        assert [b.steps for b in r.blocks] == [b.steps for b in implicit.blocks]
+
+
 def test_stream_concatenation_equals_generate(engine: DiffusionEngine) -> None:
-    kw = dict(max_tokens=20, steps=2, block_len=8, constraints=_no_stop(engine), early_exit=False)
-    blocks = list(engine.stream(HELLO, **kw))
-    whole = engine.generate(HELLO, **kw)
+    opts = DecodeOptions(max_tokens=20, steps=2, block_len=8, constraints=_no_stop(engine), early_exit=False)
+    blocks = list(engine.stream(HELLO, opts))
+    whole = engine.generate(HELLO, opts)
     assert [t for b in blocks for t in b.token_ids] == whole.token_ids
     assert [len(b.token_ids) for b in blocks] == [8, 8, 4]
     assert [b.finished for b in blocks] == [False, False, True]
@@ -388,17 +420,17 @@ def test_stream_concatenation_equals_generate(engine: DiffusionEngine) -> None:
 
 
 def test_stop_ends_the_reply_within_a_step(engine: DiffusionEngine) -> None:
-    kw = dict(max_tokens=20, steps=4, block_len=8, constraints=_no_stop(engine), early_exit=False)
-    whole = engine.generate(HELLO, **kw)
+    opts = DecodeOptions(max_tokens=20, steps=4, block_len=8, constraints=_no_stop(engine), early_exit=False)
+    whole = engine.generate(HELLO, opts)
     # Set during the second block's third step: the first block was delivered, the second is dropped.
     stop = SetAfterChecks(4 + 1 + 2)  # 4 step checks + 1 block check in block 1, then 2 steps
-    blocks = list(engine.stream(HELLO, stop=stop, **kw))
+    blocks = list(engine.stream(HELLO, opts, stop=stop))
     assert [b.token_ids for b in blocks] == [whole.blocks[0].token_ids]
     assert engine.last_result.stopped and stop.checks == 4 + 1 + 3 + 1  # no 3rd step ran
     assert not whole.stopped
     # The engine is free and its cache intact: the next reply is the same as before.
-    assert engine.generate(HELLO, **kw).token_ids == whole.token_ids
-    assert list(engine.stream(HELLO, stop=SetAfterChecks(0), **kw)) == []
+    assert engine.generate(HELLO, opts).token_ids == whole.token_ids
+    assert list(engine.stream(HELLO, opts, stop=SetAfterChecks(0))) == []
 
 
 @pytest.mark.parametrize(
@@ -420,9 +452,9 @@ def test_early_exit_changes_no_token_only_the_step_count(
     forwards_saved = 0
     for messages in prompts:
         for steps, block_len in ((4, 8), (8, 16), (8, 8)):
-            kw = dict(max_tokens=24, steps=steps, block_len=block_len, sampler=sampler)
-            full = engine.generate(messages, early_exit=False, **kw)
-            early = engine.generate(messages, **kw)  # early_exit is the default
+            opts = DecodeOptions(max_tokens=24, steps=steps, block_len=block_len, sampler=sampler)
+            full = engine.generate(messages, replace(opts, early_exit=False))
+            early = engine.generate(messages, opts)  # early_exit is the default
             assert early.token_ids == full.token_ids, (messages, steps, block_len)
             assert [b.finished for b in early.blocks] == [b.finished for b in full.blocks]
             assert all(b.steps <= steps for b in early.blocks)
@@ -435,30 +467,28 @@ def test_early_exit_changes_no_token_only_the_step_count(
 
 @pytest.mark.parametrize("max_tokens", [1, 5, 13])
 def test_max_tokens_is_respected(engine: DiffusionEngine, max_tokens: int) -> None:
-    r = engine.generate(HELLO, max_tokens=max_tokens, steps=1, block_len=8, constraints=_no_stop(engine))
+    opts = DecodeOptions(max_tokens=max_tokens, steps=1, block_len=8, constraints=_no_stop(engine))
+    r = engine.generate(HELLO, opts)
     assert len(r.token_ids) == max_tokens
     capped = engine.generate(
         HELLO,
-        max_tokens=40,
-        steps=1,
-        block_len=8,
-        constraints=Constraints(max_tokens=max_tokens).merged(_no_stop(engine)),
+        replace(opts, max_tokens=40, constraints=Constraints(max_tokens=max_tokens).merged(_no_stop(engine))),
     )
     assert len(capped.token_ids) == max_tokens
 
 
 def test_prefix_cache_across_turns_is_exact(engine: DiffusionEngine, folder: Path) -> None:
-    kw = dict(max_tokens=16, steps=4, block_len=8, constraints=_no_stop(engine))
+    opts = DecodeOptions(max_tokens=16, steps=4, block_len=8, constraints=_no_stop(engine))
     engine.reset()
-    first = engine.generate(HELLO, **kw)
+    first = engine.generate(HELLO, opts)
     turn2 = [
         *HELLO,
         {"role": "assistant", "content": first.text},
         {"role": "user", "content": "What time is it?"},
     ]
-    cached = engine.generate(turn2, **kw)
+    cached = engine.generate(turn2, opts)
     assert cached.prefill_tokens < cached.prompt_tokens  # the history came from the cache
-    fresh = DiffusionEngine(load_model(folder), max_context=256).generate(turn2, **kw)  # own model, own cache
+    fresh = DiffusionEngine(load_model(folder), max_context=256).generate(turn2, opts)  # own model, own cache
     assert fresh.prefill_tokens == fresh.prompt_tokens
     assert cached.token_ids == fresh.token_ids
 
@@ -466,14 +496,17 @@ def test_prefix_cache_across_turns_is_exact(engine: DiffusionEngine, folder: Pat
 def test_constraints_in_the_engine(engine: DiffusionEngine) -> None:
     tok = engine.tokenizer
     c = infill(tok, ["The time is", 2, "."])
-    r = engine.generate(HELLO, max_tokens=16, steps=2, block_len=8, constraints=c)
+    r = engine.generate(HELLO, DecodeOptions(max_tokens=16, steps=2, block_len=8, constraints=c))
     head, tail = tok.encode("The time is"), tok.encode(".")
     assert r.token_ids[: len(head)] == head
     assert r.token_ids[len(head) + 2 :] == tail  # ends right after the template
-    p = engine.generate(HELLO, max_tokens=12, steps=3, block_len=8, constraints=prefix(tok, "hello there"))
+    p = engine.generate(
+        HELLO, DecodeOptions(max_tokens=12, steps=3, block_len=8, constraints=prefix(tok, "hello there"))
+    )
     assert p.token_ids[: len(tok.encode("hello there"))] == tok.encode("hello there")
     words = tok.encode("hello there how are you")
     banned = engine.generate(
-        HELLO, max_tokens=16, steps=4, block_len=8, constraints=Constraints(banned_ids=tuple(words))
+        HELLO,
+        DecodeOptions(max_tokens=16, steps=4, block_len=8, constraints=Constraints(banned_ids=tuple(words))),
     )
     assert not set(banned.token_ids) & set(words)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlm_core import DiffusionEngine, SamplerConfig, load_model
+from dlm_core import DecodeOptions, DiffusionEngine, SamplerConfig, load_model
 from dlm_core.train import TrainConfig, Trainer
 
 from .helpers import toy_train_config, word_tokenizer
@@ -53,10 +53,7 @@ def test_toy_copy_task_is_learned(tmp_path: Path) -> None:
     engine = DiffusionEngine(load_model(folder), max_context=64)
     reply = engine.generate(
         [{"role": "user", "content": "two seven one"}],
-        max_tokens=16,
-        steps=4,
-        block_len=8,
-        sampler=SamplerConfig(rule="low_confidence"),
+        DecodeOptions(max_tokens=16, steps=4, block_len=8, sampler=SamplerConfig(rule="low_confidence")),
     ).text
     assert reply == "two seven one"
 
