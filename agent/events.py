@@ -108,6 +108,17 @@ class LMStarted(Event):
 
 
 @dataclass(frozen=True)
+class PromptTrimmed(Event):
+    """The reply's prompt did not fit the LM's context: the oldest history and, if still too long, the
+    start of the user's message were left out of it (the history itself keeps them)."""
+
+    kind: ClassVar[str] = "lm.prompt_trimmed"
+    dropped_messages: int  # history messages left out, oldest first
+    cut_tokens: int  # tokens cut from the start of the user's message
+    prompt_tokens: int  # the prompt as the LM got it
+
+
+@dataclass(frozen=True)
 class LMBlock(Event):
     kind: ClassVar[str] = "lm.block"
     index: int

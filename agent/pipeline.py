@@ -49,6 +49,7 @@ from .events import (
     LMStarted,
     PartialTranscript,
     PlaybackFinished,
+    PromptTrimmed,
     SpeculationDiscarded,
     SpeechPaused,
     SpeechResumed,
@@ -527,6 +528,12 @@ class VoicePipeline:
         and TTS of the first clause is what the user waits for.
         """
         model, tts = self.services.reply, self.services.tts
+        fit = model.fit(messages)  # the prompt always fits the context: oldest history, then the message
+        if fit.trimmed:
+            self._emit_for_reply(
+                reply, PromptTrimmed(reply.turn, now(), fit.dropped_messages, fit.cut_tokens, fit.tokens)
+            )
+        messages = fit.messages
         self._emit_for_reply(reply, LMStarted(reply.turn, now(), model.name))
         pieces: list[str] = []
         index = 0

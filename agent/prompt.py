@@ -6,6 +6,7 @@ and in the training data must stay in step: change one, rebuild the data and ret
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -90,8 +91,82 @@ class Conversation:
             self.turns.append(Message("assistant", text))
         self.turns = self.turns[-2 * self.max_turns :]
 
+    def revise_last_reply(self, heard: str) -> bool:
+        """The latest exchange's reply becomes ``heard`` (a client said how much of it was played);
+        an empty ``heard`` removes it. False when the history has no exchange."""
+        users = [i for i, m in enumerate(self.turns) if m.role == "user"]
+        if not users:
+            return False
+        after = users[-1] + 1
+        self.turns[after:] = [Message("assistant", heard)] if heard.strip() else []
+        return True
+
     def messages_for(self, user_text: str, now: datetime) -> list[Message]:
         """System context + recent history + the new user message."""
         context = context_sentences(self.assistant_name, now, self.memory.sentences())
         system = Message("system", with_turn_facts(context, user_text))
         return [system, *self.turns, Message("user", user_text)]
+
+
+class PromptTooLong(ValueError):
+    """Even with no history and no user text, the prompt does not fit the model's context."""
+
+
+@dataclass(frozen=True)
+class PromptFit:
+    """A prompt cut to the model's context: what was left out of it (the history itself keeps all)."""
+
+    messages: list[dict[str, str]]
+    tokens: int
+    dropped_messages: int = 0  # history messages left out, oldest first
+    cut_tokens: int = 0  # tokens cut from the start of the last message
+
+    @property
+    def trimmed(self) -> bool:
+        return bool(self.dropped_messages or self.cut_tokens)
+
+
+def fit_prompt(
+    messages: Sequence[dict[str, str]],
+    budget: int,
+    count: Callable[[list[dict[str, str]]], int],
+    encode: Callable[[str], list[int]],
+    decode: Callable[[list[int]], str],
+) -> PromptFit:
+    """Make ``[system?, *history, last]`` fit ``budget`` tokens (``count``: a chat's token count).
+
+    The oldest history goes first, a whole exchange at a time (the history never starts with a reply);
+    if the system context and the last message alone are still too long, the last message keeps its
+    end — the words said last, where a long message usually puts its question. One long message thus
+    costs one turn's context, never the session: the next turn's prompt fits again."""
+    msgs = [dict(m) for m in messages]
+    n = count(msgs)
+    if n <= budget or not msgs:
+        return PromptFit(msgs, n)
+    head = msgs[:1] if msgs[0]["role"] == "system" and len(msgs) > 1 else []
+    history, last = msgs[len(head) : -1], msgs[-1]
+    dropped = 0
+    while history and n > budget:
+        history.pop(0)
+        dropped += 1
+        while history and history[0]["role"] == "assistant":  # a reply without its question: drop it too
+            history.pop(0)
+            dropped += 1
+        n = count([*head, *history, last])
+    if n <= budget:
+        return PromptFit([*head, *history, last], n, dropped)
+    ids = encode(last["content"])
+    room = budget - count([*head, {**last, "content": ""}])
+    while True:
+        if room <= 0:
+            raise PromptTooLong(f"a prompt of {count([*head, {**last, 'content': ''}])} tokens without any "
+                                f"history or user text does not fit a budget of {budget} tokens")  # fmt: skip
+        kept = ids[-room:]
+        text = decode(kept)
+        if len(kept) < len(ids) and " " in text.strip():
+            text = text.strip().split(" ", 1)[1]  # the first word may be a fragment
+        fitted = [*head, {**last, "content": text.strip()}]
+        n = count(fitted)
+        if n <= budget:
+            return PromptFit(fitted, n, dropped, len(ids) - len(kept))
+        room -= n - budget  # tokenisation at the joins is not exactly additive: shrink and retry

@@ -27,6 +27,7 @@ from dlm_core import (
 )
 
 from .config import LMSection
+from .prompt import PromptFit, fit_prompt
 
 EMBEDDED_MODEL = Path(__file__).resolve().parent / "embedded" / "model"
 
@@ -72,6 +73,10 @@ class ReplyModel:
     def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[ReplyPiece]:
         """Yield the reply in pieces (one per finished block); stop early when ``cancel`` is set."""
         raise NotImplementedError
+
+    def fit(self, messages: Messages) -> PromptFit:
+        """The prompt cut to the model's context (``agent.prompt.fit_prompt``); unchanged if it fits."""
+        return PromptFit([dict(m) for m in messages], 0)
 
     def reply(self, messages: Messages) -> str:
         return " ".join(p.text.strip() for p in self.stream(messages)).strip()
@@ -161,8 +166,16 @@ class DiffusionReply(ReplyModel):
     def reset(self) -> None:
         self.engine.reset()
 
+    def fit(self, messages: Messages) -> PromptFit:
+        tok = self.engine.tokenizer
+        return fit_prompt(
+            messages, self.engine.prompt_budget(self.cfg.max_tokens), lambda m: len(tok.encode_chat(m)),
+            tok.encode, tok.decode,
+        )  # fmt: skip
+
     def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[ReplyPiece]:
         t0 = time.perf_counter()
+        messages = self.fit(messages).messages  # a prompt that does not fit must never fail the turn
         draft = self.draft_ids(messages)
         # ``cancel``: a discarded speculative reply frees the cores within one step
         gen = self.engine.stream(messages, self.options, draft=draft, stop=cancel)
@@ -202,7 +215,7 @@ class DiffusionReply(ReplyModel):
         self._warmed.add(self.cfg.steps)
 
     def prefill(self, messages: Messages) -> None:
-        self.engine.prefill(messages)
+        self.engine.prefill(self.fit(messages).messages)
 
     @property
     def last_stats(self) -> ReplyStats:
@@ -221,9 +234,12 @@ class ARBaselineReply(ReplyModel):
         self.name = f"ar:{Path(cfg.model_path).name if cfg.model_path else EMBEDDED_MODEL.name}"
         self._stats = ReplyStats(self.name)
 
+    def fit(self, messages: Messages) -> PromptFit:
+        return self.inner.fit(messages)
+
     def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[ReplyPiece]:
         engine = self.inner.engine
-        prompt = engine.tokenizer.encode_chat(messages)
+        prompt = engine.tokenizer.encode_chat(self.fit(messages).messages)
         t0 = time.perf_counter()
         ids = self._ar_generate(engine.model, prompt, self.cfg.max_tokens, engine.cfg.eos_token_ids)
         engine.reset()  # the AR run overwrote the KV cache the diffusion engine keeps track of

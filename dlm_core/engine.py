@@ -394,6 +394,13 @@ class DiffusionEngine:
                 f"blocks must be exactly {b} long; got block_len={block_len}"
             )
 
+    def prompt_budget(self, max_tokens: int) -> int:
+        """The most prompt tokens a reply of up to ``max_tokens`` can follow in this context."""
+        budget = self.max_context - max_tokens
+        while budget > 0 and self._context_needed(budget, max_tokens) > self.max_context:
+            budget -= 1  # aligned families round up to whole blocks: at most a block's worth of steps
+        return max(0, budget)
+
     def _context_needed(self, prompt_len: int, max_tokens: int) -> int:
         if not self.cfg.aligned_blocks:
             return prompt_len + max_tokens

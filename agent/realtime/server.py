@@ -4,16 +4,20 @@ One process loads the models once (``Services``, warmed before the port opens) a
 connections; each connection gets its own ``VoicePipeline`` (VAD, turn state, conversation, worker
 threads) on the shared models. Per connection::
 
-    client ─ input_audio_buffer.append (24 kHz PCM16) ─▶ 16 kHz, 32 ms frames ─▶ FrameFeed (bounded,
-      paced to real time) ─▶ VoicePipeline ─▶ events ─▶ RealtimeSession ─▶ outgoing queue (bounded) ─▶ client
+    client ─ message ─▶ RealtimeSession.receive ─▶ server events + actions (FeedAudio, StartReply, ...)
+    FeedAudio (24 kHz PCM16) ─▶ 16 kHz, 32 ms frames ─▶ FrameFeed (paced to real time) ─▶ VoicePipeline
+    VoicePipeline ─▶ events ─▶ RealtimeSession ─▶ outgoing queue (bounded in bytes) ─▶ client
     reply audio: VoicePipeline ─▶ ClientSink ─▶ 24 kHz response.output_audio.delta ─▶ outgoing queue
 
-The event loop only moves bytes and events: ASR, LM and TTS run in the pipeline's worker threads.
+This module only moves bytes and carries out the session's actions: the protocol's rules (bounds, what
+is pending, what is an error) live in ``session.py``. Reading the socket never waits for the pipeline,
+so a client that leaves is noticed at once; ASR, LM and TTS run in the pipeline's worker threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copy
 import dataclasses
@@ -33,14 +37,8 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from agent.config import MQTTSection, QuickturnConfig
-from agent.events import Event, EventBus, LatencyReport
-from agent.pipeline import (
-    Services,
-    VoicePipeline,
-    heard_prefix,
-)
-from agent.prompt import Message
-from agent.tts import SynthChunk
+from agent.events import Event, EventBus
+from agent.pipeline import Services, VoicePipeline
 from audio.formats import float_to_pcm16_bytes, pcm16_bytes_to_float, to_float32
 from audio.framing import Framer
 from audio.resample import StreamResampler
@@ -48,33 +46,28 @@ from audio.sinks import SimulatedSpeaker
 from audio.sources import AudioFrame
 from audio.vad import SileroVAD
 
-from .protocol import (
-    RATE,
-    AudioAppend,
-    AudioClear,
-    AudioCommit,
-    ClientEvent,
+from .protocol import JSON, RATE, encode
+from .session import (
+    ApplyTurnDetection,
+    CancelReply,
+    ClearFeed,
+    FeedAudio,
     InputClock,
-    ItemCreate,
-    ItemTruncate,
-    RealtimeProtocolError,
+    Output,
     RealtimeSession,
-    ResponseCancel,
-    ResponseCreate,
+    ReviseReply,
     ServerDefaults,
     SessionConfig,
-    SessionUpdate,
-    Truncation,
-    encode,
-    parse_client_event,
+    StartReply,
+    Transcribe,
 )
 
 log = logging.getLogger("quickturn.realtime")
 
 PATH = "/v1/realtime"
 MAX_MESSAGE_BYTES = 16 * 2**20  # one append may carry minutes of audio (the reference API allows 15 MiB)
-OUT_QUEUE_EVENTS = 4096  # server events waiting for a slow client before the connection is dropped
-FEED_MAX_S = 30.0  # input audio queued ahead of the pipeline before reading from the socket pauses
+OUT_QUEUE_BYTES = 8 * 2**20  # server events waiting for a slow client before it is dropped (~2 min of audio)
+CLOSE_TIMEOUT_S = 5.0  # shutdown: connections get this long to close cleanly before their tasks are cancelled
 FEED_SLACK_S = 0.02  # a frame may be processed this much before its time (no sleeps for crumbs)
 FEED_CHUNK_S = 0.25  # the most audio a live client buffers per append (longer appends are uploads)
 FEED_SLEW = 0.1  # input-clock catch-up after jitter: at most +10 % per frame
@@ -147,23 +140,22 @@ class FrameFeed:
     the frame's estimated arrival (jitter) is caught up slowly (``FEED_SLEW``), and a client that
     stopped sending for a while (``FEED_REANCHOR_S``) is re-anchored at once. Frames are released no
     earlier than their time (less ``FEED_SLACK_S``), so a client uploading a file gets the same turns
-    as one streaming from a microphone. A full queue makes ``push`` wait, which stops reading the
-    socket: backpressure instead of unbounded memory.
+    as one streaming from a microphone. ``push`` never waits: the session bounds the audio waiting
+    here (``MAX_BUFFER_S``), so reading the socket never stalls behind the pipeline.
     """
 
     def __init__(self, sample_rate: int, frame_samples: int, clock: InputClock) -> None:
         self.sample_rate = sample_rate
         self.frame_s = frame_samples / sample_rate
         self.clock = clock
-        size = round(FEED_MAX_S / self.frame_s)
-        self._queue: asyncio.Queue[tuple[np.ndarray, float, float]] = asyncio.Queue(size)
+        self._queue: asyncio.Queue[tuple[np.ndarray, float, float]] = asyncio.Queue()
         self._resampler = StreamResampler(RATE, sample_rate)
         self._framer = Framer(frame_samples)
         self._frames = 0  # frames made so far
         self._received_s = 0.0  # input audio received so far
         self._index = 0
 
-    async def push(self, pcm: bytes) -> None:
+    def push(self, pcm: bytes) -> None:
         arrived = time.monotonic()
         x = pcm16_bytes_to_float(pcm)
         start_s, duration = self._received_s, len(x) / RATE
@@ -174,7 +166,7 @@ class FrameFeed:
         for frame in self._framer.push(self._resampler.process(x)):
             self._frames += 1
             end_s = self._frames * self.frame_s  # where this frame ends in the input audio
-            await self._queue.put((frame, chunk_t0 + end_s, end_s * 1000))
+            self._queue.put_nowait((frame, chunk_t0 + end_s, end_s * 1000))
 
     def clear(self) -> None:
         """Drop audio not yet processed (``input_audio_buffer.clear``, mode switches)."""
@@ -202,11 +194,15 @@ class FrameFeed:
 
 # -- one client connection ----------------------------------------------------------------------------
 class _Connection:
+    """Moves bytes and calls the pipeline: every decision comes from the connection's ``RealtimeSession``."""
+
     def __init__(self, server: RealtimeServer, ws: ServerConnection) -> None:
         self.server = server
         self.ws = ws
         self.session = RealtimeSession(server.defaults)
-        self.out: asyncio.Queue[str] = asyncio.Queue(OUT_QUEUE_EVENTS)
+        self.out: collections.deque[str] = collections.deque()  # encoded events not sent yet
+        self.out_bytes = 0  # ... their size (ASCII JSON: characters are bytes)
+        self._out_ready = asyncio.Event()
         cfg = server.cfg
         self.sink = ClientSink(server.services.tts.sample_rate, cfg.audio.output_block_ms,
                                self._on_reply_audio, self._on_reply_end)  # fmt: skip
@@ -214,10 +210,9 @@ class _Connection:
         self.feed = FrameFeed(cfg.audio.sample_rate, frame_samples, self.session.clock)
         self.pipeline: VoicePipeline | None = None
         self._pipe_task: asyncio.Task[None] | None = None
-        self._pending: list[tuple[str, asyncio.Future[str]]] = []  # user items awaiting response.create
-        self._reply_messages: tuple[str, Message | None, Message | None] | None = None  # for truncation
-        self._closing = False
-        self._close_task: asyncio.Task[None] | None = None
+        self._transcriptions: set[asyncio.Task[None]] = set()
+        self.closing = False  # the client left (or is being dropped): nothing more is built for it
+        self.finished = asyncio.Event()  # run() has returned: pipeline stopped, work cancelled
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -231,14 +226,23 @@ class _Connection:
         except ConnectionClosed:
             pass
         finally:
-            self._closing = True
-            for _, fut in self._pending:
-                fut.cancel()
-            await self._stop_pipeline()
-            self.sink.close()
+            await self.stop()
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
+            self.finished.set()
+
+    async def stop(self) -> None:
+        """Cancel everything this connection has going: queued audio, ASR, the reply, outgoing events."""
+        self.closing = True
+        self.session.close()
+        self.feed.clear()
+        for task in list(self._transcriptions):
+            task.cancel()
+        await self._stop_pipeline()
+        self.sink.close()
+        self.out.clear()
+        self.out_bytes = 0
 
     async def _new_pipeline(self, cfg: QuickturnConfig) -> VoicePipeline:
         return self._build_pipeline(cfg, await self._load_vad())
@@ -283,51 +287,60 @@ class _Connection:
             )
         return cfg
 
+    @property
+    def busy(self) -> bool:
+        return self.pipeline is not None and self.pipeline.busy
+
     # -- outgoing --------------------------------------------------------------------------------------
-    def send(self, events: list[dict]) -> None:
+    def send(self, events: list[JSON]) -> None:
         for event in events:
-            if self._closing:
+            if self.closing:
                 return
-            try:
-                self.out.put_nowait(encode(event))
-            except asyncio.QueueFull:
-                self._closing = True
+            frame = encode(event)
+            if self.out_bytes + len(frame) > OUT_QUEUE_BYTES:
                 log.warning("client %s is not reading events; closing", self.ws.remote_address)
-                self._close_task = asyncio.ensure_future(
-                    self.ws.close(1008, "client is not reading events fast enough")
-                )
+                self._drop(1008, "client is not reading events fast enough")
+                return
+            self.out.append(frame)
+            self.out_bytes += len(frame)
+            self._out_ready.set()
+
+    def _drop(self, code: int, reason: str) -> None:
+        self.closing = True
+        self.out.clear()
+        self.out_bytes = 0
+        task = asyncio.ensure_future(self.ws.close(code, reason))
+        self.server.keep(task)
 
     async def _sender(self) -> None:
         with contextlib.suppress(ConnectionClosed):
             while True:
-                await self.ws.send(await self.out.get())
+                await self._out_ready.wait()
+                while self.out:
+                    frame = self.out.popleft()
+                    self.out_bytes -= len(frame)
+                    await self.ws.send(frame)
+                self._out_ready.clear()
 
     def _on_pipeline_event(self, pipeline: VoicePipeline, ev: Event) -> None:
-        if pipeline is not self.pipeline:
-            return  # a late event from a pipeline replaced by session.update
+        if pipeline is not self.pipeline or self.closing:
+            return  # a late event from a replaced pipeline, or a client that left
         try:
-            self._translate(pipeline, ev)
+            self.send(self.session.on_pipeline_event(ev))
         except Exception:  # runs inside the pipeline's emit(): a bug here must not stop the pipeline
             log.exception("error translating %s", type(ev).__name__)
 
-    def _translate(self, pipeline: VoicePipeline, ev: Event) -> None:
-        reply_item = self.session.response.item_id if self.session.response is not None else None
-        had_output = self.session.response is not None and self.session.response.output_started
-        self.send(self.session.on_pipeline_event(ev))
-        if isinstance(ev, LatencyReport) and reply_item is not None and had_output:
-            # _finish_turn has just added this turn to the history: remember its messages for truncation.
-            turns = pipeline.conversation.turns
-            assistant = turns[-1] if turns and turns[-1].role == "assistant" else None
-            user = turns[-2] if assistant is not None and len(turns) > 1 else (turns[-1] if turns else None)
-            self._reply_messages = (reply_item, user, assistant)
-
     def _on_reply_audio(self, pcm: bytes, clause: bool) -> None:
+        if self.closing:
+            return
         try:  # runs inside the pipeline's playback task
             self.send(self.session.reply_audio(pcm, clause))
         except Exception:
             log.exception("error sending reply audio")
 
     def _on_reply_end(self) -> None:
+        if self.closing:
+            return
         try:
             self.send(self.session.reply_audio_done())
         except Exception:
@@ -335,152 +348,76 @@ class _Connection:
 
     # -- incoming --------------------------------------------------------------------------------------
     async def _handle(self, message: str | bytes) -> None:
-        event: ClientEvent | None = None
         try:
-            event = parse_client_event(message)
-            await self._dispatch(event)
-        except RealtimeProtocolError as exc:
-            if exc.event_id is None and event is not None:
-                exc.event_id = event.event_id
-            self.send([self.session.error(exc)])
+            await self._carry_out(self.session.receive(message, busy=self.busy))
         except Exception as exc:  # a bug must cost one event, not the connection
             log.exception("error handling a client event")
-            self.send([self.session.server_error("internal_error", f"{type(exc).__name__}: {exc}")])
+            self.send([self.session.server_error("internal_error", f"internal error ({type(exc).__name__})")])
 
-    async def _dispatch(self, ev: ClientEvent) -> None:
+    async def _carry_out(self, outputs: list[Output]) -> None:
+        """Send the session's events and do its actions, in order."""
         assert self.pipeline is not None
-        if isinstance(ev, AudioAppend):
-            if self.session.manual:
-                self.session.append_audio(ev.pcm)
-            else:
-                await self.feed.push(ev.pcm)
-        elif isinstance(ev, SessionUpdate):
-            await self._update_session(ev)
-        elif isinstance(ev, AudioCommit):
-            self._commit()
-        elif isinstance(ev, AudioClear):
-            self.feed.clear()
-            self.send(self.session.clear_audio())
-        elif isinstance(ev, ItemCreate):
-            item_id, events = self.session.add_user_text(ev)
-            self.send(events)
-            done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-            done.set_result(ev.text)
-            self._pending.append((item_id, done))
-        elif isinstance(ev, ResponseCreate):
-            await self._create_response()
-        elif isinstance(ev, ResponseCancel):
-            self.session.check_cancel(ev)
-            if not self.pipeline.cancel_reply():
-                log.warning("response.cancel: the pipeline had no reply to cancel")
-        elif isinstance(ev, ItemTruncate):
-            truncation, events = self.session.truncate(ev)
-            self.send(events)
-            self._truncate_history(truncation)
+        for out in outputs:
+            if self.closing:
+                return
+            if isinstance(out, dict):
+                self.send([out])
+            elif isinstance(out, FeedAudio):
+                self.feed.push(out.pcm)
+            elif isinstance(out, ClearFeed):
+                self.feed.clear()
+            elif isinstance(out, Transcribe):
+                task = asyncio.create_task(self._transcribe(self.pipeline, out))
+                self._transcriptions.add(task)
+                task.add_done_callback(self._transcriptions.discard)
+            elif isinstance(out, StartReply):
+                turn = self.pipeline.respond_to_text(out.text)
+                self.send(self.session.begin_response(turn, out.user_item_id))
+            elif isinstance(out, CancelReply):
+                if not self.pipeline.cancel_reply():
+                    log.warning("response.cancel: the pipeline had no reply to cancel")
+            elif isinstance(out, ReviseReply):
+                self.pipeline.conversation.revise_last_reply(out.heard_text)
+            elif isinstance(out, ApplyTurnDetection):
+                await self._apply_turn_detection(out)
 
-    async def _update_session(self, ev: SessionUpdate) -> None:
-        assert self.pipeline is not None
-        new = self.session.resolve_update(ev.patch)
-        if new.turn_detection != self.session.config.turn_detection:
-            if self.pipeline.busy or self.session.response is not None:
-                raise RealtimeProtocolError(
-                    "turn_in_progress",
-                    "turn_detection cannot change during a turn; send the session.update between turns",
-                    param="session.audio.input.turn_detection",
-                )
-            self.feed.clear()
-            self.pipeline.detector.reset()
-            cfg, current = self._pipeline_cfg(new), self.pipeline.cfg
-            if new.turn_detection is not None and (cfg.vad, cfg.endpoint) != (current.vad, current.endpoint):
-                await self._replace_pipeline(cfg)
-        self.send(self.session.commit_update(new))
-
-    async def _replace_pipeline(self, cfg: QuickturnConfig) -> None:
-        """New VAD settings: a fresh pipeline with them, carrying the conversation over."""
+    async def _apply_turn_detection(self, action: ApplyTurnDetection) -> None:
+        """New VAD settings: a fresh pipeline with them (if they differ), carrying the conversation over."""
         old = self.pipeline
         assert old is not None
-        vad = await self._load_vad()
-        if old.busy:  # the user started talking while the VAD model loaded: keep the old pipeline
-            raise RealtimeProtocolError("turn_in_progress", "turn_detection cannot change during a turn",
-                                        param="session.audio.input.turn_detection")  # fmt: skip
-        await self._stop_pipeline()
-        new = self._build_pipeline(cfg, vad)
-        new.conversation = old.conversation
-        self.session.reset_turns()
-        self.pipeline = new
-        self._start_pipeline()
-
-    def _commit(self) -> None:
-        assert self.pipeline is not None
-        if not self.session.manual:
-            raise RealtimeProtocolError(
-                "invalid_request",
-                "input_audio_buffer.commit is for turn_detection: null; with server_vad the server commits "
-                "each turn itself when the speaker stops",
-            )
-        item_id, pcm, events = self.session.commit_audio()
-        self.send(events)
-        self._pending.append((item_id, asyncio.ensure_future(self._transcribe(self.pipeline, item_id, pcm))))
-
-    async def _transcribe(self, pipeline: VoicePipeline, item_id: str, pcm: bytes) -> str:
-        try:
-            text = await pipeline.transcribe(pcm16_bytes_to_float(pcm), RATE)
-        except Exception as exc:
-            self.send([self.session.server_error("transcription_failed", f"{type(exc).__name__}: {exc}")])
-            return ""
-        self.send(self.session.transcription_completed(item_id, text))
-        return text
-
-    async def _create_response(self) -> None:
-        assert self.pipeline is not None
-        if self.session.response is not None:
-            raise RealtimeProtocolError(
-                "conversation_already_has_active_response",
-                f"response {self.session.response.id} is still in progress (send response.cancel first)",
-            )
-        if self.pipeline.busy:
-            raise RealtimeProtocolError(
-                "turn_in_progress", "the user is speaking; the server will answer that turn"
-            )
-        if not self._pending:
-            raise RealtimeProtocolError(
-                "no_user_input",
-                "nothing to respond to: add a user message (conversation.item.create with input_text) "
-                "or commit audio (input_audio_buffer.commit) first",
-            )
-        pending, self._pending = self._pending, []
-        texts = [await fut for _, fut in pending]  # committed audio may still be in ASR
-        text = " ".join(t.strip() for t in texts if t.strip())
-        if not text:
-            raise RealtimeProtocolError(
-                "empty_user_input", "the committed audio contained no recognisable speech"
-            )
-        if self.pipeline.busy or self.session.response is not None:
-            self._pending = pending + self._pending
-            raise RealtimeProtocolError("turn_in_progress", "a turn started while the input was transcribed")
-        turn = self.pipeline.respond_to_text(text)
-        self.send(self.session.begin_response(turn, pending[-1][0]))
-
-    def _truncate_history(self, truncation: Truncation) -> None:
-        """The client says how much of the reply was heard: the history keeps only that."""
-        assert self.pipeline is not None
-        if self._reply_messages is None or self._reply_messages[0] != truncation.item_id:
+        old.detector.reset()
+        cfg = self._pipeline_cfg(action.config)
+        replace = action.config.turn_detection is not None and (cfg.vad, cfg.endpoint) != (
+            old.cfg.vad,
+            old.cfg.endpoint,
+        )
+        vad = await self._load_vad() if replace else None
+        if self.closing:
             return
-        _, user, assistant = self._reply_messages
-        chunks = [
-            SynthChunk(text, np.zeros(round(d * RATE), np.float32), RATE, 0.0)
-            for text, d in truncation.clauses
-        ]
-        heard = heard_prefix(chunks, truncation.heard_s)
-        turns = self.pipeline.conversation.turns
-        new = Message("assistant", heard) if heard else None
-        if assistant is not None and any(m is assistant for m in turns):
-            i = next(i for i, m in enumerate(turns) if m is assistant)
-            turns[i : i + 1] = [new] if new else []
-        elif new is not None and user is not None and any(m is user for m in turns):
-            i = next(i for i, m in enumerate(turns) if m is user)
-            turns.insert(i + 1, new)
-        self._reply_messages = (truncation.item_id, user, new)
+        accepted, events = self.session.apply_turn_detection(action.config, busy=old.busy)
+        if accepted and vad is not None:
+            await self._stop_pipeline()
+            new = self._build_pipeline(cfg, vad)
+            new.conversation = old.conversation
+            self.pipeline = new
+            self._start_pipeline()
+        self.send(events)
+
+    async def _transcribe(self, pipeline: VoicePipeline, action: Transcribe) -> None:
+        try:
+            text = await pipeline.transcribe(pcm16_bytes_to_float(action.pcm), RATE)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("transcription failed")
+            outputs = self.session.transcription_failed(action.item_id, busy=self.busy)
+        else:
+            outputs = self.session.transcribed(action.item_id, text, busy=self.busy)
+        try:
+            await self._carry_out(outputs)
+        except Exception as exc:
+            log.exception("error starting a response")
+            self.send([self.session.server_error("internal_error", f"internal error ({type(exc).__name__})")])
 
 
 # -- the server ---------------------------------------------------------------------------------------
@@ -511,6 +448,8 @@ class RealtimeServer:
         self.bus = EventBus()  # every connection's pipeline events (the MQTT bridge listens here)
         self.defaults = server_defaults(cfg, services)
         self.connections: set[_Connection] = set()  # open client connections
+        self._handlers: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Future] = set()  # fire-and-forget closes, kept referenced
         self._server: Server | None = None
         self._stop = asyncio.Event()
         self._mqtt_task: asyncio.Task[None] | None = None
@@ -529,6 +468,7 @@ class RealtimeServer:
                 process_request=self._check_request,
                 select_subprotocol=_select_subprotocol,
                 max_size=MAX_MESSAGE_BYTES,
+                close_timeout=CLOSE_TIMEOUT_S,
                 compression=None,  # base64 audio hardly compresses; deflate would only cost CPU
             )
         except OSError as exc:
@@ -538,11 +478,25 @@ class RealtimeServer:
         log.info("listening on %s", self.url)
 
     async def close(self) -> None:
+        """Stop listening and close every connection (code 1001) within a bounded time."""
         self._stop.set()
         if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+            for connection in list(self.connections):
+                await connection.stop()  # its reply, ASR and queued audio go at once
+            self._server.close()  # sends each client a close frame (1001, going away)
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), 2 * CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("%d connection(s) did not close in time; cancelling them", len(self._handlers))
+                for task in list(self._handlers):
+                    task.cancel()
+                for ws in list(self._server.connections):
+                    ws.transport.abort()
         await self._stop_mqtt()
+
+    def keep(self, task: asyncio.Future) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def __aenter__(self) -> RealtimeServer:
         await self.start()
@@ -578,11 +532,16 @@ class RealtimeServer:
     async def _handler(self, ws: ServerConnection) -> None:
         connection = _Connection(self, ws)
         self.connections.add(connection)
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
         log.info("client %s connected (%d open)", ws.remote_address, len(self.connections))
         try:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            if task is not None:
+                self._handlers.discard(task)
             log.info("client %s disconnected", ws.remote_address)
 
     def _start_mqtt(self) -> asyncio.Task[None] | None:

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from agent.calculator import SUM_SENTENCE, arithmetic_fact, number_in_words
-from agent.prompt import Conversation, context_sentences, part_of_day
+from agent.prompt import Conversation, PromptFit, PromptTooLong, context_sentences, fit_prompt, part_of_day
 
 
 @pytest.mark.parametrize(
@@ -89,3 +89,57 @@ def test_the_sum_goes_into_this_turns_context_only() -> None:
     convo.add_assistant("7 times 8 is 56.")
     # The next turn asks something else: the earlier sum stays in the history, not in the context.
     assert convo.messages_for("thanks", now)[0].content == plain
+
+
+# -- fitting the prompt to the model's context -------------------------------------------------------------
+def words_chat(messages: list[dict[str, str]]) -> int:
+    """A word-level stand-in for a chat template: 3 tokens per message plus one per word."""
+    return sum(3 + len(m["content"].split()) for m in messages)
+
+
+def fit(messages: list[dict[str, str]], budget: int) -> PromptFit:
+    return fit_prompt(messages, budget, words_chat, str.split, " ".join)  # type: ignore[arg-type]
+
+
+def chat(*pairs: tuple[str, str]) -> list[dict[str, str]]:
+    return [{"role": r, "content": c} for r, c in pairs]
+
+
+def test_a_prompt_that_fits_is_left_alone() -> None:
+    messages = chat(("system", "Your name is Quinn."), ("user", "Hi there"))
+    assert fit(messages, 100) == PromptFit(messages, words_chat(messages))
+
+
+def test_the_oldest_exchanges_go_first_a_whole_exchange_at_a_time() -> None:
+    messages = chat(("system", "ctx"), ("user", "one two three"), ("assistant", "four five"),
+                    ("user", "six"), ("assistant", "seven"), ("user", "eight nine"))  # fmt: skip
+    result = fit(messages, 17)
+    assert result.messages == chat(
+        ("system", "ctx"), ("user", "six"), ("assistant", "seven"), ("user", "eight nine")
+    )
+    assert result.dropped_messages == 2 and result.cut_tokens == 0 and result.tokens <= 17
+
+
+def test_an_oversized_message_keeps_its_end_and_the_system_context() -> None:
+    long = " ".join(f"w{i}" for i in range(500)) + " what do you think"
+    messages = chat(("system", "ctx"), ("user", "old"), ("assistant", "reply"), ("user", long))
+    result = fit(messages, 50)
+    assert result.messages[0] == {"role": "system", "content": "ctx"} and len(result.messages) == 2
+    kept = result.messages[1]["content"]
+    assert kept.endswith("what do you think") and result.tokens <= 50 and result.trimmed
+    assert result.dropped_messages == 2 and result.cut_tokens == len(long.split()) - len(kept.split()) - 1
+    with pytest.raises(PromptTooLong):
+        fit(messages, 5)  # not even the system context and an empty message fit
+
+
+def test_a_reply_revised_to_what_was_heard() -> None:
+    convo = Conversation()
+    assert not convo.revise_last_reply("anything")  # no exchange yet
+    convo.add_user("Tell me a joke")
+    convo.add_assistant("Why did the chicken cross the road?")
+    assert convo.revise_last_reply("Why did the")
+    assert [m.content for m in convo.turns] == ["Tell me a joke", "Why did the"]
+    convo.revise_last_reply("")  # nothing was heard: no reply in the history
+    assert [m.role for m in convo.turns] == ["user"]
+    convo.revise_last_reply("Why")  # and back
+    assert [m.content for m in convo.turns] == ["Tell me a joke", "Why"]

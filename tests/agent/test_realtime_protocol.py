@@ -1,12 +1,14 @@
-"""The Realtime protocol layer on its own (sans-I/O): parsing and validating client events, the session
-config, and translating pipeline events into the server event sequence a Realtime client expects.
-No sockets, no models: pipeline events are the real typed events the pipeline emits, built directly.
+"""The Realtime protocol layer on its own (sans-I/O): parsing and validating client events, the session's
+rules (what is pending, what is an error, what the adapter must do), and translating pipeline events
+into the server event sequence a Realtime client expects. No sockets, no models, no sleeps: pipeline
+events are the real typed events the pipeline emits, built directly.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import random
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from agent.events import (
     FirstReplySample,
     LatencyReport,
     PartialTranscript,
+    PromptTrimmed,
     SpeculationDiscarded,
     SpeechPaused,
     SpeechStarted,
@@ -34,13 +37,23 @@ from agent.realtime.protocol import (
     ItemCreate,
     ItemTruncate,
     RealtimeProtocolError,
-    RealtimeSession,
     ResponseCancel,
     ResponseCreate,
-    ServerDefaults,
     SessionUpdate,
     encode,
     parse_client_event,
+)
+from agent.realtime.session import (
+    ApplyTurnDetection,
+    CancelReply,
+    ClearFeed,
+    FeedAudio,
+    RealtimeSession,
+    ReviseReply,
+    ServerDefaults,
+    StartReply,
+    Transcribe,
+    heard_text,
 )
 
 DEFAULTS = ServerDefaults(
@@ -192,9 +205,11 @@ def test_session_config_applies_a_ga_update():
         "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 256, "silence_duration_ms": 300,
         "create_response": True, "interrupt_response": True, "idle_timeout_ms": None,
     }  # fmt: skip
-    ev = parse_client_event(session_update(GA_SESSION))
-    assert isinstance(ev, SessionUpdate)
-    (updated,) = s.commit_update(s.resolve_update(ev.patch))
+    assert isinstance(parse_client_event(session_update(GA_SESSION)), SessionUpdate)
+    clear, apply = s.receive(session_update(GA_SESSION), busy=False)  # new turn detection: the adapter acts
+    assert isinstance(clear, ClearFeed) and isinstance(apply, ApplyTurnDetection)
+    accepted, (updated,) = s.apply_turn_detection(apply.config, busy=False)
+    assert accepted
     td = updated["session"]["audio"]["input"]["turn_detection"]
     assert updated["type"] == "session.updated"
     assert (td["threshold"], td["silence_duration_ms"], td["prefix_padding_ms"]) == (0.6, 500, 256)
@@ -204,9 +219,7 @@ def test_session_config_applies_a_ga_update():
     )  # the voice it really speaks with
     assert not s.manual
     manual = {"type": "realtime", "audio": {"input": {"turn_detection": None, "transcription": None}}}
-    ev = parse_client_event(session_update(manual))
-    s.commit_update(s.resolve_update(ev.patch))
-    assert s.manual and s.config.transcription is None
+    assert switch_to(s, manual) and s.manual and s.config.transcription is None
     json.loads(encode(updated))  # serialisable
 
 
@@ -352,64 +365,316 @@ def test_a_failed_reply_and_non_finite_latencies():
         encode({"x": float("nan")})  # never put invalid JSON on the wire
 
 
-# -- manual turns, text items, cancel, truncate -----------------------------------------------------------
-def test_manual_buffer_commit_and_clear():
+# -- the session's rules: client messages in, events and actions out --------------------------------------
+def switch_to(s: RealtimeSession, session: dict, busy: bool = False) -> bool:
+    """A session.update that changes turn detection, carried out as the adapter would."""
+    out = s.receive(session_update(session), busy=busy)
+    apply = next(o for o in out if isinstance(o, ApplyTurnDetection))
+    accepted, _ = s.apply_turn_detection(apply.config, busy=busy)
+    return accepted
+
+
+MANUAL = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+
+
+def errors(out: list) -> list[dict]:
+    return [o["error"] for o in out if isinstance(o, dict) and o["type"] == "error"]
+
+
+def code(out: list) -> str:
+    (err,) = errors(out)
+    return err["code"]
+
+
+def append(seconds: float) -> str:
+    return msg(type="input_audio_buffer.append", audio=b64(pcm_of(seconds)))
+
+
+def text_item(text: str) -> str:
+    return msg(type="conversation.item.create", item={"type": "message", "role": "user",
+               "content": [{"type": "input_text", "text": text}]})  # fmt: skip
+
+
+def test_manual_buffer_commit_transcribe_and_respond():
     s = RealtimeSession(DEFAULTS)
-    with pytest.raises(RealtimeProtocolError) as info:
-        s.commit_audio()
-    assert info.value.code == "input_audio_buffer_commit_empty"
-    s.append_audio(pcm_of(0.3))
-    s.append_audio(pcm_of(0.2))
+    assert switch_to(s, MANUAL)
+    assert (
+        code(s.receive(msg(type="input_audio_buffer.commit"), busy=False))
+        == "input_audio_buffer_commit_empty"
+    )
+    assert s.receive(append(0.3), busy=False) == [] and s.receive(append(0.2), busy=False) == []
     assert s.buffered_ms == 500
-    item_id, pcm, events = s.commit_audio()
-    assert pcm == pcm_of(0.3) + pcm_of(0.2) and s.buffered_ms == 0
-    assert types(events) == [
+    out = s.receive(msg(type="input_audio_buffer.commit"), busy=False)
+    assert types(out[:3]) == [
         "input_audio_buffer.committed",
         "conversation.item.added",
         "conversation.item.done",
     ]
-    assert events[0]["item_id"] == item_id
-    text_events = s.transcription_completed(item_id, "What's your name?")
-    assert text_events[-1]["transcript"] == "What's your name?"
-    s.append_audio(pcm_of(0.1))
-    assert types(s.clear_audio()) == ["input_audio_buffer.cleared"] and s.buffered_ms == 0
-    with pytest.raises(RealtimeProtocolError) as info:
-        s.append_audio(bytes(int(MAX_BUFFER_S * RATE * 2) + 2))
-    assert info.value.code == "input_audio_buffer_full"
+    (transcribe,) = out[3:]
+    assert isinstance(transcribe, Transcribe) and transcribe.pcm == pcm_of(0.3) + pcm_of(0.2)
+    assert transcribe.item_id == out[0]["item_id"] and s.buffered_ms == 0
+    # response.create waits for the transcript; a second one meanwhile is refused.
+    assert s.receive(msg(type="response.create"), busy=False) == []
+    assert (
+        code(s.receive(msg(type="response.create"), busy=False)) == "conversation_already_has_active_response"
+    )
+    out = s.transcribed(transcribe.item_id, "What's your name?", busy=False)
+    delta, completed, start = out
+    assert delta["delta"] == completed["transcript"] == "What's your name?"
+    assert completed["usage"] == {"type": "duration", "seconds": 0.5}  # required by the SDK's type
+    assert start == StartReply("What's your name?", transcribe.item_id)
+    (created,) = s.begin_response(1, start.user_item_id)
+    assert created["type"] == "response.created"
+
+    s2 = RealtimeSession(DEFAULTS)
+    switch_to(s2, MANUAL)
+    s2.receive(append(0.1), busy=False)
+    assert types(s2.receive(msg(type="input_audio_buffer.clear"), busy=False)[1:]) == [
+        "input_audio_buffer.cleared"
+    ]
+    assert s2.buffered_ms == 0
+    full = s2.receive(msg(type="input_audio_buffer.append", audio=b64(bytes(int(MAX_BUFFER_S * RATE * 2) + 2))),
+                      busy=False)  # fmt: skip
+    assert code(full) == "input_audio_buffer_full"
 
 
-def test_text_items_cancel_and_truncate():
+def test_committed_audio_without_speech_and_a_turn_that_starts_meanwhile():
     s = RealtimeSession(DEFAULTS)
-    raw = msg(type="conversation.item.create", item={"type": "message", "role": "user",
-              "content": [{"type": "input_text", "text": "Tell me a joke"}]})  # fmt: skip
-    item_id, events = s.add_user_text(parse_client_event(raw))
-    assert types(events) == ["conversation.item.added", "conversation.item.done"]
-    assert events[0]["item"]["content"] == [{"type": "input_text", "text": "Tell me a joke"}]
-    fails(raw.replace('"user"', '"system"'), "unsupported_value")
-    with pytest.raises(RealtimeProtocolError) as info:
-        s.check_cancel(ResponseCancel(None))
-    assert info.value.code == "response_cancel_not_active"
+    switch_to(s, MANUAL)
+    s.receive(append(0.5), busy=False)
+    (transcribe,) = [
+        o for o in s.receive(msg(type="input_audio_buffer.commit"), busy=False) if isinstance(o, Transcribe)
+    ]
+    s.receive(msg(type="response.create"), busy=False)
+    assert code(s.transcribed(transcribe.item_id, "", busy=False)) == "empty_user_input"
+    assert code(s.receive(msg(type="response.create"), busy=False)) == "no_user_input"  # used up
+    s.receive(text_item("Hello"), busy=False)
+    s.receive(append(0.5), busy=False)
+    (transcribe,) = [
+        o for o in s.receive(msg(type="input_audio_buffer.commit"), busy=False) if isinstance(o, Transcribe)
+    ]
+    s.receive(msg(type="response.create"), busy=False)
+    assert code(s.transcribed(transcribe.item_id, "there", busy=True)) == "turn_in_progress"
+    out = s.receive(msg(type="response.create"), busy=False)  # the items were kept
+    assert out == [StartReply("Hello there", transcribe.item_id)]
+    # A failed transcription costs its own text only; a cancel while waiting withdraws the request.
+    s.receive(append(0.5), busy=False)
+    (transcribe,) = [
+        o for o in s.receive(msg(type="input_audio_buffer.commit"), busy=False) if isinstance(o, Transcribe)
+    ]
+    s.receive(msg(type="response.create"), busy=False)
+    assert s.receive(msg(type="response.cancel"), busy=False) == []
+    out = s.transcription_failed(transcribe.item_id, busy=False)
+    assert code(out) == "transcription_failed" and not any(isinstance(o, StartReply) for o in out)
 
-    (created,) = s.begin_response(5, item_id)
+
+def test_text_items_and_response_rules():
+    s = RealtimeSession(DEFAULTS)
+    assert code(s.receive(msg(type="response.create"), busy=False)) == "no_user_input"
+    out = s.receive(text_item("Tell me a joke"), busy=False)
+    assert types(out) == ["conversation.item.added", "conversation.item.done"]
+    assert out[0]["item"]["content"] == [{"type": "input_text", "text": "Tell me a joke"}]
+    assert code(s.receive(msg(type="response.create"), busy=True)) == "turn_in_progress"  # the user speaks
+    assert code(s.receive(msg(type="response.cancel"), busy=False)) == "response_cancel_not_active"
+    (start,) = s.receive(msg(type="response.create", event_id="rc"), busy=False)
+    assert start == StartReply("Tell me a joke", out[0]["item"]["id"])
+    (created,) = s.begin_response(5, start.user_item_id)
+    err = s.receive(msg(type="response.create", event_id="rc2"), busy=True)[0]["error"]
+    assert err["code"] == "conversation_already_has_active_response" and err["event_id"] == "rc2"
+    assert (
+        code(s.receive(msg(type="response.cancel", response_id="resp_other"), busy=True)) == "invalid_value"
+    )
+    rid = created["response"]["id"]
+    assert s.receive(msg(type="response.cancel", response_id=rid), busy=True) == [CancelReply()]
+    # Commit is for manual mode; with server VAD appended audio goes to the pipeline.
+    assert code(s.receive(msg(type="input_audio_buffer.commit"), busy=False)) == "invalid_request"
+    assert s.receive(append(0.1), busy=False) == [FeedAudio(pcm_of(0.1))]
+
+
+def test_server_vad_audio_is_bounded_per_append_and_per_buffer():
+    s = RealtimeSession(DEFAULTS)
+    too_long = msg(type="input_audio_buffer.append", audio=b64(bytes(2 * RATE * int(MAX_BUFFER_S + 1))))
+    err = s.receive(too_long, busy=False)
+    assert code(err) == "input_audio_buffer_full" and s.buffered_ms == 0  # one append over the bound
+    big = msg(type="input_audio_buffer.append", audio=b64(bytes(2 * RATE * 60)))
+    assert isinstance(s.receive(big, busy=False)[0], FeedAudio)
+    assert isinstance(s.receive(big, busy=False)[0], FeedAudio)  # 120 s waiting for the pipeline
+    assert code(s.receive(append(0.1), busy=False)) == "input_audio_buffer_full"
+    s.clock.mark(100.0, 30_000.0)  # the pipeline has taken 30 s of it
+    assert s.buffered_ms == 90_000
+    assert isinstance(s.receive(append(0.1), busy=False)[0], FeedAudio)
+    clear = s.receive(msg(type="input_audio_buffer.clear"), busy=False)
+    assert isinstance(clear[0], ClearFeed) and s.buffered_ms == 0
+    assert isinstance(s.receive(big, busy=False)[0], FeedAudio)
+
+
+def test_turn_detection_changes_only_between_turns():
+    s = RealtimeSession(DEFAULTS)
+    assert code(s.receive(session_update(MANUAL), busy=True)) == "turn_in_progress"
+    clear, apply = s.receive(session_update(MANUAL), busy=False)
+    accepted, (err,) = s.apply_turn_detection(apply.config, busy=True)  # speech began meanwhile
+    assert not accepted and err["error"]["code"] == "turn_in_progress" and not s.manual
+    # Instructions alone change nothing in the pipeline: answered at once.
+    (updated,) = s.receive(session_update({"type": "realtime", "instructions": "Hi"}), busy=True)
+    assert updated["type"] == "session.updated" and updated["session"]["instructions"] == "Hi"
+
+
+def finished_reply(
+    s: RealtimeSession, turn: int, text: str, seconds: float, transcript: str = "Tell me"
+) -> str:
+    s.begin_response(turn, None)
+    s.on_pipeline_event(TTSChunk(turn, 1.0, 0, text, 50.0, seconds))
+    s.reply_audio(pcm_of(seconds), clause=True)
+    item = s.response.item_id
+    s.on_pipeline_event(LatencyReport(turn, 2.0, transcript, text, {}, None, interrupted=True))
+    return item
+
+
+def test_truncate_revises_the_latest_exchange_only():
+    s = RealtimeSession(DEFAULTS)
+    s.begin_response(5, None)
     s.on_pipeline_event(TTSChunk(5, 1.0, 0, "Why did the chicken cross the road?", 50.0, 2.0))
     s.reply_audio(pcm_of(2.0), clause=True)
-    with pytest.raises(RealtimeProtocolError) as info:
-        s.check_cancel(ResponseCancel(None, "resp_other"))
-    assert info.value.param == "response_id"
     reply_item = s.response.item_id
-    with pytest.raises(RealtimeProtocolError) as info:
-        s.truncate(ItemTruncate(None, reply_item, 0, 500))
-    assert info.value.code == "item_truncate_in_progress"
-    assert s.check_cancel(ResponseCancel(None, created["response"]["id"])).cancel_reason == "client_cancelled"
-    done = s.on_pipeline_event(LatencyReport(5, 1.5, "Tell me a joke", "Why did", {}, None, interrupted=True))
-    assert next(e for e in done if e["type"] == "response.done")["response"]["status_details"]["reason"] == (
-        "client_cancelled"
-    )
-    truncation, events = s.truncate(ItemTruncate(None, reply_item, 0, 1000))
-    assert events[0]["type"] == "conversation.item.truncated" and truncation.heard_s == 1.0
-    assert truncation.clauses == [("Why did the chicken cross the road?", 2.0)]
-    with pytest.raises(RealtimeProtocolError):
-        s.truncate(ItemTruncate(None, reply_item, 0, 5000))  # beyond what was sent
-    with pytest.raises(RealtimeProtocolError) as info:
-        s.truncate(ItemTruncate(None, "item_unknown", 0, 10))
-    assert info.value.code == "item_truncate_invalid_item_id"
+    truncate = msg(type="conversation.item.truncate", item_id=reply_item, content_index=0, audio_end_ms=1000)
+    assert code(s.receive(truncate, busy=True)) == "item_truncate_in_progress"
+    s.on_pipeline_event(LatencyReport(5, 1.5, "Tell me a joke", "Why did", {}, None, interrupted=True))
+    truncated, revise = s.receive(truncate, busy=False)
+    assert truncated["type"] == "conversation.item.truncated" and truncated["audio_end_ms"] == 1000
+    assert revise == ReviseReply("Why did the")  # half the clause's audio: half its words
+    whole = truncate.replace('"audio_end_ms": 1000', '"audio_end_ms": 2000')
+    assert s.receive(whole, busy=False)[1] == ReviseReply("Why did the chicken cross the road?")
+    assert (
+        code(s.receive(truncate.replace("1000", "5000"), busy=False)) == "invalid_value"
+    )  # beyond what was sent
+    other = msg(type="conversation.item.truncate", item_id="item_unknown", content_index=0, audio_end_ms=10)
+    assert code(s.receive(other, busy=False)) == "item_truncate_invalid_item_id"
+    # A later exchange (a turn whose reply was never heard) is the history's latest: nothing to revise there.
+    s.begin_response(6, None)
+    s.on_pipeline_event(LatencyReport(6, 3.0, "And another", "", {}, None))
+    assert types(s.receive(truncate, busy=False)) == ["conversation.item.truncated"]
+    assert heard_text([("One two.", 1.0), ("Three four five six.", 2.0)], 2.0) == "One two. Three four"
+
+
+def test_a_trimmed_prompt_is_told_with_its_response():
+    s = RealtimeSession(DEFAULTS)
+    s.on_pipeline_event(SpeechStarted(1, 1.0, 0.9))
+    assert s.on_pipeline_event(PromptTrimmed(1, 1.2, 4, 120, 460)) == []  # speculative: not yet
+    commit = s.on_pipeline_event(EndpointCommitted(1, 1.5, 1.2, 300.0))
+    told = commit[-1]
+    assert told["type"] == "quickturn.input_truncated" and told["response_id"] == commit[-2]["response"]["id"]
+    assert (told["dropped_messages"], told["cut_tokens"], told["prompt_tokens"]) == (4, 120, 460)
+    (now,) = s.on_pipeline_event(PromptTrimmed(1, 1.6, 0, 10, 460))  # the committed reply's own
+    assert now["type"] == "quickturn.input_truncated"
+
+
+# -- hostile input: short errors, no echo, no exception --------------------------------------------------
+HUGE = "x" * 2_000_000
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('{"type": "session.update", "event_id": "a\\ud800"}', "invalid_value"),  # lone surrogate
+        (
+            '{"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": '
+            '[{"type": "input_text", "text": "hi \\udc00"}]}}',
+            "invalid_value",
+        ),  # fmt: skip
+        ("[" * 100_000 + "]" * 100_000, "invalid_json"),  # nested far too deep
+        ('{"type": "response.create", "response": {"max_output_tokens": NaN}}', "invalid_json"),
+        ('{"type": "response.create", "response": {"max_output_tokens": Infinity}}', "invalid_json"),
+        (json.dumps({"type": HUGE}), "unknown_event_type"),
+        (json.dumps({"type": "session.update", HUGE: 1, "session": {}}), "unknown_parameter"),
+        (json.dumps({"type": "input_audio_buffer.commit", "event_id": HUGE}), "string_above_max_length"),
+        (json.dumps({"type": "response.create", "response": {"max_output_tokens": "lots"}}), "invalid_type"),
+        (json.dumps({"type": "response.create", "response": {"max_output_tokens": [1]}}), "invalid_type"),
+        (
+            json.dumps(
+                {
+                    "type": "session.update",
+                    "session": {"type": "realtime", "audio": {"output": {"speed": "1"}}},
+                }
+            ),
+            "invalid_type",
+        ),  # fmt: skip
+        (
+            json.dumps(
+                {"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"speed": 9}}}}
+            ),
+            "invalid_value",
+        ),  # fmt: skip
+        (
+            json.dumps({"type": "session.update", "session": {"type": "realtime", "instructions": HUGE}}),
+            "string_above_max_length",
+        ),  # fmt: skip
+        (
+            json.dumps({"type": "conversation.item.truncate", "item_id": "i", "audio_end_ms": HUGE}),
+            "invalid_type",
+        ),
+    ],
+)
+def test_hostile_messages_get_short_errors_that_echo_nothing(raw: str, expected: str):
+    s = RealtimeSession(DEFAULTS)
+    (err,) = s.receive(raw, busy=False)
+    assert err["type"] == "error" and err["error"]["code"] == expected, err
+    wire = encode(err)
+    assert len(wire) < 1000 and "xxxxxxxx" not in wire and "\\ud800" not in wire and "\\udc00" not in wire
+    wire.encode("utf-8")  # always sendable
+
+
+def test_sdk_shapes_are_accepted():
+    s = RealtimeSession(DEFAULTS)
+    session = {"type": "realtime", "parallel_tool_calls": True, "max_output_tokens": "inf",
+               "audio": {"output": {"voice": {"id": "voice_1234"}, "speed": 1.0}}}  # fmt: skip
+    (updated,) = s.receive(session_update(session), busy=False)
+    assert updated["type"] == "session.updated"
+    assert updated["session"]["audio"]["output"]["voice"] == DEFAULTS.voice  # what really speaks
+    s.receive(text_item("Hi"), busy=False)
+    create = msg(type="response.create", response={"parallel_tool_calls": False, "max_output_tokens": 200})
+    assert s.receive(create, busy=False) == [StartReply("Hi", s._last_item_id)]
+
+
+def _mutations(value: object, rng: random.Random) -> object:
+    """A random hostile variant of a valid event: values swapped for wrong types, extremes, junk."""
+    junk = [None, True, -1, 2**70, 1e308, "", "\ud800", "x" * 5000, [], {}, [[[]]], {"a": {"b": {}}}]
+    if isinstance(value, dict):
+        out = {k: _mutations(v, rng) if rng.random() < 0.3 else v for k, v in value.items()}
+        if rng.random() < 0.1:
+            out[rng.choice(["zz", "\udfff", "type", "event_id"])] = rng.choice(junk)
+        if out and rng.random() < 0.1:
+            out.pop(rng.choice(list(out)))
+        return out
+    if isinstance(value, list):
+        return [_mutations(v, rng) for v in value] + ([rng.choice(junk)] if rng.random() < 0.2 else [])
+    return rng.choice(junk) if rng.random() < 0.7 else value
+
+
+def test_fuzzed_client_events_never_raise_and_errors_stay_short():
+    """A seeded, budgeted fuzz of the parser and session (``hypothesis`` is not a dev dependency yet)."""
+    rng = random.Random(1234)
+    valid = [
+        json.loads(session_update(GA_SESSION)), json.loads(append(0.05)), {"type": "input_audio_buffer.commit"},
+        {"type": "input_audio_buffer.clear"}, json.loads(text_item("Hi there")),
+        {"type": "conversation.item.truncate", "item_id": "item_1", "content_index": 0, "audio_end_ms": 10},
+        {"type": "response.create", "response": {"instructions": "x", "max_output_tokens": 10}},
+        {"type": "response.cancel", "response_id": "resp_1"}, json.loads(session_update(MANUAL)),
+    ]  # fmt: skip
+    sessions = [RealtimeSession(DEFAULTS) for _ in range(3)]
+    for n in range(600):
+        event = _mutations(rng.choice(valid), rng)
+        try:
+            raw = json.dumps(event, ensure_ascii=rng.random() < 0.5)
+        except ValueError:
+            continue
+        s = sessions[n % len(sessions)]
+        for out in s.receive(raw, busy=rng.random() < 0.2):
+            if isinstance(out, ApplyTurnDetection):
+                s.apply_turn_detection(out.config, busy=False)
+            elif isinstance(out, Transcribe):
+                s.transcribed(out.item_id, "words", busy=False)
+            elif isinstance(out, dict):
+                wire = encode(out)
+                wire.encode("utf-8")
+                if out["type"] == "error":
+                    assert len(wire) < 1000, wire[:200]

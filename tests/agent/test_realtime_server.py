@@ -353,6 +353,118 @@ def test_barge_in_cancels_the_reply_and_truncate_sets_the_history(cfg, services,
     asyncio.run(main())
 
 
+LONG_TEXT = (
+    "so yesterday I walked down to the harbour with my sister and we talked about the boats the "
+    "weather the old lighthouse and what we might cook for dinner later in the week "
+)
+
+
+def test_a_message_longer_than_the_context_is_cut_and_the_session_keeps_serving(cfg, services):
+    words = LONG_TEXT.split()
+    long_text = " ".join(words[i % len(words)] for i in range(450)) + " What do you think?"
+
+    async def scenario(url: str) -> None:
+        async with connect(url, max_size=None) as ws:
+            c = Client(ws)
+            await c.wait_for("session.created")
+            for text in (long_text, "What's your name?"):  # the long one stays in the history
+                await c.send(type="conversation.item.create", item={
+                    "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})  # fmt: skip
+                await c.send(type="response.create")
+                done = (await c.wait_for("response.done", timeout=90))["response"]
+                assert done["status"] == "completed", done["status_details"]
+                await c.wait_for("quickturn.latency")
+            first, second = c.of("quickturn.input_truncated")  # each prompt was cut to fit: told
+            assert first["cut_tokens"] > 0  # the message alone was longer than the context
+            assert second["dropped_messages"] >= 1 and second["cut_tokens"] == 0  # the old exchange went
+            assert first["prompt_tokens"] + cfg.lm.max_tokens <= cfg.lm.max_context
+            assert not c.of("error"), c.of("error")
+
+    run_with_server(cfg, services, scenario)
+
+
+def test_an_oversized_append_is_refused_and_a_client_that_leaves_is_dropped_at_once(cfg, services):
+    async def scenario(server: RealtimeServer) -> None:
+        async with connect(server.url, max_size=None) as ws:
+            c = Client(ws)
+            await c.wait_for("session.created")
+            # 262 s in one append (just under the message size limit): refused, not queued behind the pipeline.
+            await c.send(type="input_audio_buffer.append", audio=b64(silence(262)), event_id="big")
+            err = (await c.wait_for("error"))["error"]
+            assert err["code"] == "input_audio_buffer_full" and err["event_id"] == "big"
+            assert len(json.dumps(err)) < 500
+            # 100 s fits the bound: taken, and the connection keeps answering at once (it used to wait until
+            # the pipeline had taken all but 30 s of it in, at real time).
+            await c.send(type="input_audio_buffer.append", audio=b64(silence(100)))
+            await c.send(type="session.update", session={"type": "realtime", "instructions": "Be brief."})
+            assert (await c.wait_for("session.updated", timeout=10))["session"]["instructions"] == "Be brief."
+            await c.send(type="input_audio_buffer.append", audio=b64(silence(30)))
+            assert (await c.wait_for("error"))["error"]["code"] == "input_audio_buffer_full"
+            (connection,) = server.connections
+        # The client left with ~2 minutes of audio still queued: its connection ends now, not then.
+        async with asyncio.timeout(10):
+            await connection.finished.wait()
+        assert not server.connections and connection.session.buffered_ms == 0
+
+    async def main() -> None:
+        async with RealtimeServer(cfg, services, host="127.0.0.1", port=0) as server:
+            await scenario(server)
+
+    asyncio.run(main())
+
+
+def test_shutdown_closes_every_connection_with_a_close_code(cfg, services):
+    async def main() -> None:
+        server = RealtimeServer(cfg, services, host="127.0.0.1", port=0)
+        await server.start()
+        try:
+            async with (
+                connect(server.url, max_size=None) as uploading,
+                connect(server.url, max_size=None) as talking,
+            ):
+                await Client(uploading).wait_for("session.created")
+                await Client(uploading).send(type="input_audio_buffer.append", audio=b64(silence(100)))
+                t = Client(talking)
+                await t.wait_for("session.created")
+                await t.send(type="conversation.item.create", item={
+                    "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello!"}]})  # fmt: skip
+                await t.send(type="response.create")
+                await t.wait_for("response.created", timeout=60)
+                async with asyncio.timeout(
+                    2 * 5.0 + 5
+                ):  # the server's own bound, plus slack for a busy machine
+                    await server.close()
+                    await uploading.wait_closed()
+                    await talking.wait_closed()
+                assert uploading.close_code == 1001 and talking.close_code == 1001
+                assert not server.connections
+        finally:
+            await server.close()
+
+    asyncio.run(main())
+
+
+def test_surrogates_and_deep_json_get_error_events_not_a_dropped_connection(cfg, services, caplog):
+    async def scenario(url: str) -> None:
+        async with connect(url, max_size=None) as ws:
+            c = Client(ws)
+            await c.wait_for("session.created")
+            await ws.send('{"type": "input_audio_buffer.clear", "event_id": "a\\ud800"}')
+            err = (await c.wait_for("error"))["error"]
+            assert err["code"] == "invalid_value" and err["event_id"] is None
+            await ws.send("[" * 5000 + "]" * 5000)
+            assert (await c.wait_for("error"))["error"]["code"] == "invalid_json"
+            await ws.send(json.dumps({"type": "t" * 1_000_000}))
+            err = (await c.wait_for("error"))["error"]
+            assert err["code"] == "unknown_event_type" and "tttttttt" not in err["message"]
+            await c.send(type="input_audio_buffer.clear", event_id="ok")
+            assert (await c.wait_for("input_audio_buffer.cleared"))["type"]  # still serving
+
+    with caplog.at_level("INFO", logger="quickturn.realtime"):
+        run_with_server(cfg, services, scenario)
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
 MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
 )
