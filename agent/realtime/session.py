@@ -28,6 +28,7 @@ from agent.events import (
     SpeechStarted,
     StageError,
     TTSChunk,
+    TurnMerged,
 )
 
 from .protocol import (
@@ -219,6 +220,8 @@ class _Turn:
     committed: bool = False
     clauses: collections.deque[str] = field(default_factory=collections.deque)  # TTS clause texts, in order
     trimmed: PromptTrimmed | None = None  # the reply's prompt was cut to fit (told with the response)
+    audio_start_ms: int = 0
+    previous_item_id: str | None = None  # the conversation's last item before this turn's user item
 
 
 @dataclass
@@ -714,6 +717,8 @@ class RealtimeSession:
             if turn is not None:  # a speculative reply: told with its response, if it is committed
                 turn.trimmed = ev
             return []
+        if isinstance(ev, TurnMerged):
+            return self._merged(turn, ev)
         if isinstance(ev, BargeIn):
             if (
                 self.response is not None
@@ -738,16 +743,40 @@ class RealtimeSession:
 
     def _speech_started(self, ev: SpeechStarted) -> list[JSON]:
         item_id = new_id("item")
-        self._turns[ev.turn] = _Turn(item_id)
+        start_ms = self.clock.ms_at(ev.audio_start_t)
+        self._turns[ev.turn] = _Turn(item_id, audio_start_ms=start_ms)
         while len(self._turns) > MAX_TURNS_KEPT:
             self._turns.pop(next(iter(self._turns)))
-        return [self.event("input_audio_buffer.speech_started", audio_start_ms=self.clock.ms_at(ev.audio_start_t),
-                           item_id=item_id)]  # fmt: skip
+        return [self.event("input_audio_buffer.speech_started", audio_start_ms=start_ms, item_id=item_id)]
+
+    def _merged(self, turn: _Turn | None, ev: TurnMerged) -> list[JSON]:
+        """The user went on after the turn was committed: the response is cancelled, the turn's items
+        are deleted, and the same speech continues as a new input item (answered once, as a whole)."""
+        if turn is None:
+            return []
+        events: list[JSON] = []
+        resp = self.response if self.response is not None and self.response.turn == ev.turn else None
+        if resp is not None:
+            resp.cancel_reason = resp.cancel_reason or "turn_detected"
+            events += self._finish_response(resp, interrupted=True)
+            if resp.output_started:
+                events.append(self.event("conversation.item.deleted", item_id=resp.item_id))
+                if self.last_reply is resp:
+                    self.last_reply = None
+        if turn.committed and turn.user_item_id is not None:
+            events.append(self.event("conversation.item.deleted", item_id=turn.user_item_id))
+            self._last_item_id = turn.previous_item_id
+        item_id = new_id("item")
+        self._turns[ev.turn] = _Turn(item_id, audio_start_ms=turn.audio_start_ms)
+        events.append(self.event("input_audio_buffer.speech_started", audio_start_ms=turn.audio_start_ms,
+                                 item_id=item_id))  # fmt: skip
+        return events
 
     def _committed(self, ev: EndpointCommitted, turn: _Turn | None) -> list[JSON]:
         if turn is None or turn.user_item_id is None:
             return []
         turn.committed = True
+        turn.previous_item_id = self._last_item_id
         item_id = turn.user_item_id
         events = [
             self.event("input_audio_buffer.speech_stopped", audio_end_ms=self.clock.ms_at(ev.last_voiced_t),

@@ -26,6 +26,7 @@ from agent.events import (
     SpeechStarted,
     StageError,
     TTSChunk,
+    TurnMerged,
 )
 from agent.realtime.protocol import (
     DELTA_BYTES,
@@ -310,6 +311,42 @@ def test_a_vad_turn_gives_the_realtime_event_sequence():
     assert s.response is None
     for event in [started, *out["commit"], *audio, *done]:
         json.loads(encode(event))
+
+
+def test_a_merged_continuation_cancels_the_response_and_replaces_the_items():
+    """The user went on after the turn was committed ("Set a timer … for five minutes"): the client
+    sees the first response cancelled, the turn's items deleted, and one new user item answered."""
+    s = RealtimeSession(DEFAULTS)
+    s.clock.mark(10.0, 5000.0)
+    start = s.on_pipeline_event(SpeechStarted(1, 10.0, audio_start_t=9.0))
+    first_item = start[0]["item_id"]
+    s.on_pipeline_event(FinalTranscript(1, 11.5, "Set a timer.", 1.5, 80.0, True))
+    s.on_pipeline_event(TTSChunk(1, 11.55, 0, "Sure.", 40.0, 0.5))
+    commit = s.on_pipeline_event(EndpointCommitted(1, 11.6, last_voiced_t=11.3, hangover_ms=300))
+    first_response = commit[-1]["response"]["id"]
+    s.reply_audio(pcm_of(0.2), clause=True)  # the half-reply had started
+    merged = s.on_pipeline_event(TurnMerged(1, 12.0, 450.0, True, "Sure.", 0.2))
+    assert types(merged)[-4:] == [
+        "response.done",
+        "conversation.item.deleted",
+        "conversation.item.deleted",
+        "input_audio_buffer.speech_started",
+    ]
+    done = next(e for e in merged if e["type"] == "response.done")["response"]
+    assert done["id"] == first_response and done["status"] == "cancelled"
+    deleted = {e["item_id"] for e in merged if e["type"] == "conversation.item.deleted"}
+    assert first_item in deleted and len(deleted) == 2
+    second_item = merged[-1]["item_id"]
+    assert second_item != first_item and merged[-1]["audio_start_ms"] == start[0]["audio_start_ms"]
+    assert s.response is None
+    # The whole utterance is committed again as one new item, after what preceded the first one.
+    s.on_pipeline_event(FinalTranscript(1, 12.9, "Set a timer for five minutes.", 2.9, 90.0, True))
+    again = s.on_pipeline_event(EndpointCommitted(1, 13.0, last_voiced_t=12.7, hangover_ms=300))
+    committed = next(e for e in again if e["type"] == "input_audio_buffer.committed")
+    assert committed["item_id"] == second_item and committed["previous_item_id"] is None
+    completed = next(e for e in again if e["type"].endswith("transcription.completed"))
+    assert completed["transcript"] == "Set a timer for five minutes."
+    assert again[-1]["type"] == "response.created" and again[-1]["response"]["id"] != first_response
 
 
 def test_discarded_speculation_and_late_transcripts():
