@@ -31,7 +31,20 @@ SENTENCES = [
     "My favorite thing to do on a Sunday afternoon is to read a good book.",
     "Tell me something interesting about space.",
 ]
-ESPEAK_SENTENCES = ["Please turn off the lights in the kitchen.", "What day of the week is it today?"]
+# espeak-ng's robotic voice, in sentences tiny.en hears word for word (fixed window and standard path)
+# under every CTranslate2 kernel set (CT2_FORCE_CPU_ISA=GENERIC, AVX, AVX2, AVX512). The two it had
+# before ("Please turn off the lights in the kitchen.", "What day of the week is it today?") were at
+# the edge of what tiny.en hears in this voice: 0 to 6 errors in 15 words depending on the kernels
+# ("Please turn off my life in my kitchen.", "What may be the week is today?"), and faster-whisper's
+# own standard path did no better (2 to 6) — they measured the CPU's rounding, not the adapter.
+ESPEAK_SENTENCES = [
+    "Please turn off the lights.",
+    "What is the weather like outside?",
+    "Can you play some music?",
+    "Remind me to call my mother tomorrow.",
+    "Good morning, how did you sleep?",
+    "Thank you very much.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,24 +65,27 @@ def speech(tts: Synthesizer) -> dict[str, np.ndarray]:
     return {s: np.concatenate([pad, tts.synthesize(s, noise_scale=0.0, noise_w=0.0), pad]) for s in SENTENCES}
 
 
-def test_final_transcripts_have_low_word_error_rate(asr, speech, tmp_path):
-    refs, hyps = [], []
+def _error_rate(pairs: list[tuple[str, str]]) -> float:
+    """Word errors over all references / words in them (one long clip's WER, not a mean of WERs)."""
+    errors = sum(wer(r, h) * len(normalize(r)) for r, h in pairs)
+    return errors / sum(len(normalize(r)) for r, _ in pairs)
+
+
+def test_final_transcripts_have_low_word_error_rate(asr, speech):
+    piper: list[tuple[str, str]] = []
     for ref, audio in speech.items():
         t = asr.transcribe(audio)
         assert isinstance(t, Transcript) and t.text == t.text.strip()
         assert t.audio_s == pytest.approx(audio.size / SAMPLE_RATE)
-        refs.append(ref)
-        hyps.append(t.text)
+        piper.append((ref, t.text))
         print(f"{wer(ref, t.text):.2f} {t.decode_ms:6.0f} ms fell_back={t.fell_back} {t.text!r}")
+    # Each voice on its own (57 piper words: 1 error under every kernel set — "friends" for "France";
+    # 35 espeak words: none), so one voice heard well cannot hide the other heard badly.
+    assert _error_rate(piper) <= 0.10, piper
     if shutil.which("espeak-ng"):
-        for ref in ESPEAK_SENTENCES:
-            t = asr.transcribe(espeak_speech(ref, SAMPLE_RATE))
-            refs.append(ref)
-            hyps.append(t.text)
-            print(f"{wer(ref, t.text):.2f} espeak {t.text!r}")
-    total_errors = sum(wer(r, h) * len(normalize(r)) for r, h in zip(refs, hyps))
-    total_words = sum(len(normalize(r)) for r in refs)
-    assert total_errors / total_words <= 0.10, list(zip(refs, hyps))
+        robotic = [(ref, asr.transcribe(espeak_speech(ref, SAMPLE_RATE)).text) for ref in ESPEAK_SENTENCES]
+        print("espeak:", robotic)
+        assert _error_rate(robotic) <= 0.10, robotic
 
 
 def test_fixed_window_matches_standard_transcribe(asr, speech):

@@ -161,7 +161,15 @@ def test_barge_in_stops_playback_and_keeps_only_what_was_heard(long_replies, ser
     b = barge[0]
     full = of(runner.events, LMFinished, b.turn)[-1].text
     assert 0 < b.heard_s < sum(e.audio_s for e in of(runner.events, TTSChunk, b.turn))
-    assert b.stop_ms <= 100
+    # Playback stopped at the barge-in: every sample of the interrupted reply the speaker ever handed
+    # to the device was counted as heard by stop_now (nothing of it played after the stop), and the
+    # next reply's audio is a new utterance that started only after it.
+    timeline = list(runner.speaker.timeline)
+    interrupted = [blk for blk in timeline if blk.t <= b.t][-1].utterance
+    played = sum(blk.samples for blk in timeline if blk.utterance == interrupted)
+    assert played == round(b.heard_s * runner.speaker.sample_rate)
+    later = [blk for blk in timeline if blk.utterance != interrupted and blk.t > b.t]
+    assert later and all(blk.utterance > interrupted for blk in later)
     history = runner.pipeline.conversation.turns
     assistant = [m.content for m in history if m.role == "assistant"]
     assert assistant[0] == b.heard_text and len(b.heard_text) < len(full)
