@@ -1,16 +1,20 @@
 """The reply model's prompt: injected context plus conversation history.
 
-The embedded model is trained on exactly these sentences (see ``agent/embedded``), so the wording here
-and in the training data must stay in step: change one, rebuild the data and retrain.
+The embedded model is trained on exactly these sentences (the offline recipe, ``recipe/``), so the
+wording here and in the training data must stay in step: change one, rebuild the data and retrain.
+
+The context is kept as typed values too (``Context``): the draft index fills its reply templates from
+them ("It's {time}." → "It's 2:05 PM."), never by reading the sentences back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .calculator import arithmetic_fact
-from .memory import UserMemory
+from .calculator import WorkedSum, arithmetic_fact, worked_sum
+from .memory import Fact, UserMemory
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,55 @@ def with_turn_facts(system: str, user_text: str) -> str:
     return f"{system} {fact}" if fact else system
 
 
+@dataclass(frozen=True)
+class Context:
+    """What one turn's system message says, as values: who the assistant is, when it is, what the user
+    told about themselves, and the sum the agent worked out from the request (if any)."""
+
+    assistant_name: str
+    now: datetime
+    facts: tuple[Fact, ...] = ()
+    worked: WorkedSum | None = None
+
+    @classmethod
+    def for_turn(
+        cls, assistant_name: str, now: datetime, earlier_user_texts: Iterable[str], user_text: str
+    ) -> Context:
+        """The context the agent writes for ``user_text``, after the user said ``earlier_user_texts``."""
+        memory = UserMemory.from_texts(earlier_user_texts)
+        return cls(assistant_name, now, memory.ordered(), worked_sum(user_text))
+
+    @property
+    def system(self) -> str:
+        """The system message: the context sentences, the memory's, then the worked-out sum's."""
+        facts = tuple(f.sentence() for f in self.facts)
+        text = context_sentences(self.assistant_name, self.now, facts)
+        return f"{text} {self.worked.sentence}" if self.worked else text
+
+    def values(self) -> dict[str, str]:
+        """The values a draft reply template may hold, by placeholder ("time": "2:05 PM")."""
+        values = {
+            "name": self.assistant_name,
+            "weekday": self.now.strftime("%A"),
+            "month": self.now.strftime("%B"),
+            "day": str(self.now.day),
+            "year": str(self.now.year),
+            "time": spoken_time(self.now),
+            "part": part_of_day(self.now),
+        }
+        if self.worked:
+            values |= {"expr": self.worked.expr, "result": self.worked.result}
+        return values | {f.placeholder: f.spoken for f in self.facts}
+
+
+class Prompt(list[dict[str, str]]):
+    """The messages the reply model reads, and the ``Context`` their system message was written from."""
+
+    def __init__(self, messages: Iterable[dict[str, str]], context: Context | None = None) -> None:
+        super().__init__(messages)
+        self.context = context
+
+
 @dataclass
 class Conversation:
     """History of finished turns; the assistant side holds only what the user actually heard.
@@ -90,8 +143,16 @@ class Conversation:
             self.turns.append(Message("assistant", text))
         self.turns = self.turns[-2 * self.max_turns :]
 
+    def context_for(self, user_text: str, now: datetime) -> Context:
+        return Context(self.assistant_name, now, self.memory.ordered(), worked_sum(user_text))
+
     def messages_for(self, user_text: str, now: datetime) -> list[Message]:
         """System context + recent history + the new user message."""
-        context = context_sentences(self.assistant_name, now, self.memory.sentences())
-        system = Message("system", with_turn_facts(context, user_text))
+        system = Message("system", self.context_for(user_text, now).system)
         return [system, *self.turns, Message("user", user_text)]
+
+    def prompt_for(self, user_text: str, now: datetime) -> Prompt:
+        """``messages_for`` as the reply model takes them, with the typed context (for the draft index)."""
+        context = self.context_for(user_text, now)
+        messages = [Message("system", context.system), *self.turns, Message("user", user_text)]
+        return Prompt((m.as_dict() for m in messages), context)

@@ -19,8 +19,8 @@ import time
 import torch
 
 from agent.config import QuickturnConfig, apply_overrides
-from agent.embedded.evaluate import DATA
 from agent.reply import DiffusionReply
+from recipe.evaluate import DATA
 
 
 def load_variant(overrides: list[str], model: str, threads: int) -> DiffusionReply:

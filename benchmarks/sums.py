@@ -14,9 +14,9 @@ from datetime import datetime
 
 from agent.calculator import number_in_words
 from agent.config import LMSection
-from agent.embedded.intents import arith_slots
 from agent.prompt import Conversation
 from agent.reply import DiffusionReply
+from recipe.intents import arith_slots
 
 PHRASINGS = ("What is {a} {op} {b}?", "what's {a} {op} {b}", "{a} {op} {b}?")
 

@@ -15,9 +15,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agent.calculator import number_in_words
-from agent.embedded import facts as F
-from agent.embedded.jokes import JOKES
-from agent.embedded.lexicon import (
+from agent.prompt import (
+    context_sentences,
+    part_of_day,
+    spoken_date,
+    spoken_time,
+    with_memory,
+    with_turn_facts,
+)
+from recipe import facts as F
+from recipe.jokes import JOKES
+from recipe.lexicon import (
     ASSISTANT_NAMES,
     CITIES,
     COLORS,
@@ -27,14 +35,6 @@ from agent.embedded.lexicon import (
     PET_NAMES,
     PETS,
     USER_NAMES,
-)
-from agent.prompt import (
-    context_sentences,
-    part_of_day,
-    spoken_date,
-    spoken_time,
-    with_memory,
-    with_turn_facts,
 )
 
 Messages = list[dict[str, str]]
