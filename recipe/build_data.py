@@ -85,10 +85,6 @@ _PERSONA_RE = re.compile(
 _ADDRESS_RE = re.compile(r"\b(smollm|hugging ?face|as an ai|language model|assistant:|user:)\b", re.I)
 
 
-class BuildError(RuntimeError):
-    """The data build cannot produce a valid dataset with this config."""
-
-
 @dataclass
 class TeacherStats:
     prompts: int = 0

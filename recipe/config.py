@@ -93,8 +93,6 @@ class TeacherConfig:
 @dataclass(frozen=True)
 class HeldoutConfig:
     size: int = 500
-    min_context: int = 120
-    min_negative: int = 60
 
 
 @dataclass(frozen=True)

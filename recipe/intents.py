@@ -176,10 +176,6 @@ class Intent:
         return ex
 
 
-def _tf(d: dict[str, str]) -> Callable[[random.Random, Ctx], dict[str, str]]:
-    return lambda rng, ctx: d
-
-
 def _weekday_guess(rng: random.Random, ctx: Ctx) -> dict[str, str]:
     days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
     same = rng.random() < 0.4
