@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .calculator import WorkedSum, arithmetic_fact, worked_sum
+from .calculator import WorkedSum, worked_sum
 from .memory import Fact, UserMemory
 
 
@@ -57,19 +57,6 @@ def context_sentences(assistant_name: str, now: datetime, extra_facts: tuple[str
     ]
     parts.extend(extra_facts)
     return " ".join(parts)
-
-
-def with_memory(system: str, earlier_user_texts: list[str]) -> str:
-    """The context plus what the user said about themselves before this turn ("The user's name is Sam."),
-    as ``Conversation`` injects it; the training data is built with this same function."""
-    facts = UserMemory.from_texts(earlier_user_texts).sentences()
-    return " ".join((system, *facts))
-
-
-def with_turn_facts(system: str, user_text: str) -> str:
-    """The context plus what the agent works out from this turn's request (a sum's result)."""
-    fact = arithmetic_fact(user_text)
-    return f"{system} {fact}" if fact else system
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,8 @@
 
 Each example's reply becomes a template: the values of its context (``agent.prompt.Context``: the
 assistant's name, the time, a sum's result, a remembered fact…) and the previous reply are replaced by
-placeholders. A training example stores only the sentences, so its context is worked out again the way
-the agent works it out (``context_of``): the name and the clock read from the first sentences, the
-memory and the sum from the example's own user messages.
+placeholders. A training example stores only the sentences: its context comes from
+``recipe.context.context_of``, the way the agent works it out.
 """
 
 from __future__ import annotations
@@ -17,19 +16,14 @@ import gzip
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 from agent.embedded.drafts import DraftIndex, previous_reply
 from agent.memory import VALUE_FIELDS
-from agent.prompt import Context
 from dlm_core.train.data import DataError, read_chat_jsonl
+from recipe.context import context_of
 
 _WORD = re.compile(r"[a-z0-9']+")
-# The first sentences of every context (``agent.prompt.context_sentences``).
-_CONTEXT = re.compile(
-    r"Your name is (?P<name>[^.]+)\. Today is \w+, (?P<date>\w+ \d+, \d+)\. The time is (?P<time>\d+:\d\d [AP]M)\."
-)
 # Ties in length go to the earlier field: a sum's "14" on the 14th is the result, not the day.
 FIELDS = (
     "expr",
@@ -44,16 +38,6 @@ FIELDS = (
     "previous",
     *VALUE_FIELDS,
 )
-
-
-def context_of(chat: Sequence[dict[str, str]]) -> Context | None:
-    """The context of a chat that ends with the user's message, or None without a context sentence:
-    what the agent would write there for this conversation."""
-    if not chat or chat[0]["role"] != "system" or (m := _CONTEXT.match(chat[0]["content"])) is None:
-        return None
-    now = datetime.strptime(f"{m['date']} {m['time']}", "%B %d, %Y %I:%M %p")
-    earlier = [msg["content"] for msg in chat[1:-1] if msg["role"] == "user"]
-    return Context.for_turn(m["name"], now, earlier, chat[-1]["content"])
 
 
 def to_template(reply: str, values: dict[str, str]) -> str:

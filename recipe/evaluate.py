@@ -41,7 +41,7 @@ from agent.prompt import Context, Prompt, spoken_time
 from agent.reply import EMBEDDED_MODEL
 from dlm_core.train.data import read_chat_jsonl, tokenize_examples
 from dlm_core.train.objective import masked_elbo, output_bias_for
-from recipe.drafts import context_of
+from recipe.context import context_of
 from recipe.filters import dictionary, has_repeated_ngram, words
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -20,10 +20,9 @@ from agent.prompt import (
     part_of_day,
     spoken_date,
     spoken_time,
-    with_memory,
-    with_turn_facts,
 )
 from recipe import facts as F
+from recipe.context import context_of
 from recipe.jokes import JOKES
 from recipe.lexicon import (
     ASSISTANT_NAMES,
@@ -58,15 +57,13 @@ class Example:
 
     @property
     def agent_messages(self) -> Messages:
-        """The messages as the agent sends them: the context gains what the user said about themselves in
-        earlier turns (``agent.prompt.with_memory``) and what the agent works out from the request
-        (``agent.prompt.with_turn_facts``: a sum's result), so training sees what serving sees."""
-        if not self.messages or self.messages[0]["role"] != "system":
+        """The messages as the agent sends them: the context (``agent.prompt.Context``) gains what the
+        user said about themselves in earlier turns and what the agent works out from the request (a
+        sum's result), so training sees what serving sees."""
+        context = context_of(self.messages[:-1])
+        if context is None:
             return self.messages
-        earlier = [m["content"] for m in self.messages[1:-2] if m["role"] == "user"]
-        context = with_memory(self.messages[0]["content"], earlier)
-        system = {"role": "system", "content": with_turn_facts(context, self.user_text)}
-        return [system, *self.messages[1:]]
+        return [{"role": "system", "content": context.system}, *self.messages[1:]]
 
     def as_json(self) -> dict:
         d: dict = {"messages": self.agent_messages, "source": self.source, "kind": self.kind}

@@ -108,13 +108,6 @@ class DraftIndex:
                 scores[i] += v / norm * w
         return scores
 
-    def best(self, prompt: str) -> tuple[int, float]:
-        scores = self.scores(prompt)
-        if not scores:
-            return -1, 0.0
-        i = max(scores, key=scores.__getitem__)
-        return i, scores[i]
-
     def draft(
         self, messages: Sequence[dict[str, str]], context: Context | None, min_similarity: float = 0.5
     ) -> str | None:

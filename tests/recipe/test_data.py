@@ -15,7 +15,7 @@ import pytest
 
 from recipe.build_data import build, fortune_items
 from recipe.config import DataConfigError, load_config
-from recipe.drafts import context_of
+from recipe.context import context_of
 from recipe.filters import (
     first_sentences,
     has_markdown,

@@ -12,7 +12,8 @@ import pytest
 
 from agent.prompt import Context, Conversation, Prompt
 from dlm_core.train.data import read_chat_jsonl
-from recipe.drafts import build, context_of
+from recipe.context import context_of
+from recipe.drafts import build
 
 NOW = datetime(2026, 11, 26, 14, 5)  # a Thursday
 DATA = Path(__file__).resolve().parents[2] / "recipe" / "data"
