@@ -43,11 +43,11 @@ profile: $(ENV_STAMP)
 	$(PY) -m agent.cli profile --input demo --json out/profile/report.json --plot out/profile/plot.png --trace out/profile/trace.json
 
 ## Embedded model: build the data set, train (resumable), evaluate.
-DATA := agent/embedded/data
+DATA := recipe/data
 MODEL := agent/embedded/model
 
 data: $(ENV_STAMP)
-	$(PY) -m agent.embedded.build_data --config configs/embedded_data.toml
+	$(PY) -m recipe.build_data --config configs/embedded_data.toml
 
 $(DATA)/train.jsonl:
 	$(MAKE) data
@@ -65,7 +65,7 @@ STAGE6 := configs/train_embedded_sums.toml
 STAGE7 := configs/train_embedded_user_memory.toml
 STAGE7_RUN := runs/embedded_user_memory
 train: $(ENV_STAMP) $(DATA)/train.jsonl
-	test -f runs/embedded/init_embeddings.npy || $(PY) -m agent.embedded.init_embeddings --hidden 256 --out runs/embedded/init_embeddings.npy
+	test -f runs/embedded/init_embeddings.npy || $(PY) -m recipe.init_embeddings --hidden 256 --out runs/embedded/init_embeddings.npy
 	$(PY) -m dlm_core.train --config $(STAGE1) --finished || $(PY) -m dlm_core.train --config $(STAGE1)
 	$(PY) -m dlm_core.train --config $(STAGE1) --finished
 	$(PY) -m dlm_core.train --config $(STAGE2) --finished || $(PY) -m dlm_core.train --config $(STAGE2)
@@ -79,17 +79,17 @@ train: $(ENV_STAMP) $(DATA)/train.jsonl
 	$(PY) -m dlm_core.train --config $(STAGE6) --finished || $(PY) -m dlm_core.train --config $(STAGE6)
 	$(PY) -m dlm_core.train --config $(STAGE6) --finished
 	$(PY) -m dlm_core.train --config $(STAGE6) --export runs/embedded_sums/export  # averaged with stage 5 (the config says so)
-	test -f runs/embedded/semantic_features.npy || $(PY) -m agent.embedded.init_embeddings --features --out runs/embedded/semantic_features.npy
+	test -f runs/embedded/semantic_features.npy || $(PY) -m recipe.init_embeddings --features --out runs/embedded/semantic_features.npy
 	for seed in 0 1; do \
 	  $(PY) -m dlm_core.train --config $(STAGE7) --seed $$seed --finished || $(PY) -m dlm_core.train --config $(STAGE7) --seed $$seed; \
 	  $(PY) -m dlm_core.train --config $(STAGE7) --seed $$seed --finished || exit 1; \
 	  $(PY) -m dlm_core.train --config $(STAGE7) --seed $$seed --export $(STAGE7_RUN)-seed$$seed/export || exit 1; \
 	done  # each export averaged with stage 6 (the config says so)
 	$(PY) -m dlm_core.train.soup $(STAGE7_RUN)-seed0/export $(STAGE7_RUN)-seed1/export --out $(MODEL)
-	$(PY) -m agent.embedded.drafts --train $(DATA)/train.jsonl $(DATA)/train_parts.jsonl $(DATA)/train_sums.jsonl --out $(MODEL)/drafts.json.gz
+	$(PY) -m recipe.drafts --train $(DATA)/train.jsonl $(DATA)/train_parts.jsonl $(DATA)/train_sums.jsonl --out $(MODEL)/drafts.json.gz
 
 eval: $(ENV_STAMP)
-	$(PY) -m agent.embedded.evaluate --json out/eval/eval.json
+	$(PY) -m recipe.evaluate --json out/eval/eval.json
 
 clean-env:
 	rm -rf $(VENV)

@@ -11,6 +11,7 @@ or "-" between digits with no space ("9/11", "1939-1945") is a date or a range, 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 
 _UNITS = {
@@ -145,16 +146,23 @@ def _apply(a: Fraction, op: str, b: Fraction) -> Fraction | None:
     return a / b if b else None
 
 
-# The sentence ``arithmetic_fact`` writes, read back by the draft index (agent/embedded/drafts.py).
-SUM_SENTENCE = re.compile(
-    r"(?P<expr>[\d.]+ (?:plus|minus|times|divided by) [\d.]+) is (?:about )?(?P<result>(?:minus )?[\d.]*\d)\."
-)
+@dataclass(frozen=True)
+class WorkedSum:
+    """A sum the agent worked out: '12 times 3' and '36', said as '12 times 3 is 36.'"""
+
+    expr: str  # "12 times 3" (digits, the operator as a word)
+    result: str  # "36", "0.33", "minus 4"
+    about: bool = False  # rounded: "1 divided by 3 is about 0.33."
+
+    @property
+    def sentence(self) -> str:
+        return f"{self.expr} is {'about ' if self.about else ''}{self.result}."
 
 
-def arithmetic_fact(text: str) -> str | None:
-    """'What is 12 times 3?' → '12 times 3 is 36.'; None when the text asks no single sum."""
+def worked_sum(text: str) -> WorkedSum | None:
+    """'What is 12 times 3?' → WorkedSum('12 times 3', '36'); None when the text asks no single sum."""
     items = _items(text)
-    found: str | None = None
+    found: WorkedSum | None = None
     for i in range(len(items) - 2):
         (ka, a), (ko, op), (kb, b) = items[i : i + 3]
         if ka != "num" or ko != "op" or kb != "num":
@@ -167,6 +175,12 @@ def arithmetic_fact(text: str) -> str | None:
         result = _apply(a, op, b)
         if result is None:
             return None
-        about = "" if round(result, 2) == result else "about "  # 1 divided by 3 is about 0.33
-        found = f"{spoken_number(a)} {op} {spoken_number(b)} is {about}{spoken_number(result)}."
+        expr = f"{spoken_number(a)} {op} {spoken_number(b)}"
+        found = WorkedSum(expr, spoken_number(result), about=round(result, 2) != result)
     return found
+
+
+def arithmetic_fact(text: str) -> str | None:
+    """'What is 12 times 3?' → '12 times 3 is 36.'; None when the text asks no single sum."""
+    found = worked_sum(text)
+    return found.sentence if found else None

@@ -176,7 +176,7 @@ def _article(noun: str) -> str:
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
-# How each fact is said in the context; ``values_in`` reads the same sentences back.
+# How each fact is said in the context.
 SENTENCES = {
     "name": "The user's name is {v}.",
     "color": "The user's favorite color is {v}.",
@@ -198,13 +198,21 @@ class Fact:
     def key(self) -> str:
         return f"{self.slot}:{self.detail}" if self.detail else self.slot
 
-    def sentence(self) -> str:
-        v = self.value
+    @property
+    def spoken(self) -> str:
+        """The value as the context says it: 'Sam', 'New York', 'a baker', 'tacos'."""
         if self.slot in ("name", "city", "pet"):  # names: capitalised, as the TTS and the model expect
-            v = _title(v)
-        else:
-            v = _article(v.lower()) if self.slot == "job" else v.lower()
-        return SENTENCES[self.slot].format(v=v, kind=self.detail)
+            return _title(self.value)
+        return _article(self.value.lower()) if self.slot == "job" else self.value.lower()
+
+    @property
+    def placeholder(self) -> str:
+        """The draft index's name for the value ("user_food"); a pet's name is filed under its kind
+        ("user_dog"): "what's my dog called" is not answered with the cat's name."""
+        return "user_" + (self.detail.replace(" ", "_") if self.slot == "pet" else self.slot)
+
+    def sentence(self) -> str:
+        return SENTENCES[self.slot].format(v=self.spoken, kind=self.detail)
 
 
 def facts_in(text: str) -> list[Fact]:
@@ -240,33 +248,19 @@ class UserMemory:
             self.facts[fact.key] = fact
         return new
 
+    def ordered(self) -> tuple[Fact, ...]:
+        """The facts in context order (slot, then the kind of pet)."""
+        return tuple(sorted(self.facts.values(), key=lambda f: (SLOTS.index(f.slot), f.detail)))
+
     def sentences(self) -> tuple[str, ...]:
-        ordered = sorted(self.facts.values(), key=lambda f: (SLOTS.index(f.slot), f.detail))
-        return tuple(f.sentence() for f in ordered)
+        return tuple(f.sentence() for f in self.ordered())
 
     def clear(self) -> None:
         self.facts.clear()
 
 
-# The sentences above, read back: the draft index (agent/embedded/drafts.py) fills a reply template's
-# "{user_food}" from them, as it fills "{time}" from the time sentence. A pet's name is filed under its
-# kind ("user_dog"): "what's my dog called" is not answered with the cat's name.
-def _reader(template: str) -> re.Pattern[str]:
-    pattern = re.escape(template).replace(r"\{v\}", "([^.]+)").replace(r"\{kind\}", _PET)
-    return re.compile(pattern)
-
-
-_READERS = {slot: _reader(template) for slot, template in SENTENCES.items()}
-_PET_FIELDS = {kind: "user_" + kind.replace(" ", "_") for kind in PET_WORDS}
-VALUE_FIELDS = (*(f"user_{slot}" for slot in SENTENCES if slot != "pet"), *_PET_FIELDS.values())
-
-
-def values_in(context: str) -> dict[str, str]:
-    """The remembered values a context states, by field ("user_job": "a baker", "user_dog": "Rex")."""
-    values: dict[str, str] = {}
-    for slot, reader in _READERS.items():
-        if slot == "pet":
-            values |= {_PET_FIELDS[kind]: name for kind, name in reader.findall(context)}
-        elif m := reader.search(context):
-            values[f"user_{slot}"] = m.group(1)
-    return values
+# Every ``Fact.placeholder`` there is: the placeholders a draft reply template may hold.
+VALUE_FIELDS = (
+    *(f"user_{slot}" for slot in SENTENCES if slot != "pet"),
+    *("user_" + kind.replace(" ", "_") for kind in PET_WORDS),
+)

@@ -503,7 +503,7 @@ class VoicePipeline:
                     self._estimate_end_of_turn(reply, text)
             reply.transcript = text
             if text:
-                messages = [m.as_dict() for m in self.conversation.messages_for(text, self.clock())]
+                messages = self.conversation.prompt_for(text, self.clock())  # with its typed context
                 await self._in_thread(self._reply_pool, self._generate_and_speak, reply, messages)
         except asyncio.CancelledError:
             raise

@@ -1,17 +1,20 @@
 """The reply model's prompt: injected context plus conversation history.
 
-The embedded model is trained on exactly these sentences (see ``agent/embedded``), so the wording here
-and in the training data must stay in step: change one, rebuild the data and retrain.
+The embedded model is trained on exactly these sentences (the offline recipe, ``recipe/``), so the
+wording here and in the training data must stay in step: change one, rebuild the data and retrain.
+
+The context is kept as typed values too (``Context``): the draft index fills its reply templates from
+them ("It's {time}." → "It's 2:05 PM."), never by reading the sentences back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .calculator import arithmetic_fact
-from .memory import UserMemory
+from .calculator import WorkedSum, worked_sum
+from .memory import Fact, UserMemory
 
 
 @dataclass(frozen=True)
@@ -56,17 +59,53 @@ def context_sentences(assistant_name: str, now: datetime, extra_facts: tuple[str
     return " ".join(parts)
 
 
-def with_memory(system: str, earlier_user_texts: list[str]) -> str:
-    """The context plus what the user said about themselves before this turn ("The user's name is Sam."),
-    as ``Conversation`` injects it; the training data is built with this same function."""
-    facts = UserMemory.from_texts(earlier_user_texts).sentences()
-    return " ".join((system, *facts))
+@dataclass(frozen=True)
+class Context:
+    """What one turn's system message says, as values: who the assistant is, when it is, what the user
+    told about themselves, and the sum the agent worked out from the request (if any)."""
+
+    assistant_name: str
+    now: datetime
+    facts: tuple[Fact, ...] = ()
+    worked: WorkedSum | None = None
+
+    @classmethod
+    def for_turn(
+        cls, assistant_name: str, now: datetime, earlier_user_texts: Iterable[str], user_text: str
+    ) -> Context:
+        """The context the agent writes for ``user_text``, after the user said ``earlier_user_texts``."""
+        memory = UserMemory.from_texts(earlier_user_texts)
+        return cls(assistant_name, now, memory.ordered(), worked_sum(user_text))
+
+    @property
+    def system(self) -> str:
+        """The system message: the context sentences, the memory's, then the worked-out sum's."""
+        facts = tuple(f.sentence() for f in self.facts)
+        text = context_sentences(self.assistant_name, self.now, facts)
+        return f"{text} {self.worked.sentence}" if self.worked else text
+
+    def values(self) -> dict[str, str]:
+        """The values a draft reply template may hold, by placeholder ("time": "2:05 PM")."""
+        values = {
+            "name": self.assistant_name,
+            "weekday": self.now.strftime("%A"),
+            "month": self.now.strftime("%B"),
+            "day": str(self.now.day),
+            "year": str(self.now.year),
+            "time": spoken_time(self.now),
+            "part": part_of_day(self.now),
+        }
+        if self.worked:
+            values |= {"expr": self.worked.expr, "result": self.worked.result}
+        return values | {f.placeholder: f.spoken for f in self.facts}
 
 
-def with_turn_facts(system: str, user_text: str) -> str:
-    """The context plus what the agent works out from this turn's request (a sum's result)."""
-    fact = arithmetic_fact(user_text)
-    return f"{system} {fact}" if fact else system
+class Prompt(list[dict[str, str]]):
+    """The messages the reply model reads, and the ``Context`` their system message was written from."""
+
+    def __init__(self, messages: Iterable[dict[str, str]], context: Context | None = None) -> None:
+        super().__init__(messages)
+        self.context = context
 
 
 @dataclass
@@ -101,11 +140,19 @@ class Conversation:
         self.turns[after:] = [Message("assistant", heard)] if heard.strip() else []
         return True
 
+    def context_for(self, user_text: str, now: datetime) -> Context:
+        return Context(self.assistant_name, now, self.memory.ordered(), worked_sum(user_text))
+
     def messages_for(self, user_text: str, now: datetime) -> list[Message]:
         """System context + recent history + the new user message."""
-        context = context_sentences(self.assistant_name, now, self.memory.sentences())
-        system = Message("system", with_turn_facts(context, user_text))
+        system = Message("system", self.context_for(user_text, now).system)
         return [system, *self.turns, Message("user", user_text)]
+
+    def prompt_for(self, user_text: str, now: datetime) -> Prompt:
+        """``messages_for`` as the reply model takes them, with the typed context (for the draft index)."""
+        context = self.context_for(user_text, now)
+        messages = [Message("system", context.system), *self.turns, Message("user", user_text)]
+        return Prompt((m.as_dict() for m in messages), context)
 
 
 class PromptTooLong(ValueError):
@@ -139,10 +186,15 @@ def fit_prompt(
     if the system context and the last message alone are still too long, the last message keeps its
     end — the words said last, where a long message usually puts its question. One long message thus
     costs one turn's context, never the session: the next turn's prompt fits again."""
+    context = messages.context if isinstance(messages, Prompt) else None  # kept for the draft index
+
+    def prompt(ms: list[dict[str, str]]) -> Prompt:
+        return Prompt(ms, context)
+
     msgs = [dict(m) for m in messages]
     n = count(msgs)
     if n <= budget or not msgs:
-        return PromptFit(msgs, n)
+        return PromptFit(prompt(msgs), n)
     head = msgs[:1] if msgs[0]["role"] == "system" and len(msgs) > 1 else []
     history, last = msgs[len(head) : -1], msgs[-1]
     dropped = 0
@@ -154,7 +206,7 @@ def fit_prompt(
             dropped += 1
         n = count([*head, *history, last])
     if n <= budget:
-        return PromptFit([*head, *history, last], n, dropped)
+        return PromptFit(prompt([*head, *history, last]), n, dropped)
     ids = encode(last["content"])
     room = budget - count([*head, {**last, "content": ""}])
     while True:
@@ -168,5 +220,5 @@ def fit_prompt(
         fitted = [*head, {**last, "content": text.strip()}]
         n = count(fitted)
         if n <= budget:
-            return PromptFit(fitted, n, dropped, len(ids) - len(kept))
+            return PromptFit(prompt(fitted), n, dropped, len(ids) - len(kept))
         room -= n - budget  # tokenisation at the joins is not exactly additive: shrink and retry

@@ -4,7 +4,8 @@
 * ``ARBaselineReply`` the same weights decoded autoregressively, one token per forward (profiling);
 * ``TeacherReply``    SmolLM2-135M-Instruct through transformers, when installed (profiling reference).
 
-All are synchronous; the pipeline calls them from a worker thread, never on the event loop.
+Messages may come as an ``agent.prompt.Prompt``: the list with the typed context it was written from,
+which the diffusion model's draft index fills its templates from. All are synchronous; the pipeline calls them from a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dlm_core import (
 )
 
 from .config import LMSection
-from .prompt import PromptFit, fit_prompt
+from .prompt import Prompt, PromptFit, fit_prompt
 
 EMBEDDED_MODEL = Path(__file__).resolve().parent / "embedded" / "model"
 
@@ -197,10 +198,12 @@ class DiffusionReply(ReplyModel):
             gen.close()  # releases the engine lock even when the consumer stops early
 
     def draft_ids(self, messages: Messages) -> list[int] | None:
-        """Token ids of a retrieved draft reply (with its end token), or None."""
+        """Token ids of a retrieved draft reply (with its end token), or None. Templates that need a
+        context value are filled only from a ``Prompt``'s context."""
         if not self.cfg.drafts or self.drafts is None:
             return None
-        text = self.drafts.draft(list(messages), self.cfg.draft_min_similarity)
+        context = messages.context if isinstance(messages, Prompt) else None
+        text = self.drafts.draft(messages, context, self.cfg.draft_min_similarity)
         if text is None:
             return None
         return self.engine.tokenizer.encode(text) + list(self.engine.cfg.eos_token_ids[:1])
@@ -272,7 +275,7 @@ class TeacherReply(ReplyModel):
     """SmolLM2-135M-Instruct (autoregressive, transformers), the embedded model's teacher."""
 
     def __init__(self, cfg: LMSection) -> None:
-        from .embedded.teacher import load_teacher, teacher_reply
+        from dlm_core.smollm2 import load_teacher, teacher_reply
 
         self.cfg = cfg
         self._teacher = load_teacher(threads=cfg.threads or None)

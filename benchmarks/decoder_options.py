@@ -12,15 +12,14 @@ agent's defaults always run first as the reference.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import torch
 
 from agent.config import QuickturnConfig, apply_overrides
-from agent.embedded.evaluate import DATA
 from agent.reply import DiffusionReply
+from recipe.evaluate import load_heldout, prompt
 
 
 def load_variant(overrides: list[str], model: str, threads: int) -> DiffusionReply:
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     names = ["defaults", *args.variant]
     variants = [load_variant([], args.model, args.threads)]
     variants += [load_variant(v.split(","), args.model, args.threads) for v in args.variant]
-    items = [json.loads(line) for line in (DATA / "heldout.jsonl").read_text().splitlines()][:: args.every]
+    items = load_heldout()[:: args.every]
     times: list[list[float]] = [[] for _ in variants]
     replies: list[list[str]] = [[] for _ in variants]
     for n, item in enumerate(items):
@@ -54,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in order:
             variants[i].engine.reset()  # each prompt stands alone, as in the evaluation
             t0 = time.perf_counter()
-            replies[i].append(variants[i].reply(item["messages"][:-1]))
+            replies[i].append(variants[i].reply(prompt(item)))  # with its typed context
             times[i].append((time.perf_counter() - t0) * 1e3)
     ref_p50 = statistics.median(times[0])
     print(f"{len(items)} held-out prompts, {torch.get_num_threads()} torch threads\n")

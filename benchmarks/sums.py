@@ -14,9 +14,9 @@ from datetime import datetime
 
 from agent.calculator import number_in_words
 from agent.config import LMSection
-from agent.embedded.intents import arith_slots
 from agent.prompt import Conversation
 from agent.reply import DiffusionReply
+from recipe.intents import arith_slots
 
 PHRASINGS = ("What is {a} {op} {b}?", "what's {a} {op} {b}", "{a} {op} {b}?")
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             said |= {k: number_in_words(int(slots[k])) for k in ("a", "b")}
         user = rng.choice(PHRASINGS).format(**said)
         model.engine.reset()
-        reply = model.reply([m.as_dict() for m in Conversation("Quinn").messages_for(user, now)])
+        reply = model.reply(Conversation("Quinn").prompt_for(user, now))
         ok = slots["result"] in reply.replace(".", " ").split()
         tally = right.setdefault(len(slots["result"]), [0, 0])
         tally[0] += ok

@@ -1,4 +1,2 @@
-"""Training data for the embedded reply model: templates, cleaned corpora, filtered teacher replies.
-
-Entry point: ``python -m agent.embedded.build_data --config configs/embedded_data.toml``.
-"""
+"""The embedded reply model as the agent ships it: the weights and tokenizer (``model/``) and the draft
+index lookup (``drafts.py``). How they are made lives in the offline recipe, ``recipe/``."""

@@ -103,7 +103,7 @@ def read_features(path: str | Path, vocab_size: int) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise DataError(
-            f"semantic input table not found: {path} (python -m agent.embedded.init_embeddings --features)"
+            f"semantic input table not found: {path} (python -m recipe.init_embeddings --features)"
         )
     table = torch.from_numpy(np.load(path)) if path.suffix == ".npy" else torch.load(path, map_location="cpu")
     table = table.float()

@@ -7,9 +7,9 @@ from datetime import datetime
 
 import pytest
 
-from agent.embedded import intents
 from agent.memory import UserMemory, facts_in
 from agent.prompt import Conversation, context_sentences
+from recipe import intents
 
 NOW = datetime(2026, 11, 26, 14, 5)
 

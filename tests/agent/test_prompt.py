@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from agent.calculator import SUM_SENTENCE, arithmetic_fact, number_in_words
+from agent.calculator import arithmetic_fact, number_in_words, worked_sum
 from agent.prompt import Conversation, PromptFit, PromptTooLong, context_sentences, fit_prompt, part_of_day
 
 
@@ -29,7 +29,9 @@ from agent.prompt import Conversation, PromptFit, PromptTooLong, context_sentenc
 )
 def test_a_spoken_sum_is_worked_out(text: str, fact: str) -> None:
     assert arithmetic_fact(text) == fact
-    assert SUM_SENTENCE.fullmatch(fact)  # the draft index reads every such sentence back
+    worked = worked_sum(text)  # the same sum as values, for the draft index
+    assert worked is not None and worked.sentence == fact
+    assert fact.startswith(f"{worked.expr} is ") and fact.endswith(f" {worked.result}.")
 
 
 @pytest.mark.parametrize(

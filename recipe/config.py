@@ -93,8 +93,6 @@ class TeacherConfig:
 @dataclass(frozen=True)
 class HeldoutConfig:
     size: int = 500
-    min_context: int = 120
-    min_negative: int = 60
 
 
 @dataclass(frozen=True)
@@ -109,7 +107,7 @@ class TokenizerConfig:
 @dataclass(frozen=True)
 class DataConfig:
     seed: int = 1234
-    data_dir: Path = Path("agent/embedded/data")
+    data_dir: Path = Path("recipe/data")
     templates: TemplateConfig = field(default_factory=TemplateConfig)
     chatterbot: ChatterbotConfig = field(default_factory=ChatterbotConfig)
     chitchat: ChitchatConfig = field(default_factory=ChitchatConfig)

@@ -15,9 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agent.calculator import number_in_words
-from agent.embedded import facts as F
-from agent.embedded.jokes import JOKES
-from agent.embedded.lexicon import (
+from agent.prompt import (
+    context_sentences,
+    part_of_day,
+    spoken_date,
+    spoken_time,
+)
+from recipe import facts as F
+from recipe.context import context_of
+from recipe.jokes import JOKES
+from recipe.lexicon import (
     ASSISTANT_NAMES,
     CITIES,
     COLORS,
@@ -27,14 +34,6 @@ from agent.embedded.lexicon import (
     PET_NAMES,
     PETS,
     USER_NAMES,
-)
-from agent.prompt import (
-    context_sentences,
-    part_of_day,
-    spoken_date,
-    spoken_time,
-    with_memory,
-    with_turn_facts,
 )
 
 Messages = list[dict[str, str]]
@@ -58,15 +57,13 @@ class Example:
 
     @property
     def agent_messages(self) -> Messages:
-        """The messages as the agent sends them: the context gains what the user said about themselves in
-        earlier turns (``agent.prompt.with_memory``) and what the agent works out from the request
-        (``agent.prompt.with_turn_facts``: a sum's result), so training sees what serving sees."""
-        if not self.messages or self.messages[0]["role"] != "system":
+        """The messages as the agent sends them: the context (``agent.prompt.Context``) gains what the
+        user said about themselves in earlier turns and what the agent works out from the request (a
+        sum's result), so training sees what serving sees."""
+        context = context_of(self.messages[:-1])
+        if context is None:
             return self.messages
-        earlier = [m["content"] for m in self.messages[1:-2] if m["role"] == "user"]
-        context = with_memory(self.messages[0]["content"], earlier)
-        system = {"role": "system", "content": with_turn_facts(context, self.user_text)}
-        return [system, *self.messages[1:]]
+        return [{"role": "system", "content": context.system}, *self.messages[1:]]
 
     def as_json(self) -> dict:
         d: dict = {"messages": self.agent_messages, "source": self.source, "kind": self.kind}
@@ -174,10 +171,6 @@ class Intent:
         elif self.negative:
             ex.expect_none = [slots["time"], ctx.name]
         return ex
-
-
-def _tf(d: dict[str, str]) -> Callable[[random.Random, Ctx], dict[str, str]]:
-    return lambda rng, ctx: d
 
 
 def _weekday_guess(rng: random.Random, ctx: Ctx) -> dict[str, str]:

@@ -5,8 +5,8 @@ its SmolLM2 id). Its 576-d embeddings are projected onto their top principal com
 and rescaled to the trainer's init scale, so tokens start with SmolLM2's notion of which words are
 alike. Special tokens (no SmolLM2 counterpart) get the usual random init.
 
-    python -m agent.embedded.init_embeddings --hidden 384 --out runs/embedded/init_embeddings.npy
-    python -m agent.embedded.init_embeddings --features --out runs/embedded/semantic_features.npy
+    python -m recipe.init_embeddings --hidden 384 --out runs/embedded/init_embeddings.npy
+    python -m recipe.init_embeddings --features --out runs/embedded/semantic_features.npy
 
 ``--features`` writes the full 576-d rows instead (centred, zero for the special tokens and for tokens
 with a digit, float16): the frozen table of the trainer's ``semantic_inputs``
@@ -26,9 +26,8 @@ import torch
 from safetensors import safe_open
 
 from dlm_core.families import FAMILIES
+from dlm_core.smollm2 import ensure_plain_copy
 from dlm_core.tokenizer import ChatTokenizer
-
-from .teacher import ensure_plain_copy
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -1,10 +1,10 @@
 """Evaluate the embedded reply model on the held-out prompts, next to its teacher.
 
-    python -m agent.embedded.evaluate                        # default model, S = 8, writes the card table
-    python -m agent.embedded.evaluate --model DIR --steps 4 8 --json out/eval.json --no-card
-    python -m agent.embedded.evaluate --drafts on --no-teacher --no-card --set lm.draft_threshold=0.1
+    python -m recipe.evaluate                        # default model, S = 8, writes the card table
+    python -m recipe.evaluate --model DIR --steps 4 8 --json out/eval.json --no-card
+    python -m recipe.evaluate --drafts on --no-teacher --no-card --set lm.draft_threshold=0.1
 
-Metrics (per system, on ``agent/embedded/data/heldout.jsonl``):
+Metrics (per system, on ``recipe/data/heldout.jsonl``):
   elbo_ppl     exp(masked-diffusion ELBO loss) on the held-out replies (diffusion models only; an upper
                bound on per-token perplexity)
   relevance    mean cosine(prompt, reply) with MiniLM sentence embeddings
@@ -37,15 +37,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from agent.prompt import Context, Prompt, spoken_time
+from agent.reply import EMBEDDED_MODEL
 from dlm_core.train.data import read_chat_jsonl, tokenize_examples
 from dlm_core.train.objective import masked_elbo, output_bias_for
-
-from .drafts import context_values
-from .filters import dictionary, has_repeated_ngram, words
+from recipe.context import context_of
+from recipe.filters import dictionary, has_repeated_ngram, words
 
 DATA = Path(__file__).resolve().parent / "data"
-MODEL = Path(__file__).resolve().parent / "model"
-CARD = Path(__file__).resolve().parents[2] / "docs" / "model-card.md"
+MODEL = EMBEDDED_MODEL  # the shipped model (the runtime's default)
+CARD = Path(__file__).resolve().parents[1] / "docs" / "model-card.md"
 TEACHER_CACHE = DATA / "teacher_eval.jsonl"
 CARD_START, CARD_END = "<!-- eval:start -->", "<!-- eval:end -->"
 
@@ -71,7 +72,14 @@ class Scores:
 
 
 def load_heldout(path: Path = DATA / "heldout.jsonl") -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The held-out items, each with the typed context (``"context"``) the agent would write for it."""
+    items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [{**it, "context": context_of(it["messages"][:-1])} for it in items]
+
+
+def prompt(item: dict) -> Prompt:
+    """An item's messages up to its question, as the agent hands them to the reply model."""
+    return Prompt(item["messages"][:-1], item.get("context"))
 
 
 # Exchanges that make a conversation's earlier turns: chit-chat, never a time, a name or a fact.
@@ -89,29 +97,33 @@ def with_history(items: list[dict], fill: int, turns: int) -> list[dict]:
         history, ask = rest[:-2], rest[-2:]
         before = [m for j in range(fill) for m in fillers[(7 * i + 13 * j) % len(fillers)]]
         history = (before + history)[-2 * turns :] if turns else []
-        out.append({**it, "messages": [system, *history, *ask]})
+        out.append({**it, "messages": [system, *history, *ask]})  # its context (memory too) stays
     return out
 
 
 def unseen_name_items(now: datetime = datetime(2026, 11, 26, 14, 5)) -> list[dict]:
-    """Two questions per unseen name: the assistant's own (from the context) and the user's (from history)."""
-    from agent.prompt import context_sentences, with_memory
-
-    from .lexicon import unseen_names
+    """Two questions per unseen name: the assistant's own (from the context) and the user's (from history).
+    Each item's messages end with the question (no reference reply)."""
+    from recipe.lexicon import unseen_names
 
     items = []
     for name in unseen_names():
-        own = [{"role": "system", "content": context_sentences(name, now)}]
-        own.append({"role": "user", "content": "What's your name?"})
+        own = Context(name, now)
         said = f"My name is {name}."
-        told = [{"role": "system", "content": with_memory(context_sentences("Quinn", now), [said])}]
-        told += [
+        told = Context.for_turn("Quinn", now, [said], "What's my name?")
+        history = [
             {"role": "user", "content": said},
             {"role": "assistant", "content": f"Nice to meet you, {name}."},
             {"role": "user", "content": "What's my name?"},
         ]
-        items += [{"messages": own, "expect_any": [name]}, {"messages": told, "expect_any": [name]}]
+        ask_own = [_system(own), {"role": "user", "content": "What's your name?"}]
+        items.append({"messages": ask_own, "context": own, "expect_any": [name]})
+        items.append({"messages": [_system(told), *history], "context": told, "expect_any": [name]})
     return items
+
+
+def _system(context: Context) -> dict[str, str]:
+    return {"role": "system", "content": context.system}
 
 
 def context_correct(item: dict, reply: str) -> bool | None:
@@ -128,9 +140,8 @@ def context_correct(item: dict, reply: str) -> bool | None:
         ok &= any(_says_word(reply, s) for s in item["expect_any"])
     if item.get("expect_none"):
         forbidden = list(item["expect_none"])
-        values = context_values(item["messages"][0]["content"]) if item.get("messages") else None
-        if values:
-            forbidden.append(values["weekday"])
+        if item.get("context") is not None:
+            forbidden.append(item["context"].now.strftime("%A"))
         ok &= not any(s.lower() in low for s in forbidden)
     return ok
 
@@ -143,7 +154,7 @@ def _says_word(reply: str, value: str) -> bool:
 def score(
     system: str, items: list[dict], replies: list[str], latencies: list[float], elbo: float | None = None
 ) -> Scores:
-    from .similarity import relevance
+    from recipe.similarity import relevance
 
     prompts = [it["messages"][-2]["content"] for it in items]
     rel = relevance(prompts, [r if r else "." for r in replies])
@@ -188,8 +199,8 @@ def run_model(
 ) -> Scores:
     """The model exactly as the agent runs it (``DiffusionReply``: bans, sampler, optional drafts);
     ``overrides`` ("lm.key=value", as the CLI's ``--set``) change other ``[lm]`` settings."""
-    from ..config import QuickturnConfig, apply_overrides
-    from ..reply import DiffusionReply
+    from agent.config import QuickturnConfig, apply_overrides
+    from agent.reply import DiffusionReply
 
     lm = apply_overrides(QuickturnConfig(), overrides or []).lm
     lm.model_path, lm.steps, lm.max_tokens, lm.threads, lm.drafts = (
@@ -209,7 +220,7 @@ def run_model(
     for it in items:
         engine.reset()  # each prompt stands alone: no prefix reuse flatters the latency
         t0 = time.perf_counter()
-        replies.append(model.reply(it["messages"][:-1]))
+        replies.append(model.reply(prompt(it)))
         latencies.append((time.perf_counter() - t0) * 1e3)
     cfg = engine.cfg
     examples, _ = tokenize_examples(
@@ -241,7 +252,7 @@ def _probe_share(model, items: list[dict]) -> float:
     right = 0
     for it in items:
         model.engine.reset()
-        right += bool(context_correct(it, model.reply(it["messages"])))
+        right += bool(context_correct(it, model.reply(Prompt(it["messages"], it["context"]))))
     return right / len(items)
 
 
@@ -256,12 +267,12 @@ def run_teacher(items: list[dict], batch_size: int = 16, latency_items: int = 20
     picks = items[:: max(1, len(items) // latency_items)][:latency_items] if latency_items else []
     teacher = None
     if todo or picks:
-        from .teacher import load_teacher
+        from dlm_core.smollm2 import load_teacher
 
         teacher = load_teacher()  # once, for both the missing replies and the timing
     if todo:
-        from .filters import first_sentences
-        from .teacher import teacher_reply
+        from dlm_core.smollm2 import teacher_reply
+        from recipe.filters import first_sentences
 
         with TEACHER_CACHE.open("a") as f:
             for i in range(0, len(todo), batch_size):
@@ -281,7 +292,7 @@ def teacher_latencies(teacher, items: list[dict]) -> list[float]:
     busy machine), so batch timings say nothing about how long one reply takes."""
     import torch
 
-    from .teacher import teacher_reply
+    from dlm_core.smollm2 import teacher_reply
 
     torch.set_num_threads(2)
     teacher_reply(teacher, [items[0]["messages"][:-1]], seed=0)  # warm-up
@@ -299,16 +310,14 @@ CLOCK_QUESTIONS = ("What time is it?", "what's the time", "Do you know the time?
 def clock_items(day: datetime = datetime(2026, 11, 26)) -> list[dict]:
     """The plainest context question at every hour of a day, three minutes each ("12:05" has to come
     out as "12:05", not "2:05"): 216 items that the held-out set's 39 time questions sample thinly."""
-    from agent.prompt import context_sentences, spoken_time
-
     items = []
     for hour in range(24):
         for minute in (5, 17, 42):
-            now = day.replace(hour=hour, minute=minute)
-            system = {"role": "system", "content": context_sentences("Quinn", now)}
-            said = spoken_time(now).split()[0]  # "2:05" (AM/PM may be left out)
+            context = Context("Quinn", day.replace(hour=hour, minute=minute))
+            said = spoken_time(context.now).split()[0]  # "2:05" (AM/PM may be left out)
             for q in CLOCK_QUESTIONS:
-                items.append({"messages": [system, {"role": "user", "content": q}], "expect_any": [said]})
+                messages = [_system(context), {"role": "user", "content": q}]
+                items.append({"messages": messages, "context": context, "expect_any": [said]})
     return items
 
 
@@ -341,9 +350,7 @@ def write_card(text: str, card: Path = CARD) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m agent.embedded.evaluate", description=__doc__.split("\n\n")[0]
-    )
+    ap = argparse.ArgumentParser(prog="python -m recipe.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(MODEL))
     ap.add_argument("--steps", type=int, nargs="+", default=[8])
     ap.add_argument("--max-tokens", type=int, default=48)
@@ -404,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_card:
         stamp = time.strftime("%Y-%m-%d")
         write_card(
-            f"Measured {stamp} with `python -m agent.embedded.evaluate "
+            f"Measured {stamp} with `python -m recipe.evaluate "
             f"{' '.join(sys.argv[1:] if argv is None else argv)}`.\n\n{text}"
         )
     return 0

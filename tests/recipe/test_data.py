@@ -8,13 +8,15 @@ import gzip
 import json
 import random
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from agent.embedded.build_data import build, fortune_items
-from agent.embedded.config import DataConfigError, load_config
-from agent.embedded.filters import (
+from recipe.build_data import build, fortune_items
+from recipe.config import DataConfigError, load_config
+from recipe.context import context_of
+from recipe.filters import (
     first_sentences,
     has_markdown,
     has_odd_chars,
@@ -26,7 +28,7 @@ from agent.embedded.filters import (
     spoken_problems,
     word_count,
 )
-from agent.embedded.intents import (
+from recipe.intents import (
     NAME_Q,
     OWN_NAME_MORE_Q,
     PART_MORE_Q,
@@ -37,7 +39,7 @@ from agent.embedded.intents import (
     UserFactIntent,
     all_intents,
 )
-from agent.embedded.lexicon import ASSISTANT_NAMES, UNSEEN_TEST_NAMES, open_names, unseen_names
+from recipe.lexicon import ASSISTANT_NAMES, UNSEEN_TEST_NAMES, open_names, unseen_names
 
 TINY = """
 seed = {seed}
@@ -192,15 +194,16 @@ def test_negatives_present_and_respected(heldout: list[dict], train: list[dict])
 
 
 def test_context_use_checks_lean_strict(heldout: list[dict]) -> None:
-    from agent.embedded.drafts import context_values
-    from agent.embedded.evaluate import context_correct
+    from agent.prompt import Context
+    from recipe.evaluate import context_correct
 
-    system = "Your name is Ada. Today is Tuesday, March 3, 2026. The time is 9:15 AM. It is the morning."
+    context = Context("Ada", datetime(2026, 3, 3, 9, 15))
     item = {
         "messages": [
-            {"role": "system", "content": system},
+            {"role": "system", "content": context.system},
             {"role": "user", "content": "How are you today?"},
         ],
+        "context": context,
         "expect_none": ["9:15 AM", "Ada"],
     }
     assert context_correct(item, "I'm doing well, thanks for asking!") is True
@@ -212,7 +215,7 @@ def test_context_use_checks_lean_strict(heldout: list[dict]) -> None:
     assert context_correct(asked, "Your turtle is Tobyby.") is False  # a glued copy is not the name
     # No reference reply of the data build states its context's weekday unasked.
     for r in (r for r in heldout if "expect_none" in r):
-        weekday = context_values(r["messages"][0]["content"])["weekday"]
+        weekday = context_of(r["messages"][:-1]).now.strftime("%A")
         assert weekday.lower() not in r["messages"][-1]["content"].lower(), r
 
 
@@ -498,7 +501,7 @@ def test_first_sentences_cuts_rambling() -> None:
 
 
 def test_pruned_smollm2_tokenizer_round_trips(train: list[dict]) -> None:
-    from agent.embedded.teacher import tokenizer_json_path
+    from dlm_core.smollm2 import tokenizer_json_path
     from dlm_core.vocab import SPECIAL_TOKENS, prune_bpe_tokenizer
 
     try:
@@ -519,7 +522,7 @@ def test_pruned_smollm2_tokenizer_round_trips(train: list[dict]) -> None:
 
 
 def test_relevance_ranks_related_reply_higher() -> None:
-    from agent.embedded.similarity import embed, relevance
+    from recipe.similarity import embed, relevance
 
     vecs = embed(["what time is it", "It's 2:05 PM right now."])
     assert tuple(vecs.shape) == (2, 384)
@@ -535,7 +538,7 @@ def test_relevance_ranks_related_reply_higher() -> None:
 
 @pytest.mark.slow
 def test_teacher_batched_replies() -> None:
-    from agent.embedded.teacher import load_teacher, teacher_messages, teacher_reply
+    from dlm_core.smollm2 import load_teacher, teacher_messages, teacher_reply
 
     teacher = load_teacher(threads=1)  # 2 threads crawl when the other core is busy
     system = {"role": "system", "content": "Your name is Quinn. Today is Tuesday, November 26, 2026."}
@@ -561,7 +564,7 @@ def test_some_context_questions_follow_earlier_turns(train: list[dict]) -> None:
 
 
 def test_teacher_cache_reader_tolerates_only_a_truncated_last_line(tmp_path: Path) -> None:
-    from agent.embedded.teacher_gen import TeacherCacheError, load_cache
+    from recipe.teacher_gen import TeacherCacheError, load_cache
 
     rec = {
         "prompt": "I love hiking.",
@@ -583,10 +586,10 @@ def test_a_rebuild_keeps_the_shipped_vocabulary(tmp_path: Path, train: list[dict
     import dataclasses
     import shutil
 
-    from agent.embedded.build_data import build_tokenizer
-    from agent.embedded.intents import Example
+    from recipe.build_data import build_tokenizer
+    from recipe.intents import Example
 
-    shipped = Path("agent/embedded/data")
+    shipped = Path("recipe/data")
     for name in ("tokenizer.json", "vocab_map.json"):
         shutil.copy(shipped / name, tmp_path / name)
     cfg = load_config(Path("configs/embedded_data.toml"))
@@ -600,7 +603,7 @@ def test_a_rebuild_keeps_the_shipped_vocabulary(tmp_path: Path, train: list[dict
 
 
 def test_clock_probe_covers_every_hour_and_checks_the_exact_time() -> None:
-    from agent.embedded.evaluate import clock_items, context_correct
+    from recipe.evaluate import clock_items, context_correct
 
     items = clock_items()
     assert len(items) == 24 * 3 * 3

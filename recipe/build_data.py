@@ -1,6 +1,6 @@
 """Build the embedded reply model's data: train/held-out chats, pre-training pairs, stats, tokenizer.
 
-    python -m agent.embedded.build_data --config configs/embedded_data.toml
+    python -m recipe.build_data --config configs/embedded_data.toml
 
 Reproducible: everything is drawn from one seed, the teacher's replies come from the committed cache
 (``teacher_gen`` fills it), and files are written in a fixed order. See ``docs/data-card.md``.
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.calculator import arithmetic_fact
-from agent.embedded import sources
-from agent.embedded.config import DataConfig, load_config
-from agent.embedded.filters import first_sentences, normalise_prompt, spoken_problems, word_count
-from agent.embedded.intents import (
+from recipe import sources
+from recipe.config import DataConfig, load_config
+from recipe.filters import first_sentences, normalise_prompt, spoken_problems, word_count
+from recipe.intents import (
     NAME_A,
     OWN_NAME_MORE_Q,
     PART_A,
@@ -47,8 +47,8 @@ from agent.embedded.intents import (
     random_ctx,
     spoken_arith_slots,
 )
-from agent.embedded.lexicon import ASSISTANT_NAMES, PET_NAMES, USER_NAMES, open_names
-from agent.embedded.teacher_gen import STYLE_SHOTS, load_cache
+from recipe.lexicon import ASSISTANT_NAMES, PET_NAMES, USER_NAMES, open_names
+from recipe.teacher_gen import STYLE_SHOTS, load_cache
 
 # Held-out quota per kind (scaled to ``heldout.size``): context-use kinds first, then the rest.
 HELDOUT_QUOTA: dict[str, int] = {
@@ -83,10 +83,6 @@ _PERSONA_RE = re.compile(
     re.I,
 )
 _ADDRESS_RE = re.compile(r"\b(smollm|hugging ?face|as an ai|language model|assistant:|user:)\b", re.I)
-
-
-class BuildError(RuntimeError):
-    """The data build cannot produce a valid dataset with this config."""
 
 
 @dataclass
@@ -155,7 +151,7 @@ def teacher_items(cfg: DataConfig) -> tuple[list[tuple[str, str, str]], TeacherS
     path = cfg.data_dir / cfg.teacher.cache_file
     if not cfg.teacher.enabled or not path.is_file():
         return [], stats
-    from agent.embedded.similarity import relevance
+    from recipe.similarity import relevance
 
     shot_grams = {g for _u, a in STYLE_SHOTS for g in _grams(a, 4)}
     candidates: list[tuple[int, str, str]] = []  # (record index, prompt, cleaned reply)
@@ -198,7 +194,7 @@ def teacher_items(cfg: DataConfig) -> tuple[list[tuple[str, str, str]], TeacherS
     # rarely do.
     agreement: dict[int, float] = {}
     if candidates:
-        from agent.embedded.similarity import embed
+        from recipe.similarity import embed
 
         vecs = embed([r for _i, _p, r in candidates])
         by_rec: dict[int, list[int]] = {}
@@ -678,7 +674,7 @@ def build_tokenizer(cfg: DataConfig, train: list[Example], pretrain: list[dict[s
     With ``keep_existing`` an existing tokenizer.json (and its vocab_map.json) is kept as it is."""
     from tokenizers import Tokenizer
 
-    from agent.embedded.teacher import tokenizer_json_path
+    from dlm_core.smollm2 import tokenizer_json_path
     from dlm_core.vocab import SPECIAL_TOKENS, prune_bpe_tokenizer
 
     d = cfg.data_dir

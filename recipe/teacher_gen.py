@@ -1,10 +1,10 @@
 """Fill the teacher cache: sample SmolLM2 replies for open small-talk prompts and general questions.
 
-The cache (``agent/embedded/data/teacher_cache.jsonl``) is append-only and keyed by prompt text, so a
+The cache (``recipe/data/teacher_cache.jsonl``) is append-only and keyed by prompt text, so a
 run can be stopped at any time and resumed; ``build_data`` only reads it (filtering and ranking the raw
 samples there), which keeps the data build reproducible without re-running the teacher.
 
-    nice -n 10 python -m agent.embedded.teacher_gen --config configs/embedded_data.toml
+    nice -n 10 python -m recipe.teacher_gen --config configs/embedded_data.toml
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from agent.embedded.config import DataConfig, load_config
-from agent.embedded.lexicon import ASSISTANT_NAMES, TEACHER_QUESTIONS
-from agent.embedded.sources import chitchat_prompts
 from agent.prompt import context_sentences
+from recipe.config import DataConfig, load_config
+from recipe.lexicon import ASSISTANT_NAMES, TEACHER_QUESTIONS
+from recipe.sources import chitchat_prompts
 
 # Few-shot turns that show the teacher the length and tone we want (3 drawn per prompt, varied so
 # that no single example leaks into many replies).
@@ -100,7 +100,7 @@ def load_cache(path: Path) -> dict[str, dict]:
 
 
 def run(cfg: DataConfig, limit: int | None = None, batch_size: int = 8, threads: int = 1) -> None:
-    from agent.embedded.teacher import load_teacher, teacher_reply
+    from dlm_core.smollm2 import load_teacher, teacher_reply
 
     t = cfg.teacher
     cache_path = cfg.data_dir / t.cache_file
