@@ -24,6 +24,7 @@ from rich.console import Console
 
 from agent.cli import _load_config, build_parser
 from agent.config import load_config
+from agent.errors import CommandError
 from agent.events import EndpointCommitted, FirstReplySample, SpeechStarted
 from agent.latency import STAGES
 from agent.pipeline import Services
@@ -281,7 +282,10 @@ def _run_cli(argv: list[str], services=None) -> tuple[int, str]:
             raise AssertionError("models must not load for this command")
         return services
 
-    code = profile_main(args, console, _load_config, load_services)
+    try:
+        code = profile_main(args, console, _load_config, load_services)
+    except CommandError as exc:  # the CLI prints "error: <message>" and exits with its code
+        return exc.code, f"{console.file.getvalue()}error: {exc}"
     return code, console.file.getvalue()
 
 
@@ -338,10 +342,10 @@ def test_bad_inputs_give_clear_errors(tmp_path) -> None:
 
     assert "input not found" in err(["--input", str(tmp_path / "nope")])
     (tmp_path / "notes.txt").write_text("hello")
-    assert "no .wav files" in err(["--input", str(tmp_path)]) and "notes.txt" in err(
+    assert "no audio files" in err(["--input", str(tmp_path)]) and "notes.txt" in err(
         ["--input", str(tmp_path)]
     )
-    assert "is not a .wav file" in err(["--input", str(tmp_path / "notes.txt")])
+    assert "is not an audio file" in err(["--input", str(tmp_path / "notes.txt")])
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "a.wav").write_bytes(b"RIFF0000WAVEjunk")
