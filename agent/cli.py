@@ -8,6 +8,7 @@ Errors go to stderr as ``error: ...``; exit codes are listed in ``agent/errors.p
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import socket
 import sys
@@ -181,7 +182,7 @@ def check_port(host: str, port: int) -> None:
             try:
                 s.bind(addr)
             except OSError as exc:
-                why = "the port is in use" if exc.errno == 98 else exc.strerror
+                why = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror
                 raise UsageError(f"cannot listen on {host}:{port}: {why}; {fix}") from None
 
 
