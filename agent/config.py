@@ -1,6 +1,9 @@
-"""One configuration tree: TOML files in ``configs/`` load into these dataclasses; CLI flags override.
+"""One configuration tree: TOML files load into these dataclasses; CLI flags override.
 
-    cfg = load_config(["configs/default.toml"], overrides=["lm.steps=4", "agent.name=Ada"])
+    cfg = load_config(None, overrides=["lm.steps=4", "agent.name=Ada"])  # the shipped defaults.toml
+
+The defaults file ships inside the package (``agent/defaults.toml``, read through importlib.resources),
+so an installed quickturn finds it wherever it runs; ``--config FILE`` replaces it.
 
 Unknown sections or keys are errors (a typo should not silently do nothing).
 """
@@ -11,11 +14,13 @@ import dataclasses
 import tomllib
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = REPO / "configs" / "default.toml"
+# The one copy of the default configuration: inside the package, so a wheel install has it too.
+DEFAULT_CONFIG: Traversable = resources.files("agent").joinpath("defaults.toml")
 
 
 class ConfigError(ValueError):
@@ -276,11 +281,16 @@ def apply_overrides(cfg: QuickturnConfig, overrides: list[str]) -> QuickturnConf
 
 
 def load_config(paths: list[str | Path] | None = None, overrides: list[str] | None = None) -> QuickturnConfig:
-    """Defaults ← each TOML file in order ← overrides."""
+    """Defaults ← each TOML file in order (none given: the shipped ``agent/defaults.toml``) ← overrides."""
     cfg = QuickturnConfig()
-    for path in paths if paths is not None else [DEFAULT_CONFIG]:
-        p = Path(path)
+    files: list[Path | Traversable] = [Path(p) for p in paths] if paths is not None else [DEFAULT_CONFIG]
+    for p in files:
         if not p.is_file():
+            if p is DEFAULT_CONFIG:
+                raise ConfigError(
+                    f"the default configuration is missing from the installed package ({p}); "
+                    "reinstall quickturn (pip install --force-reinstall quickturn) or pass --config FILE"
+                )
             raise ConfigError(f"config file not found: {p}")
         try:
             data = tomllib.loads(p.read_text())

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -30,7 +31,9 @@ from dlm_core import (
 from .config import LMSection
 from .prompt import Prompt, PromptFit, fit_prompt
 
-EMBEDDED_MODEL = Path(__file__).resolve().parent / "embedded" / "model"
+# The shipped model folder, found through the installed package (a wheel has it as well as a checkout).
+EMBEDDED_MODEL = Path(str(resources.files("agent.embedded").joinpath("model")))
+DRAFTS_FILE = "drafts.json.gz"  # the draft index beside the weights (agent/embedded/drafts.py)
 
 Messages = Sequence[dict[str, str]]
 
@@ -62,8 +65,8 @@ def resolve_device(name: str) -> str:
 def default_model_path() -> Path:
     if not (EMBEDDED_MODEL / "config.json").is_file():
         raise ModelLoadError(
-            f"the embedded reply model is missing at {EMBEDDED_MODEL} (a git checkout should include it; "
-            "`make train` rebuilds it), or set lm.model_path to a local dLLM folder"
+            f"the embedded reply model is missing at {EMBEDDED_MODEL} (the package ships it: reinstall "
+            "quickturn; in a checkout `make train` rebuilds it), or set lm.model_path to a local dLLM folder"
         )
     return EMBEDDED_MODEL
 
@@ -120,13 +123,28 @@ class DiffusionReply(ReplyModel):
         )
         self.name = f"dlm:{path.name}"
         self.drafts = None
-        if (path / "drafts.json.gz").is_file():
+        if (path / DRAFTS_FILE).is_file():
             from .embedded.drafts import DraftIndex
 
-            self.drafts = DraftIndex.load(path / "drafts.json.gz")
+            self.drafts = DraftIndex.load(path / DRAFTS_FILE)
+        elif cfg.drafts and path.resolve() == EMBEDDED_MODEL.resolve():
+            # The shipped weights were tuned with their draft index: without it replies are worse, never
+            # silently so (another model folder may simply have none).
+            raise ModelLoadError(
+                f"the shipped model folder {path} has no {DRAFTS_FILE} (a broken install or checkout): "
+                "reinstall quickturn (in a checkout: git checkout agent/embedded/model), "
+                "or run without drafts with --set lm.drafts=false"
+            )
         self._warmed: set[int] = set()
         self._apply_runtime(cfg)
         self._stats = ReplyStats(self.name)
+
+    @property
+    def drafts_state(self) -> str:
+        """For the user: whether replies are draft-conditioned, and if not why."""
+        if self.drafts is None:
+            return f"no draft index ({DRAFTS_FILE} not in the model folder)"
+        return "drafts on" if self.cfg.drafts else "drafts off (lm.drafts=false)"
 
     def _apply_runtime(self, cfg: LMSection) -> None:
         """The engine's decoding options from the ``[lm]`` section (block_len is a load field: the

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio.formats import AudioFormatError, read_wav
+from audio.formats import AUDIO_SUFFIXES, AudioFormatError, read_audio
 from audio.sinks import SimulatedSpeaker
 from audio.sources import SimulatedMic
 
@@ -52,13 +52,16 @@ class ItemResult:
 
 
 def load_items(path: str | Path) -> list[ScriptItem]:
-    """One WAV, or a folder of WAVs (ordered by name, or by ``manifest.json`` when present)."""
+    """One audio file, or a folder of them (ordered by name, or by ``manifest.json`` when present).
+
+    WAV always; MP3, FLAC, OGG/Opus when soundfile is installed (``audio.formats.read_audio``)."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"input not found: {p}")
+    kinds = ", ".join(AUDIO_SUFFIXES)
     if p.is_file():
-        if p.suffix.lower() != ".wav":
-            raise InputError(f"{p} is not a .wav file")
+        if p.suffix.lower() not in AUDIO_SUFFIXES:
+            raise InputError(f"{p} is not an audio file ({kinds})")
         return [ScriptItem(p)]
     manifest = p / "manifest.json"
     if manifest.is_file():
@@ -84,17 +87,17 @@ def load_items(path: str | Path) -> list[ScriptItem]:
             extra = {k: v for k, v in e.items() if k not in ("file", "text", "action")}
             items.append(ScriptItem(f, e.get("text"), action, float(after), extra))
         return items
-    wavs = sorted(p.glob("*.wav"))
-    others = sorted(x.name for x in p.iterdir() if x.is_file() and x.suffix.lower() != ".wav")
-    if not wavs:
-        hint = f" (found only: {', '.join(others[:5])})" if others else ""
-        raise InputError(f"no .wav files in {p}{hint}")
-    return [ScriptItem(w) for w in wavs]
+    clips = sorted(x for x in p.iterdir() if x.is_file() and x.suffix.lower() in AUDIO_SUFFIXES)
+    others = sorted(x.name for x in p.iterdir() if x.is_file() and x.suffix.lower() not in AUDIO_SUFFIXES)
+    if not clips:
+        hint = f" (found only: {', '.join(others[:5])})" if others else " (the folder is empty)"
+        raise InputError(f"no audio files ({kinds}) in {p}{hint}")
+    return [ScriptItem(c) for c in clips]
 
 
 def load_clip(item: ScriptItem, rate: int) -> np.ndarray:
     try:
-        return read_wav(item.file, target_rate=rate).samples
+        return read_audio(item.file, target_rate=rate).samples
     except AudioFormatError as exc:
         raise InputError(str(exc)) from exc
 

@@ -12,18 +12,29 @@ import signal
 import time
 
 from audio.aec import EchoCanceller, PlaybackReference
-from audio.devices import AudioDeviceError, check_portaudio, list_devices, resolve_device
+from audio.devices import AudioDeviceError, check_portaudio, list_devices, pulse_devices, resolve_device
 from audio.sinks import SpeakerSink
 from audio.sources import MicSource
 
 from .config import QuickturnConfig
+from .errors import CommandError, UsageError
 from .events import BargeIn, EventBus, LatencyReport, PartialTranscript, StageError
 
 
 def list_devices_text() -> str:
     check_portaudio()
-    lines = ["audio devices (> default output, < default input):"]
+    lines = [
+        "audio devices (> default output, < default input): --input-device/--output-device INDEX or NAME"
+    ]
     lines += [f"  {d}" for d in list_devices()]
+    pulse = pulse_devices()
+    if (
+        pulse is not None
+    ):  # a PulseAudio/PipeWire server: its devices, reached through the ALSA "pulse" device
+        for kind, flag in (("input", "--input-device"), ("output", "--output-device")):
+            names = pulse[kind]
+            lines.append(f"PulseAudio/PipeWire {kind}s ({flag} pulse:NAME):")
+            lines += [f"  {n}" for n in names] or ["  (none)"]
     return "\n".join(lines)
 
 
@@ -63,16 +74,14 @@ async def _talk(cfg: QuickturnConfig, console, load_services, duration_s: float)
         in_dev = resolve_device(cfg.audio.input_device or None, "input")
         out_dev = resolve_device(cfg.audio.output_device or None, "output")
     except AudioDeviceError as exc:
-        console.print(f"[red]audio error:[/red] {exc}")
-        return 2
+        raise UsageError(str(exc)) from None
     if cfg.mqtt.enabled:
         from .mqtt import MQTTConfigError, check_mqtt_config
 
         try:  # before the models load: a bad [mqtt] block should fail in a second, not after
             check_mqtt_config(cfg.mqtt)
         except MQTTConfigError as exc:
-            console.print(f"[red]config error:[/red] {exc}")
-            return 2
+            raise UsageError(f"config: {exc}") from None
     services = await asyncio.to_thread(load_services)
     reference = PlaybackReference(cfg.audio.sample_rate) if cfg.audio.echo_cancellation else None
     aec = EchoCanceller(cfg.audio.sample_rate) if reference is not None else None
@@ -85,8 +94,7 @@ async def _talk(cfg: QuickturnConfig, console, load_services, duration_s: float)
             in_dev, cfg.audio.sample_rate, round(cfg.audio.sample_rate * cfg.audio.frame_ms / 1000)
         )
     except (AudioDeviceError, OSError) as exc:
-        console.print(f"[red]audio error:[/red] could not open the audio device: {exc}")
-        return 2
+        raise CommandError(f"could not open the audio device: {exc}") from None
     pipeline = VoicePipeline(cfg, services, sink, bus, echo_canceller=aec, reference=reference)
     mqtt_stop = asyncio.Event()
     mqtt_task = _start_mqtt(cfg, bus, mqtt_stop, console)
@@ -108,8 +116,7 @@ async def _talk(cfg: QuickturnConfig, console, load_services, duration_s: float)
         timeout = duration_s if duration_s > 0 else None
         done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if task in done and task.exception() is not None:
-            console.print(f"[red]audio input failed:[/red] {task.exception()}")
-            return 1
+            raise CommandError(f"audio input failed: {task.exception()}")
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

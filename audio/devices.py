@@ -3,15 +3,32 @@
 sounddevice loads the PortAudio shared library when it is imported and raises a bare OSError
 when it is missing; we turn that into an error that says what to install. Device lookups accept
 an index or a (part of a) name, as a user would type them on the command line.
+
+PortAudio sees a PulseAudio/PipeWire server only as ALSA's one "pulse" device. ``pulse:NAME`` picks a
+source or sink of that server by its name (``pactl list short sources|sinks``): the "pulse" device
+is opened with PULSE_SOURCE / PULSE_SINK set, which the ALSA pulse plugin's libpulse client follows.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal
 
-__all__ = ["AudioDeviceError", "DeviceInfo", "check_portaudio", "list_devices", "resolve_device"]
+__all__ = [
+    "AudioDeviceError",
+    "DeviceInfo",
+    "check_portaudio",
+    "list_devices",
+    "pulse_devices",
+    "resolve_device",
+]
+
+PULSE_PREFIX = "pulse:"
+_PULSE_ENV = {"input": "PULSE_SOURCE", "output": "PULSE_SINK"}
 
 Kind = Literal["input", "output"]
 
@@ -77,14 +94,59 @@ def list_devices() -> list[DeviceInfo]:
     ]
 
 
+def pulse_devices() -> dict[str, list[str]] | None:
+    """Sources ("input") and sinks ("output") of the PulseAudio/PipeWire server; None without one.
+
+    Monitor sources (what a sink plays) are left out: they are not microphones."""
+    pactl = shutil.which("pactl")
+    if pactl is None:
+        return None
+    found: dict[str, list[str]] = {}
+    for kind, what in (("input", "sources"), ("output", "sinks")):
+        try:
+            out = subprocess.run(
+                [pactl, "list", "short", what], capture_output=True, text=True, timeout=5, check=True
+            ).stdout
+        except (OSError, subprocess.SubprocessError):  # no server running, or it did not answer
+            return None
+        names = [line.split("\t")[1] for line in out.splitlines() if line.count("\t") >= 1]
+        found[kind] = [n for n in names if not n.endswith(".monitor")]
+    return found
+
+
+def _resolve_pulse(name: str, kind: Kind) -> int:
+    """``pulse:NAME``: the ALSA "pulse" device, told by PULSE_SOURCE/PULSE_SINK which server device to use."""
+    pulse = pulse_devices()
+    if pulse is None:
+        raise AudioDeviceError(
+            f"{PULSE_PREFIX}{name}: no PulseAudio/PipeWire server answers `pactl` "
+            "(install pulseaudio-utils, start the server, or pick a device by index)"
+        )
+    if name not in pulse[kind]:
+        listing = "\n".join(f"  {PULSE_PREFIX}{n}" for n in pulse[kind]) or "  (none)"
+        raise AudioDeviceError(f"no PulseAudio/PipeWire {kind} named {name!r}; {kind}s:\n{listing}")
+    try:
+        index = resolve_device("pulse", kind)
+    except AudioDeviceError:
+        raise AudioDeviceError(
+            f"{PULSE_PREFIX}{name}: PortAudio has no ALSA 'pulse' device to reach it through "
+            "(install the ALSA pulse plugin: `apt install libasound2-plugins`)"
+        ) from None
+    os.environ[_PULSE_ENV[kind]] = name  # read by the pulse plugin when the stream opens
+    return index
+
+
 def resolve_device(name_or_index: int | str | None, kind: Kind) -> int:
-    """Device index for `kind` from an index, an exact name, or a unique name substring.
+    """Device index for `kind` from an index, an exact name, a unique name substring, or
+    ``pulse:NAME`` (a PulseAudio/PipeWire source or sink, through the ALSA "pulse" device).
 
     None means the system default. Raises AudioDeviceError listing the candidates when the device
     does not exist, is ambiguous, or has no channels of the needed kind.
     """
     if kind not in ("input", "output"):
         raise ValueError(f"kind must be 'input' or 'output', not {kind!r}")
+    if isinstance(name_or_index, str) and name_or_index.startswith(PULSE_PREFIX):
+        return _resolve_pulse(name_or_index.removeprefix(PULSE_PREFIX), kind)
     devices = list_devices()
     channels = "max_input_channels" if kind == "input" else "max_output_channels"
     usable = [d for d in devices if getattr(d, channels) > 0]

@@ -4,6 +4,9 @@ Everything inside quickturn is float32 mono in [-1, 1]; this module is the borde
 wire formats (PCM16 little-endian, as sent base64-encoded over the WebSocket API) get converted
 to and from that, with a clear `AudioFormatError` for anything we cannot or will not take.
 
+`read_audio` reads any file: WAV here, anything else (MP3, FLAC, OGG/Opus, ...) through soundfile
+(libsndfile >= 1.1 reads MP3), with an error that says how to convert when it cannot.
+
 Integer PCM (8/16/24/32-bit) goes through the stdlib `wave` module. `wave` (Python 3.11) rejects
 IEEE-float and WAVE_FORMAT_EXTENSIBLE files, which many tools (sox, DAWs, soundfile) write, so a
 small RIFF reader handles those two layouts instead.
@@ -26,6 +29,7 @@ __all__ = [
     "AudioFormatError",
     "float_to_pcm16_bytes",
     "pcm16_bytes_to_float",
+    "read_audio",
     "read_wav",
     "to_float32",
     "validate_pcm_frame",
@@ -91,6 +95,44 @@ def read_wav(path: str | Path, *, target_rate: int | None = None, strict: bool =
         mono = resample(mono, rate, target_rate)
         rate = target_rate
     return AudioClip(np.ascontiguousarray(mono, dtype=np.float32), rate, path)
+
+
+# What read_audio takes besides WAV, when soundfile is installed (libsndfile decodes them).
+COMPRESSED_SUFFIXES = (".mp3", ".flac", ".ogg", ".oga", ".opus")
+AUDIO_SUFFIXES = (".wav", *COMPRESSED_SUFFIXES)
+
+
+def read_audio(path: str | Path, *, target_rate: int | None = None) -> AudioClip:
+    """Read a WAV (``read_wav``) or a compressed file (MP3, FLAC, OGG/Opus via soundfile) as float32 mono,
+    averaged to mono and resampled to ``target_rate`` when given."""
+    path = Path(path)
+    if path.suffix.lower() == ".wav":
+        return read_wav(path, target_rate=target_rate)
+    if not path.exists():
+        raise AudioFileNotFoundError(f"audio file not found: {path}")
+    if not path.is_file():
+        raise AudioFormatError(f"not a regular file: {path}")
+    convert = f"convert it to WAV first, e.g. `ffmpeg -i {path} out.wav` or `sox {path} out.wav`"
+    try:
+        import soundfile
+    except ImportError:
+        raise AudioFormatError(
+            f"{path}: reading {path.suffix or 'this'} files needs the soundfile package "
+            f"(pip install soundfile); or {convert}"
+        ) from None
+    except OSError as exc:  # soundfile installed, its libsndfile not found
+        raise AudioFormatError(f"{path}: soundfile cannot load libsndfile ({exc}); {convert}") from None
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.SoundFileError) as exc:  # LibsndfileError is a RuntimeError
+        raise AudioFormatError(f"{path}: cannot decode this file ({exc}); {convert}") from None
+    if data.size == 0:
+        raise AudioFormatError(f"{path}: the file contains no audio (0 frames)")
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if target_rate is not None and target_rate != rate:
+        mono = resample(mono, rate, target_rate)
+        rate = target_rate
+    return AudioClip(np.ascontiguousarray(mono, dtype=np.float32), int(rate), path)
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> Path:

@@ -8,6 +8,16 @@ Chrome/Perfetto trace (``trace``); sweeps and baselines (``variants``) and repor
 (``compare``).
 """
 
-from .command import add_arguments, main
+from __future__ import annotations
+
+from .args import add_arguments
+
+
+def main(args, console, load_config, load_services) -> int:
+    """``quickturn profile`` (imported on use: the pipeline and torch load only when it runs)."""
+    from .command import main as command_main
+
+    return command_main(args, console, load_config, load_services)
+
 
 __all__ = ["add_arguments", "main"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 from dlm_core import DLMError
 
 from ..config import QuickturnConfig
+from ..errors import CommandError, UsageError
 from ..pipeline import Services
 from ..simulate import InputError, ScriptItem, load_clip, load_items
 from . import compare as compare_mod
@@ -18,59 +18,6 @@ from .live import LiveAudioError, check_devices, live_variant_run, run_live
 from .run import VariantRun, build_profile_report, load_average, run_profile
 from .table import print_report
 from .variants import ProfileError, ServicePool, Variant, build_variants
-
-EPILOG = """examples:
-  quickturn profile --input demo --json out/profile/demo.json --plot out/profile/demo.png --trace out/profile/trace.json
-  quickturn profile --input demo --sweep lm.steps=4,8,16 --repeat 2
-  quickturn profile --input demo --baseline ar
-  quickturn profile --live --duration 60 --json out/profile/live.json
-  quickturn profile compare out/profile/a.json out/profile/b.json
-"""
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = EPILOG
-    p.add_argument(
-        "compare", nargs="*", metavar="compare A.json B.json", help="compare two reports instead of profiling"
-    )
-    p.add_argument(
-        "--input", help="a WAV file or a folder of WAVs (manifest.json with reference texts → WER)"
-    )
-    p.add_argument(
-        "--live", action="store_true", help="profile a microphone session instead (audio.* devices)"
-    )
-    p.add_argument(
-        "--duration", type=float, default=0.0, help="--live: stop after this many seconds (0 = Ctrl-C)"
-    )
-    p.add_argument("--turns", type=int, default=0, help="--live: stop after this many finished turns")
-    p.add_argument("--json", metavar="OUT", help="write the report (meta, turns, summary, variants) as JSON")
-    p.add_argument("--csv", metavar="OUT", help="write one row per turn as CSV")
-    p.add_argument("--plot", metavar="OUT.png", help="per-turn waterfall + V2V CDF (PNG)")
-    p.add_argument("--trace", metavar="OUT.json", help="Chrome/Perfetto trace (open in ui.perfetto.dev)")
-    p.add_argument("--markdown", metavar="OUT.md", help="the summary tables as Markdown (for docs)")
-    p.add_argument(
-        "--sweep",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=V1,V2,…",
-        help="run once per value of a config field (repeatable: cartesian product; "
-        "';' separates values that contain commas)",
-    )
-    p.add_argument(
-        "--baseline",
-        action="append",
-        default=[],
-        metavar="ar|teacher",
-        help="also run with a baseline reply model: ar = the same weights decoded "
-        "autoregressively (+ the SmolLM2 teacher when installed); teacher = SmolLM2 only",
-    )
-    p.add_argument(
-        "--no-teacher", action="store_true", help="--baseline ar: skip the SmolLM2 teacher even if installed"
-    )
-    p.add_argument(
-        "--repeat", type=int, default=1, help="rounds over the input; variants interleave per round"
-    )
 
 
 def _check_outputs(args) -> None:
@@ -168,7 +115,7 @@ def profile_items(
     return build_profile_report(cfg, runs, variants, reference, extra), runs
 
 
-def _live(args, cfg: QuickturnConfig, services: Services, devices, console) -> dict[str, Any] | None:
+def _live(args, cfg: QuickturnConfig, services: Services, devices, console) -> dict[str, Any]:
     console.print(
         f"[bold]profiling live[/bold]: speak to {cfg.agent.name}; "
         + (f"stops after {args.duration:.0f} s" if args.duration > 0 else "Ctrl-C to stop")
@@ -186,8 +133,7 @@ def _live(args, cfg: QuickturnConfig, services: Services, devices, console) -> d
             )
         )
     except LiveAudioError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return None
+        raise CommandError(str(exc)) from None
     for err in live.errors:
         console.print(f"[red]error:[/red] {err}")
     variant, run = live_variant_run(cfg, live, services.reply.name)
@@ -205,17 +151,17 @@ def _live(args, cfg: QuickturnConfig, services: Services, devices, console) -> d
 
 
 def main(args, console, load_config, load_services) -> int:
+    """Raises UsageError (exit 2) for a request that cannot run, before any model loads;
+    CommandError (exit 1) for a failure while running."""
     if args.compare:
         if args.compare[0] != "compare":
-            console.print(
-                f"[red]error:[/red] unexpected argument {args.compare[0]!r} "
+            raise UsageError(
+                f"unexpected argument {args.compare[0]!r} "
                 "(did you mean: quickturn profile compare A.json B.json, or --input PATH?)"
             )
-            return 2
         return compare_mod.main(args.compare[1:], console)
     if bool(args.input) == bool(args.live):
-        console.print("[red]error:[/red] give --input PATH (a WAV or a folder of WAVs) or --live")
-        return 2
+        raise UsageError("give --input PATH (an audio file or a folder of them) or --live")
     cfg = load_config(args)
     try:  # everything that can be wrong with the request fails here, before any model loads
         _check_outputs(args)
@@ -229,13 +175,10 @@ def main(args, console, load_config, load_services) -> int:
                 load_clip(item, cfg.audio.sample_rate)
             variants, reference, notes = build_variants(cfg, args.sweep, args.baseline, args.no_teacher)
     except (InputError, ProfileError, LiveAudioError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
+        raise UsageError(str(exc)) from None
     services = load_services(cfg, console)
     if args.live:
         report = _live(args, cfg, services, devices, console)
-        if report is None:
-            return 2
     else:
         try:
             report, _ = profile_items(
@@ -243,8 +186,7 @@ def main(args, console, load_config, load_services) -> int:
                 {"input": str(args.input), "notes": notes},
             )  # fmt: skip
         except (DLMError, ValueError, RuntimeError, FileNotFoundError) as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            return 2
+            raise CommandError(str(exc)) from None
     print_report(console, report)
     for w in write_outputs(report, args.json, args.csv, args.plot, args.trace, args.markdown):
         console.print(f"wrote {w}")

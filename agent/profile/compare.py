@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
+from ..errors import UsageError
 from ..latency import STAGES
 from .variants import ProfileError
 
@@ -24,6 +25,10 @@ def load_report(path: str | Path) -> dict[str, Any]:
     if missing:
         raise ProfileError(f"{p}: not a quickturn profile/demo report (missing {', '.join(missing)})")
     return data
+
+
+def _wer(summary: dict[str, Any]) -> str:
+    return f"{summary['wer']:.1%}" if "wer" in summary else "— (no reference transcripts)"
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -121,9 +126,7 @@ def compare(a: dict[str, Any], b: dict[str, Any], console, names: tuple[str, str
         if sa.get(key) != sb.get(key):
             console.print(f"{label}: {sa.get(key)} → {sb.get(key)}")
     if "wer" in sa or "wer" in sb:
-        console.print(
-            f"ASR word error rate: {sa.get('wer', float('nan')):.1%} → {sb.get('wer', float('nan')):.1%}"
-        )
+        console.print(f"ASR word error rate: {_wer(sa)} → {_wer(sb)}")
     diff = config_diff(a, b)
     if diff:
         console.print("\nconfig differences:")
@@ -136,12 +139,10 @@ def compare(a: dict[str, Any], b: dict[str, Any], console, names: tuple[str, str
 
 def main(paths: list[str], console) -> int:
     if len(paths) != 2:
-        console.print("[red]error:[/red] usage: quickturn profile compare A.json B.json")
-        return 2
+        raise UsageError("usage: quickturn profile compare A.json B.json")
     try:
         a, b = load_report(paths[0]), load_report(paths[1])
     except ProfileError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
+        raise UsageError(str(exc)) from None
     compare(a, b, console, (paths[0], paths[1]))
     return 0

@@ -584,11 +584,7 @@ def _report_failure(task: asyncio.Task[None]) -> None:
 # -- CLI ----------------------------------------------------------------------------------------------
 async def _serve(cfg: QuickturnConfig, services: Services, console) -> int:
     server = RealtimeServer(cfg, services)
-    try:
-        await server.start()
-    except ServerError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
+    await server.start()  # ServerError (cannot listen): the CLI reports it, exit 2
     auth = "Authorization: Bearer <server.api_key>" if cfg.server.api_key else "no API key (server.api_key)"
     console.print(f"[bold]serving the Realtime API at {server.url}[/bold] ({auth}); Ctrl-C to stop")
     stop = asyncio.Event()

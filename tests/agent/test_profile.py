@@ -24,6 +24,7 @@ from rich.console import Console
 
 from agent.cli import _load_config, build_parser
 from agent.config import load_config
+from agent.errors import CommandError
 from agent.events import EndpointCommitted, FirstReplySample, SpeechStarted
 from agent.latency import STAGES
 from agent.pipeline import Services
@@ -281,7 +282,10 @@ def _run_cli(argv: list[str], services=None) -> tuple[int, str]:
             raise AssertionError("models must not load for this command")
         return services
 
-    code = profile_main(args, console, _load_config, load_services)
+    try:
+        code = profile_main(args, console, _load_config, load_services)
+    except CommandError as exc:  # the CLI prints "error: <message>" and exits with its code
+        return exc.code, f"{console.file.getvalue()}error: {exc}"
     return code, console.file.getvalue()
 
 
@@ -321,12 +325,12 @@ def test_sweep_gives_one_block_per_value_and_compare(services, profiled, tmp_pat
 
 # -- bad input: clear errors, before any model loads --------------------------------------------------------
 def test_a_sweep_over_any_asr_load_field_gets_its_own_recognizer() -> None:
-    base = load_config(["configs/default.toml"])
+    base = load_config(None)
     key = asr_load_key(base)
     for override in ("asr.window_s=8", "asr.threads=2", "asr.beam_size=2", "asr.compute_type=float32"):
-        assert asr_load_key(load_config(["configs/default.toml"], overrides=[override])) != key, override
+        assert asr_load_key(load_config(None, overrides=[override])) != key, override
     for override in ("asr.partial_interval_ms=500", "asr.partials=false"):  # read per utterance
-        assert asr_load_key(load_config(["configs/default.toml"], overrides=[override])) == key, override
+        assert asr_load_key(load_config(None, overrides=[override])) == key, override
 
 
 def test_bad_inputs_give_clear_errors(tmp_path) -> None:
@@ -338,10 +342,10 @@ def test_bad_inputs_give_clear_errors(tmp_path) -> None:
 
     assert "input not found" in err(["--input", str(tmp_path / "nope")])
     (tmp_path / "notes.txt").write_text("hello")
-    assert "no .wav files" in err(["--input", str(tmp_path)]) and "notes.txt" in err(
+    assert "no audio files" in err(["--input", str(tmp_path)]) and "notes.txt" in err(
         ["--input", str(tmp_path)]
     )
-    assert "is not a .wav file" in err(["--input", str(tmp_path / "notes.txt")])
+    assert "is not an audio file" in err(["--input", str(tmp_path / "notes.txt")])
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "a.wav").write_bytes(b"RIFF0000WAVEjunk")

@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.talk import list_devices_text
+from audio.devices import AudioDeviceError, list_devices, pulse_devices, resolve_device
+
 pytestmark = pytest.mark.audio_stack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,5 +109,20 @@ def test_talk_answers_through_the_speaker_and_exits_on_ctrl_c(pulse) -> None:
 def test_talk_names_a_missing_device(pulse) -> None:
     proc = _start_talk("--input-device", "no-such-microphone")
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 2
-    assert "no-such-microphone" in out and "audio error" in out
+    assert proc.returncode == 2  # a request that cannot run as given
+    assert "no-such-microphone" in out and "error: no input device" in out
+    assert "models ready" not in out  # checked before the models load
+
+
+def test_pulse_devices_are_listed_and_picked_by_name(pulse, monkeypatch) -> None:
+    monkeypatch.delenv("PULSE_SOURCE", raising=False)  # restored after the test
+    found = pulse_devices()
+    assert found is not None and "mic" in found["input"] and "spk" in found["output"], found
+    assert not [n for n in found["input"] if n.endswith(".monitor")]  # monitors are not microphones
+    text = list_devices_text()
+    assert "--input-device pulse:NAME" in text and "\n  mic" in text and "\n  spk" in text, text
+    with pytest.raises(AudioDeviceError, match=r"no PulseAudio/PipeWire input named 'nope'(.|\n)*pulse:mic"):
+        resolve_device("pulse:nope", "input")
+    index = resolve_device("pulse:mic", "input")
+    assert list_devices()[index].name == "pulse"  # reached through the ALSA pulse device ...
+    assert os.environ["PULSE_SOURCE"] == "mic"  # ... which opens the named source
