@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 
@@ -28,51 +27,64 @@ def test_file_source_frames_and_padding(speech16k: AudioClip) -> None:
     assert not joined[n:].any()
 
 
+def _assert_paced(mic: SimulatedMic, frames: list[AudioFrame]) -> None:
+    """Frame k covers [start + k*T, start + (k+1)*T): none may be emitted before its span has ended."""
+    assert mic.start_time is not None
+    for f in frames:
+        assert f.t >= mic.start_time + (f.index + 1) * mic.frame_s, f"frame {f.index} came early"
+
+
 def test_simulated_mic_pacing_and_order() -> None:
-    async def run() -> tuple[list[AudioFrame], float]:
+    async def run() -> tuple[SimulatedMic, list[AudioFrame]]:
         mic = SimulatedMic(16000, 512)
-        t0 = time.monotonic()
         frames = []
         async for f in mic:
             frames.append(f)
             if len(frames) == 20:
                 break
-        return frames, time.monotonic() - t0
+        return mic, frames
 
-    frames, elapsed = asyncio.run(run())
-    assert elapsed >= 0.55  # 20 x 32 ms = 0.64 s of audio cannot arrive much faster than that
+    mic, frames = asyncio.run(run())
+    assert mic.frame_s == 512 / 16000
     assert [f.index for f in frames] == list(range(20))
     assert all(b.t > a.t for a, b in zip(frames, frames[1:]))
+    _assert_paced(mic, frames)  # 20 x 32 ms of audio is not handed out before it was "recorded"
     assert not any(f.samples.any() for f in frames)  # silence by default
 
 
 def test_simulated_mic_inject_and_wait_idle(speech16k: AudioClip) -> None:
     clip = AudioClip(speech16k.samples[:8000], 16000)  # 0.5 s
+    clip_frames = -(-len(clip.samples) // 512)
 
-    async def run() -> tuple[np.ndarray, int, float]:
+    async def run() -> tuple[SimulatedMic, list[AudioFrame], int, int]:
         mic = SimulatedMic(16000, 512)
         frames: list[AudioFrame] = []
-        injected_at = -1
+        first_frame = asyncio.Event()
 
         async def consume() -> None:
             async for f in mic:
                 frames.append(f)
+                first_frame.set()
 
         task = asyncio.create_task(consume())
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(first_frame.wait(), 10.0)  # inject mid-stream, after a frame was out
         injected_at = len(frames)
-        t0 = time.monotonic()
         duration = mic.inject(clip)
         assert abs(duration - 0.5) < 1e-9
-        await asyncio.wait_for(mic.wait_idle(), 3.0)
-        waited = time.monotonic() - t0
+        await asyncio.wait_for(mic.wait_idle(), 10.0)  # only stops a hung test
+        idle_at = len(frames)
         mic.close()
         await task
-        return np.concatenate([f.samples for f in frames[injected_at:]]), injected_at, waited
+        return mic, frames, injected_at, idle_at
 
-    audio, injected_at, waited = asyncio.run(run())
+    mic, frames, injected_at, idle_at = asyncio.run(run())
     assert injected_at >= 1
-    assert waited >= 0.4  # played out in real time, not dumped at once
+    # wait_idle returns only once the frame carrying the clip's last sample has been emitted ...
+    assert idle_at >= injected_at + clip_frames
+    # ... and the clip was played out frame by frame in real time, not dumped at once
+    _assert_paced(mic, frames)
+    assert [f.index for f in frames] == list(range(len(frames)))
+    audio = np.concatenate([f.samples for f in frames[injected_at:]])
     np.testing.assert_array_equal(audio[: len(clip.samples)], clip.samples)  # from the next frame on
     assert not audio[len(clip.samples) :].any()
 
