@@ -213,7 +213,7 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     with pytest.raises(InputError, match="not found"):
         load_items(tmp_path / "missing")
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(InputError, match=r"no \.wav files"):
+    with pytest.raises(InputError, match=r"no audio files \(\.wav, .*found only: notes\.txt"):
         load_items(tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps([{"file": "gone.wav", "text": "hi"}]))
     with pytest.raises(InputError, match="missing file"):
