@@ -147,3 +147,17 @@ def starts_with_phrase(transcript: str, phrases: list[str] | tuple[str, ...]) ->
         if target and words[: len(target)] == target:
             return True
     return False
+
+
+def sounds_like_echo(heard: str, reply: str, min_share: float = 0.6, min_words: int = 2) -> bool:
+    """True when speech over the reply is mostly the reply's own words: its echo, transcribed.
+
+    What echo cancellation leaves of the agent's voice is heard as fragments of what it is saying
+    ("Why did the state?" over "Why did the scarecrow win an award?"). A user who interrupts says
+    something else; one who repeats the agent's words back is rare, and says more than a fragment.
+    """
+    words = [w for w in re.split(r"[^a-z0-9']+", heard.lower()) if w]
+    if len(words) < min_words:
+        return False
+    said = {w for w in re.split(r"[^a-z0-9']+", reply.lower()) if w}
+    return sum(w in said for w in words) / len(words) >= min_share

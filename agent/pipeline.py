@@ -286,9 +286,12 @@ class VoicePipeline:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         x = frame.samples
+        echo = False
         if self.aec is not None and self.reference is not None:
             x = self.aec.process(x, self.reference.read_next(frame.t - frame.duration, len(x)))
-        decision = self.detector.update(self.vad.probability(x))
+            echo = self.aec.may_be_echo(x)  # what is left may be the agent's own voice: not speech
+        prob = self.vad.probability(x)
+        decision = self.detector.update(0.0 if echo else prob)
         self._recent.append((frame.t, x))
         if self._utt is not None:
             self._utt.frames.append(x)
@@ -653,7 +656,9 @@ class VoicePipeline:
                 self.tracker.interruption_failed(a.check)
                 self._interruption = None
                 return
-            self._apply(self.tracker.interruption_heard(a.check, transcript.text))
+            reply = self._reply
+            said = " ".join(c.text for c in reply.played) + " " + reply.text if reply is not None else ""
+            self._apply(self.tracker.interruption_heard(a.check, transcript.text, said))
 
         asyncio.ensure_future(check())
 

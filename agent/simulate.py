@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audio.aec import EchoCanceller, PlaybackReference
 from audio.formats import AUDIO_SUFFIXES, AudioFormatError, read_audio
 from audio.sinks import SimulatedSpeaker
 from audio.sources import SimulatedMic
@@ -39,6 +40,15 @@ class ScriptItem:
     action: str = "respond"
     after_ms: float = 0.0  # for barge_in / backchannel: delay after the reply's first sample
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EchoPath:
+    """How the room carries the agent's voice back into the simulated microphone."""
+
+    delay_ms: float = 60.0
+    gain: float = 0.3
+    reverb_ms: float = 300.0  # RT60 of the room's tail; 0 = a plain delayed copy
 
 
 @dataclass
@@ -114,14 +124,32 @@ class ScriptRunner:
         gap_s: float = 0.8,
         turn_timeout_s: float = 25.0,
         record: bool = True,
+        echo: EchoPath | None = None,
+        echo_cancellation: bool = False,
     ) -> None:
+        """``echo``: the agent's voice comes back into the mic (a room); ``echo_cancellation``: the
+        pipeline cancels it (as ``talk`` does with a speaker and a microphone)."""
         self.cfg = cfg
         self.bus = bus or EventBus()
+        rate = cfg.audio.sample_rate
+        reference = PlaybackReference(rate) if echo is not None or echo_cancellation else None
         self.mic = SimulatedMic(
-            cfg.audio.sample_rate, round(cfg.audio.sample_rate * cfg.audio.frame_ms / 1000)
+            rate,
+            round(rate * cfg.audio.frame_ms / 1000),
+            echo_of=reference if echo is not None else None,
+            **(
+                {"echo_delay_ms": echo.delay_ms, "echo_gain": echo.gain, "echo_reverb_ms": echo.reverb_ms}
+                if echo
+                else {}
+            ),
         )
-        self.speaker = SimulatedSpeaker(services.tts.sample_rate, cfg.audio.output_block_ms, record=record)
-        self.pipeline = VoicePipeline(cfg, services, self.speaker, self.bus)
+        self.speaker = SimulatedSpeaker(
+            services.tts.sample_rate, cfg.audio.output_block_ms, reference=reference, record=record
+        )
+        aec = EchoCanceller(rate) if echo_cancellation else None
+        self.pipeline = VoicePipeline(
+            cfg, services, self.speaker, self.bus, echo_canceller=aec, reference=reference if aec else None
+        )
         self.gap_s = gap_s
         self.turn_timeout_s = turn_timeout_s
         self.events: list[Event] = []

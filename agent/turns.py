@@ -25,7 +25,7 @@ import enum
 from dataclasses import dataclass
 
 from .end_of_turn import required_silence_for
-from .endpointing import is_backchannel, required_silence_ms, starts_with_phrase
+from .endpointing import is_backchannel, required_silence_ms, sounds_like_echo, starts_with_phrase
 
 
 class TurnState(enum.Enum):
@@ -270,13 +270,16 @@ class TurnTracker:
             return self._new_utterance(itr.start_t, itr.last_voiced_t)
         return self._listen()
 
-    def interruption_heard(self, check: int, text: str) -> list[Action]:
-        """What the speech over the reply said: a backchannel, a continuation, or a barge-in."""
+    def interruption_heard(self, check: int, text: str, reply_text: str = "") -> list[Action]:
+        """What the speech over the reply said: the reply's own echo, a backchannel, a continuation,
+        or a barge-in. ``reply_text``: what the agent is saying (its clauses so far)."""
         itr = self._itr
         if itr is None or itr.check != check or self.state not in (TurnState.REPLYING, TurnState.SPEAKING):
             return []
         self._itr = None
         p = self.policy
+        if sounds_like_echo(text, reply_text):
+            return [IgnoreInterruption(self.turn, "echo", text)]
         if is_backchannel(text, p.backchannels, p.min_words):
             return [IgnoreInterruption(self.turn, "backchannel", text)]
         if self._may_merge(itr.start_t) and not starts_with_phrase(text, p.interrupt_phrases):

@@ -11,6 +11,7 @@ time alignment is enough.
 
 from __future__ import annotations
 
+import collections
 import threading
 
 import numpy as np
@@ -19,7 +20,75 @@ from livekit import rtc
 from audio.formats import float_to_pcm16_bytes
 from audio.resample import StreamResampler
 
-__all__ = ["EchoCanceller", "PlaybackReference", "erle_db"]
+__all__ = ["EchoCanceller", "EchoCoupling", "PlaybackReference", "erle_db"]
+
+
+class EchoCoupling:
+    """How loud the agent's own voice comes back into the microphone, if at all.
+
+    Per 10 ms block: the mic's energy over the loudest reference energy of the last ``tail_blocks``
+    (the echo of a block lingers: delay and reverberation), kept for blocks where the reference plays.
+    Two statistics of the recent blocks:
+
+    - a low quantile decides whether there is an acoustic path at all. AEC3 assumes there is; with
+      none (headphones, a virtual mic) its suppressor still treats the near end as echo while the far
+      end plays — the user's words over a reply come out 6 dB down and whole stretches are cut, so a
+      barge-in is never heard. The user's own speech only raises the mic energy, so the low quantile
+      follows the echo, not the talker. Below ``no_echo_db`` the path is taken to be absent.
+    - the median is the echo's level relative to the reference: ``echo_floor`` turns it into the
+      energy below which what is left after cancellation may be the agent's own voice.
+    Until enough blocks were seen, there is taken to be an echo at ``default_db`` (the safe side).
+    """
+
+    def __init__(
+        self,
+        window_blocks: int = 150,
+        min_blocks: int = 40,
+        tail_blocks: int = 25,
+        active_db: float = -45.0,
+        no_echo_db: float = -40.0,
+        default_db: float = -10.0,
+    ) -> None:
+        self.window_blocks = window_blocks
+        self.min_blocks = min_blocks
+        self._active = 10 ** (active_db / 10)
+        self._no_echo_db = no_echo_db
+        self._default = 10 ** (default_db / 10)
+        self._ratios: collections.deque[float] = collections.deque(maxlen=window_blocks)
+        self._recent_ref: collections.deque[float] = collections.deque(maxlen=tail_blocks)
+
+    def update(self, mic: np.ndarray, ref: np.ndarray) -> None:
+        self._recent_ref.append(float(np.mean(np.square(ref, dtype=np.float64))))
+        r = self.reference_energy
+        if r >= self._active:  # the speaker played lately: this block tells how much comes back
+            self._ratios.append(float(np.mean(np.square(mic, dtype=np.float64))) / r)
+
+    @property
+    def reference_energy(self) -> float:
+        return max(self._recent_ref, default=0.0)
+
+    def _quantile_db(self, q: float) -> float | None:
+        if len(self._ratios) < self.min_blocks:
+            return None
+        return 10 * float(np.log10(np.quantile(np.fromiter(self._ratios, float), q) + 1e-20))
+
+    @property
+    def coupling_db(self) -> float | None:
+        """The echo's typical level relative to the reference (None: not enough playback yet)."""
+        return self._quantile_db(0.5)
+
+    @property
+    def echo_path(self) -> bool:
+        low = self._quantile_db(0.2)
+        return low is None or low > self._no_echo_db
+
+    def echo_floor(self, margin_db: float) -> float:
+        """Energy that the agent's echo may reach at the mic now, ``margin_db`` below its level."""
+        if not self.echo_path:
+            return 0.0
+        db = self.coupling_db
+        coupling = self._default if db is None else 10 ** (db / 10)
+        return self.reference_energy * coupling * 10 ** (-margin_db / 10)
 
 
 class EchoCanceller:
@@ -28,6 +97,9 @@ class EchoCanceller:
     WebRTC processes exactly 10 ms frames; `process` takes any length, keeps the remainder and
     returns exactly len(mic) samples by delaying the output by one 10 ms frame (a constant
     latency, so 512-sample pipeline frames stay 512 samples). Not thread-safe: one mic path.
+    When `EchoCoupling` finds no acoustic path from the speaker to the microphone, the microphone's
+    own signal (delayed alike) is passed through instead: cancelling an echo that is not there only
+    suppresses the user (`bypassed` says so).
     """
 
     def __init__(
@@ -52,6 +124,8 @@ class EchoCanceller:
         self._mic_buf = np.zeros(0, np.float32)
         self._ref_buf = np.zeros(0, np.float32)
         self._out_buf = np.zeros(self.block, np.float32)  # the one-frame output delay
+        self.coupling = EchoCoupling()
+        self.bypassed = False
 
     @property
     def latency_samples(self) -> int:
@@ -76,12 +150,24 @@ class EchoCanceller:
         self._out_buf = out[len(mic) :]
         return out[: len(mic)]
 
+    def may_be_echo(self, out: np.ndarray, margin_db: float = 10.0) -> bool:
+        """True when ``out`` (what ``process`` returned) is too quiet to be told from the agent's
+        own voice: residual echo that AEC3 left (it converges over seconds, and a reverberant tail
+        outlasts its filter) is still speech to a VAD, and would make the agent interrupt itself.
+        The user, nearer the microphone than the speaker, is louder than that."""
+        floor = self.coupling.echo_floor(margin_db)
+        return floor > 0 and float(np.mean(np.square(out, dtype=np.float64))) < floor
+
     def _process_block(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
         far = rtc.AudioFrame(bytearray(float_to_pcm16_bytes(ref)), self.sample_rate, 1, self.block)
         self._apm.process_reverse_stream(far)
         near = rtc.AudioFrame(bytearray(float_to_pcm16_bytes(mic)), self.sample_rate, 1, self.block)
         self._apm.set_stream_delay_ms(self.stream_delay_ms)  # WebRTC wants it before every frame
-        self._apm.process_stream(near)  # in place
+        self._apm.process_stream(near)  # in place (the canceller keeps adapting while bypassed)
+        self.coupling.update(mic, ref)
+        self.bypassed = not self.coupling.echo_path
+        if self.bypassed:
+            return mic.copy()
         return np.frombuffer(near.data, dtype=np.int16).astype(np.float32) / 32768.0
 
 

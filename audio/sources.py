@@ -82,8 +82,9 @@ class SimulatedMic:
     `await wait_idle()` returns once all injected audio has been emitted. Between clips the mic
     gives silence or, with `noise_level` > 0, white noise of that RMS. With `echo_of` set, a copy
     of what the speaker played (read from that PlaybackReference for the frame's time span) is
-    mixed in, `echo_delay_ms` later and scaled by `echo_gain`, so AEC can be exercised end to end.
-    Use from one event loop only.
+    mixed in, `echo_delay_ms` later and scaled by `echo_gain`, so AEC can be exercised end to end;
+    `echo_reverb_ms` > 0 adds a room's tail (an exponentially decaying impulse response whose level
+    falls 60 dB over that time). Use from one event loop only.
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class SimulatedMic:
         echo_of: PlaybackReference | None = None,
         echo_delay_ms: float = 40.0,
         echo_gain: float = 0.3,
+        echo_reverb_ms: float = 0.0,
         seed: int = 0,
     ) -> None:
         self.sample_rate = sample_rate
@@ -104,6 +106,9 @@ class SimulatedMic:
         self.echo_delay_s = echo_delay_ms / 1000.0
         self.echo_gain = echo_gain
         self._rng = np.random.default_rng(seed)
+        self._echo_ir = (
+            room_impulse_response(echo_reverb_ms, sample_rate, seed) if echo_reverb_ms > 0 else None
+        )
         self._clips: collections.deque[np.ndarray] = collections.deque()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -154,10 +159,26 @@ class SimulatedMic:
             if self.noise_level > 0:
                 x += (self._rng.standard_normal(len(x)) * self.noise_level).astype(np.float32)
             if self.echo_of is not None:
-                t0 = start + k * self.frame_s - self.echo_delay_s
-                x += self.echo_gain * self.echo_of.read(t0, len(x))
+                x += self.echo_gain * self._echo(start + k * self.frame_s - self.echo_delay_s, len(x))
             yield AudioFrame(x, self.sample_rate, time.monotonic(), k)
             k += 1
+
+    def _echo(self, t0: float, n: int) -> np.ndarray:
+        if self._echo_ir is None:
+            return self.echo_of.read(t0, n)
+        # Stateless streaming convolution: read the IR's length of history before the frame too.
+        m = len(self._echo_ir) - 1
+        played = self.echo_of.read(t0 - m / self.sample_rate, n + m)
+        return np.convolve(played, self._echo_ir, mode="valid").astype(np.float32)
+
+
+def room_impulse_response(rt60_ms: float, sample_rate: int, seed: int = 0) -> np.ndarray:
+    """A direct path plus a diffuse tail decaying 60 dB over ``rt60_ms``, normalised to unit energy."""
+    n = max(2, int(rt60_ms / 1000 * sample_rate))
+    t = np.arange(n) / sample_rate
+    tail = np.random.default_rng(seed).standard_normal(n) * np.exp(-6.91 * t / (rt60_ms / 1000)) * 0.3
+    tail[0] = 1.0
+    return (tail / np.sqrt(np.sum(tail**2))).astype(np.float32)
 
 
 class MicSource:

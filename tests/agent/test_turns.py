@@ -211,6 +211,12 @@ def test_backchannels_and_short_noises_do_not_interrupt():
     over = c.frames(10, voiced=True, start_on=2)
     check = next(a for a in over if isinstance(a, CheckInterruption))
     assert kinds(c.tracker.interruption_heard(check.check, "Uh-huh.")) == [IgnoreInterruption]
+    # The reply's own words, heard back through what echo cancellation left: not the user.
+    over = c.frames(10, voiced=True, start_on=2)
+    check = next(a for a in over if isinstance(a, CheckInterruption))
+    reply = "Why did the scarecrow win an award? Because he was outstanding in his field."
+    (echo,) = c.tracker.interruption_heard(check.check, "Why did the state?", reply)
+    assert isinstance(echo, IgnoreInterruption) and echo.reason == "echo"
     assert c.tracker.state is TurnState.SPEAKING
     # A cough: confirmed by the VAD, but the gap after it comes before the minimum speech.
     c.frames(4, voiced=True, start_on=2)
@@ -269,7 +275,8 @@ def test_the_required_silence_follows_the_probability_of_having_finished():
         assert commit.required_ms == needed
         return commit
 
-    sure, unsure, doubtful = commit_after(0.98), commit_after(0.5), commit_after(0.05)
+    sure, unsure, doubtful = commit_after(0.98), commit_after(0.3), commit_after(0.05)
+    assert commit_after(0.6).required_ms == sure.required_ms == POLICY.confident_ms  # likely finished
     assert sure.required_ms < POLICY.hangover_ms < unsure.required_ms < doubtful.required_ms
     assert sure.silence_ms < unsure.silence_ms < doubtful.silence_ms
     assert doubtful.required_ms <= POLICY.incomplete_hangover_ms
