@@ -186,6 +186,15 @@ def check_port(host: str, port: int) -> None:
                 raise UsageError(f"cannot listen on {host}:{port}: {why}; {fix}") from None
 
 
+def check_bind(host: str, api_key: str, insecure: bool) -> None:
+    """No API key: only loopback, unless asked for in so many words. Asked before the models load."""
+    from .realtime.security import bind_problem
+
+    problem = bind_problem(host, api_key, insecure)
+    if problem is not None:
+        raise UsageError(problem)
+
+
 def cmd_serve(args) -> int:
     from .realtime.server import ServerError, run_serve
 
@@ -195,8 +204,11 @@ def cmd_serve(args) -> int:
         cfg.server.host = args.host
     if args.port is not None:
         cfg.server.port = args.port
+    if args.insecure:
+        cfg.server.insecure = True
     if not 0 <= cfg.server.port <= 65535:
         raise UsageError(f"port {cfg.server.port} is out of range (0-65535)")
+    check_bind(cfg.server.host, cfg.server.api_key, cfg.server.insecure)
     check_port(cfg.server.host, cfg.server.port)
     try:
         return run_serve(cfg, console, lambda: _load_services(cfg, console))
@@ -240,6 +252,7 @@ PCM16 audio, get transcripts, reply text and reply audio back. Ctrl-C stops it."
 SERVE_EPILOG = """examples:
   quickturn serve                                 # ws://127.0.0.1:8765
   quickturn serve --host 0.0.0.0 --port 9000 --set server.api_key=secret
+  quickturn serve --host 0.0.0.0 --insecure       # no key beyond loopback: only on a trusted network
   quickturn serve --port 0                        # any free port (printed on start)
 """
 
@@ -287,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", help="address to listen on (default: server.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default: server.port, 8765; 0 = any port)")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without server.api_key (anyone who can reach it can use it)",
+    )
     p.set_defaults(func=cmd_serve)
 
     from .profile import add_arguments as profile_arguments

@@ -179,7 +179,11 @@ class BargeInSection:
 class ServerSection:
     host: str = "127.0.0.1"
     port: int = 8765
-    api_key: str = ""  # "" = no authentication
+    api_key: str = ""  # "" = no authentication (then only a loopback host, unless insecure)
+    insecure: bool = False  # allow a non-loopback host without api_key (quickturn serve --insecure)
+    # Browser pages (Origin header) besides the server's own that may connect, e.g. "https://app.example";
+    # "*" = any. Clients that send no Origin (SDKs, scripts) are not affected.
+    allowed_origins: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -21,8 +21,8 @@ import collections
 import contextlib
 import copy
 import dataclasses
-import hmac
 import logging
+import math
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -47,6 +47,7 @@ from audio.sources import AudioFrame
 from audio.vad import SileroVAD
 
 from .protocol import JSON, RATE, encode
+from .security import AuthLimiter, bind_problem, is_loopback, keys_match, origin_allowed
 from .session import (
     ApplyTurnDetection,
     CancelReply,
@@ -453,12 +454,16 @@ class RealtimeServer:
         self._server: Server | None = None
         self._stop = asyncio.Event()
         self._mqtt_task: asyncio.Task[None] | None = None
+        self.auth_limiter = AuthLimiter()  # failed API keys per client address: 429 after too many
 
     @property
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}{PATH}"
 
     async def start(self) -> None:
+        problem = bind_problem(self.host, self.cfg.server.api_key, self.cfg.server.insecure)
+        if problem is not None:  # the CLI checks this before loading models; a library caller gets it here
+            raise ServerError(problem)
         self._mqtt_task = self._start_mqtt()
         try:
             self._server = await serve(
@@ -506,28 +511,60 @@ class RealtimeServer:
         await self.close()
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Path and API key, before the WebSocket handshake completes."""
+        """Path, Origin and API key, before the WebSocket handshake completes."""
         url = urlsplit(request.path)
         if url.path.rstrip("/") != PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, f"not found: the Realtime API is at {PATH}\n")
+        refused = self._check_origin(connection, request)
+        if refused is not None:
+            return refused
         key = self.cfg.server.api_key
         if key:
-            offered = [
-                p.strip()[len(BROWSER_KEY_PREFIX) :]
-                for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
-                if p.strip().startswith(BROWSER_KEY_PREFIX)
-            ]
-            bearer = request.headers.get("Authorization", "")
-            ok = hmac.compare_digest(bearer.encode(), f"Bearer {key}".encode()) or any(
-                hmac.compare_digest(k.encode(), key.encode()) for k in offered
-            )
-            if not ok:
-                response = connection.respond(
-                    HTTPStatus.UNAUTHORIZED, "missing or wrong API key: send 'Authorization: Bearer <key>'\n"
-                )
-                response.headers["WWW-Authenticate"] = 'Bearer realm="quickturn"'
-                return response
+            return self._check_key(connection, request, key)
         return None
+
+    def _check_origin(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Browsers send Origin and apply no CORS to WebSockets: only allowed pages may connect."""
+        origins = request.headers.get_all("Origin")
+        hosts = request.headers.get_all("Host")
+        host = hosts[0] if len(hosts) == 1 else None
+        if len(origins) <= 1 and origin_allowed(
+            origins[0] if origins else None, host, self.cfg.server.allowed_origins
+        ):
+            return None
+        log.warning("client %s: origin not allowed, refused", _client(connection))
+        return connection.respond(
+            HTTPStatus.FORBIDDEN, "origin not allowed: add it to server.allowed_origins\n"
+        )
+
+    def _check_key(self, connection: ServerConnection, request: Request, key: str) -> Response | None:
+        client = _client(connection)
+        wait = self.auth_limiter.retry_after(client)
+        if wait > 0:  # refused without looking at the key, the right one included
+            response = connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS, "too many wrong API keys from this address; try again later\n"
+            )
+            response.headers["Retry-After"] = str(math.ceil(wait))
+            return response
+        offered = [
+            p.strip()[len(BROWSER_KEY_PREFIX) :]
+            for header in request.headers.get_all("Sec-WebSocket-Protocol")
+            for p in header.split(",")
+            if p.strip().startswith(BROWSER_KEY_PREFIX)
+        ]
+        bearers = request.headers.get_all("Authorization")
+        offered += [b[7:].strip() for b in bearers if b[:7].lower() == "bearer "]
+        if any([keys_match(k, key) for k in offered]):  # a list: every offer is checked (no early exit)
+            self.auth_limiter.succeeded(client)
+            return None
+        if self.auth_limiter.failed(client):
+            log.warning("client %s: %d wrong API keys; refused for %.0f s", client,
+                        self.auth_limiter.max_failures, self.auth_limiter.block_s)  # fmt: skip
+        response = connection.respond(
+            HTTPStatus.UNAUTHORIZED, "missing or wrong API key: send 'Authorization: Bearer <key>'\n"
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="quickturn"'
+        return response
 
     async def _handler(self, ws: ServerConnection) -> None:
         connection = _Connection(self, ws)
@@ -571,6 +608,12 @@ class RealtimeServer:
             pass  # already logged by _report_failure
 
 
+def _client(connection: ServerConnection) -> str:
+    """The client's address (behind a proxy: the proxy's) as the auth limiter counts it."""
+    address = connection.remote_address
+    return str(address[0]) if isinstance(address, tuple) and address else str(address)
+
+
 def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
     # Browser clients offer "realtime" (and the key as a second subprotocol); others offer none.
     return Subprotocol("realtime") if "realtime" in offered else None
@@ -586,6 +629,9 @@ async def _serve(cfg: QuickturnConfig, services: Services, console) -> int:
     server = RealtimeServer(cfg, services)
     await server.start()  # ServerError (cannot listen): the CLI reports it, exit 2
     auth = "Authorization: Bearer <server.api_key>" if cfg.server.api_key else "no API key (server.api_key)"
+    if not cfg.server.api_key and not is_loopback(server.host):
+        console.print(f"[bold red]warning:[/bold red] {server.host} without an API key (--insecure): "
+                      "anyone who can reach this port can use the server")  # fmt: skip
     console.print(f"[bold]serving the Realtime API at {server.url}[/bold] ({auth}); Ctrl-C to stop")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

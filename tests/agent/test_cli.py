@@ -142,3 +142,17 @@ def test_an_unreadable_mp3_says_how_to_convert(tmp_path: Path) -> None:
         read_audio(path)
     with pytest.raises(InputError, match="broken.mp3"):
         load_clip(load_items(path)[0], 16000)
+
+
+def test_a_public_address_without_an_api_key_is_refused_before_models_load() -> None:
+    assert_usage_error(quickturn("serve", "--host", "0.0.0.0"), "'0.0.0.0'", "server.api_key", "--insecure")
+    assert_usage_error(quickturn("serve", "--host", "::"), "'::'", "without an API key")
+    # Allowed when asked for (--insecure or server.insecure) or with a key: the next check (a port in use)
+    # is reached, still before any model loads.
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        for extra in (["--insecure"], ["--set", "server.insecure=true"], ["--set", "server.api_key=k"]):
+            proc = quickturn("serve", "--host", "0.0.0.0", "--port", port, *extra)
+            assert_usage_error(proc, "in use")

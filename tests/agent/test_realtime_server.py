@@ -19,16 +19,18 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiomqtt
 import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 from agent.config import load_config
 from agent.pipeline import Services
-from agent.realtime.server import FEED_SLACK_S, FrameFeed, RealtimeServer
+from agent.realtime.server import FEED_SLACK_S, FrameFeed, RealtimeServer, ServerError
 from agent.realtime.session import InputClock
 from agent.wer import word_error_rate
 from audio.formats import float_to_pcm16_bytes, read_wav
@@ -581,3 +583,63 @@ def test_handshake_checks_path_and_api_key(cfg, services):
             assert json.loads(await ws.recv())["type"] == "session.created"
 
     run_with_server(keyed, services, scenario)
+
+
+def test_handshake_checks_the_browser_origin(cfg, services):
+    listed = copy.deepcopy(cfg)
+    listed.server.allowed_origins = ["https://app.example"]
+
+    async def scenario(url: str) -> None:
+        port = urlsplit(url).port
+        with pytest.raises(InvalidStatus) as info:  # a page elsewhere driving a local server
+            async with connect(url, origin=Origin("https://evil.example")):
+                pass
+        assert info.value.response.status_code == 403
+        assert b"origin" in info.value.response.body and len(info.value.response.body) < 200
+        with pytest.raises(InvalidStatus) as info:  # another local port is another origin
+            async with connect(url, origin=Origin(f"http://127.0.0.1:{port + 1}")):
+                pass
+        assert info.value.response.status_code == 403
+        for origin in (None, Origin(f"http://127.0.0.1:{port}"), Origin("https://app.example")):
+            async with connect(url, origin=origin) as ws:  # no Origin: an SDK; then same origin, listed
+                assert json.loads(await ws.recv())["type"] == "session.created"
+
+    run_with_server(listed, services, scenario)
+
+
+def test_repeated_wrong_keys_get_429_even_for_the_right_key(cfg, services):
+    keyed = copy.deepcopy(cfg)
+    keyed.server.api_key = "s3cret"
+
+    async def scenario(server: RealtimeServer) -> None:
+        async def status(key: str) -> InvalidStatus:
+            with pytest.raises(InvalidStatus) as info:
+                async with connect(server.url, additional_headers={"Authorization": f"Bearer {key}"}):
+                    pass
+            return info.value
+
+        async with connect(server.url, additional_headers={"Authorization": "Bearer s3cret"}) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+        for guess in range(server.auth_limiter.max_failures):
+            assert (await status(f"guess{guess}")).response.status_code == 401
+        refused = (await status("s3cret")).response
+        assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= 60
+        # The block ends (the limiter's clock, moved on instead of sleeping): the right key works again.
+        now = server.auth_limiter.clock()
+        server.auth_limiter.clock = lambda: now + server.auth_limiter.block_s
+        async with connect(server.url, additional_headers={"Authorization": "Bearer s3cret"}) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+
+    async def main() -> None:
+        async with RealtimeServer(keyed, services, host="127.0.0.1", port=0) as server:
+            await scenario(server)
+
+    asyncio.run(main())
+
+
+def test_a_public_address_without_a_key_is_refused_at_start(cfg, services):
+    async def main() -> None:
+        with pytest.raises(ServerError, match="without an API key"):
+            await RealtimeServer(cfg, services, host="0.0.0.0", port=0).start()
+
+    asyncio.run(main())
