@@ -46,6 +46,7 @@ from audio.sinks import SimulatedSpeaker
 from audio.sources import AudioFrame
 from audio.vad import SileroVAD
 
+from .page import page_response
 from .protocol import JSON, RATE, encode
 from .session import (
     ApplyTurnDetection,
@@ -506,8 +507,11 @@ class RealtimeServer:
         await self.close()
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Path and API key, before the WebSocket handshake completes."""
+        """The page's files, then path and API key, before the WebSocket handshake completes."""
         url = urlsplit(request.path)
+        page = page_response(url.path, realtime_path=PATH, api_key_required=bool(self.cfg.server.api_key))
+        if page is not None:  # the browser page (GET /): static files, no key needed to load it
+            return page
         if url.path.rstrip("/") != PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, f"not found: the Realtime API is at {PATH}\n")
         key = self.cfg.server.api_key
