@@ -190,12 +190,15 @@ def wait_for(condition: str) -> str:
 }})"""
 
 
-# A turn showing its latency (done), or the page's error.
-TURN_OR_ERROR = """(() => {
+def turns_done_or_error(n: int) -> str:
+    """An expression: ``{done: true}`` once ``n`` turns show their latency, ``{error}`` if the page shows one."""
+    return f"""(() => {{
   const error = document.getElementById("error");
-  if (!error.hidden) return {error: error.textContent};
-  return document.querySelector(".turn .latency:not([hidden])") ? {done: true} : null;
-})()"""
+  if (!error.hidden) return {{error: error.textContent}};
+  return document.querySelectorAll(".turn .latency:not([hidden])").length >= {n} ? {{done: true}} : null;
+}})()"""
+
+
 READ_TURNS = """Array.from(document.querySelectorAll(".turn")).map((t) => ({
   user: t.querySelector(".user .text").textContent,
   agent: t.querySelector(".agent .text").textContent,
@@ -204,15 +207,21 @@ READ_TURNS = """Array.from(document.querySelectorAll(".turn")).map((t) => ({
 }))"""
 
 
+def click(element_id: str) -> str:
+    return f"document.getElementById({json.dumps(element_id)}).click(); true"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_open_mic_turn_in_headless_chromium(cfg, services, tmp_path):
+def test_open_mic_and_push_to_talk_turns_in_headless_chromium(cfg, services, tmp_path):
     # The fake microphone: the demo question at 48 kHz (a common device rate: the worklet resamples it to
-    # 24 kHz), a second of silence first and long silence after (Chromium loops the file).
+    # 24 kHz), a second of silence first and long silence after (Chromium loops the file, and starts it
+    # afresh for each new capture stream).
     rate = 48000
     clip = read_wav(DEMO / "03_time.wav", target_rate=rate).samples
     mic = np.concatenate([np.zeros(rate, np.float32), clip, np.zeros(10 * rate, np.float32)])
     wav = write_wav(tmp_path / "mic.wav", mic, rate)
+    hold_ms = 1000 + 1000 * len(clip) / rate + 700  # push to talk: the silence, the question, a little after
 
     async def main() -> None:
         async with (
@@ -220,30 +229,55 @@ def test_open_mic_turn_in_headless_chromium(cfg, services, tmp_path):
             chromium(wav, tmp_path / "profile") as (tools, log),
         ):
             target = await tools.call("Target.createTarget", url="about:blank")
-            session = (await tools.call("Target.attachToTarget", targetId=target["targetId"], flatten=True))[
-                "sessionId"
-            ]
+            attached = await tools.call("Target.attachToTarget", targetId=target["targetId"], flatten=True)
+            session = attached["sessionId"]
+
+            async def page(expression: str) -> Any:
+                return await tools.evaluate(session, expression)
+
             await tools.call("Page.enable", session)
             await tools.call("Page.navigate", session, url=f"http://127.0.0.1:{server.port}/")
             await tools.wait_event("Page.loadEventFired")
             # The server has a key: the page asks for it (config.json) and sends it as a subprotocol.
-            assert await tools.evaluate(session, wait_for("!document.getElementById('key-row').hidden"))
-            await tools.evaluate(session, f"document.getElementById('key').value = {json.dumps(KEY)};"
-                                 "document.getElementById('start').click(); true")  # fmt: skip
-            outcome = await tools.evaluate(session, wait_for(TURN_OR_ERROR))
-            turns = await tools.evaluate(session, READ_TURNS)
+            assert await page(wait_for("!document.getElementById('key-row').hidden"))
+            await page(f"document.getElementById('key').value = {json.dumps(KEY)}; true")
+
+            # Open mic (the default): server VAD ends the turn and answers.
+            await page(click("start"))
+            outcome = await page(wait_for(turns_done_or_error(1)))
+            assert outcome == {"done": True}, f"open mic: {outcome}\n" + "".join(log[-20:])
+
+            # Push to talk: a new capture stream (the clip from its start); hold the button (real mouse
+            # events) until the page has sent the question, release: commit + response.create.
+            await page(click("start"))  # stop
+            await page("document.querySelector('input[name=mode][value=ptt]').click(); true")
+            await page(click("start"))
+            assert await page(wait_for("!document.getElementById('talk').disabled"))
+            box = await page("(() => { const r = document.getElementById('talk').getBoundingClientRect();"
+                             " return [r.x + r.width / 2, r.y + r.height / 2]; })()")  # fmt: skip
+            mouse = {"x": box[0], "y": box[1], "button": "left", "clickCount": 1}
+            await tools.call("Input.dispatchMouseEvent", session, type="mousePressed", **mouse)
+            assert await page(
+                wait_for(f"Number(document.getElementById('talk').dataset.sentMs) >= {hold_ms}")
+            )
+            await tools.call("Input.dispatchMouseEvent", session, type="mouseReleased", **mouse)
+            outcome = await page(wait_for(turns_done_or_error(2)))
+
+            turns = await page(READ_TURNS)
             shot = os.environ.get("QUICKTURN_PAGE_SCREENSHOT")
             if shot:
                 png = await tools.call("Page.captureScreenshot", session, format="png")
                 Path(shot).write_bytes(base64.b64decode(png["data"]))
-            assert outcome == {"done": True}, f"the page showed an error: {outcome}\n" + "".join(log[-20:])
+            assert outcome == {"done": True}, f"push to talk: {outcome}\n" + "".join(log[-20:])
             done = [t for t in turns if t["latency"]]
-            assert done, turns
-            turn = done[0]
-            assert "time" in turn["user"].lower(), turns
-            assert turn["agent"].strip(), turns
-            assert re.fullmatch(r"voice-to-voice \d+ ms", turn["latency"]), turns
-            assert float(turn["latency_ms"]) > 0, turns
+            assert len(done) == 2, turns
+            for turn, measure in zip(
+                done, (r"voice-to-voice \d+ ms", r"release to reply \d+ ms \(measured here\)")
+            ):
+                assert "time" in turn["user"].lower(), turns
+                assert turn["agent"].strip(), turns
+                assert re.fullmatch(measure, turn["latency"]), turns
+                assert float(turn["latency_ms"]) > 0, turns
 
     async def bounded() -> None:
         async with asyncio.timeout(TURN_TIMEOUT_S):

@@ -16,6 +16,7 @@ let serverMode = "vad"; // what the server's session is set to: "vad" (server VA
 let held = false; // push-to-talk button down
 let releasing = false; // released: waiting for the worklet's last partial chunk
 let sentThisPress = 0; // bytes appended during this press
+let releasedAt = null; // push to talk: when the last press was committed (performance.now())
 let responseId = null; // the server's response in progress
 let createAfterDone = false; // released while an interrupted reply was still finishing
 let pendingTruncate = null; // {itemId, ms}: sent once the interrupted response is done
@@ -23,7 +24,7 @@ const turns = new Map(); // user item id -> its element in the log
 const responseTurn = new Map(); // response id -> the turn element it answers
 let lastTurn = null; // the turn the next response answers
 // Reply playback: the item playing, its scheduled buffers, and how much audio arrived for it.
-const play = { itemId: null, stopped: null, next: 0, parts: [], receivedMs: 0 };
+const play = { itemId: null, stopped: null, next: 0, parts: [], receivedMs: 0, waitMs: null };
 
 // -- page ------------------------------------------------------------------------------------------------
 function wantedMode() {
@@ -154,11 +155,19 @@ function onEvent(ev) {
     case "response.created":
       responseId = ev.response.id;
       if (lastTurn) responseTurn.set(responseId, lastTurn);
+      play.waitMs = releasedAt; // push to talk: measure release -> first reply audio
+      releasedAt = null;
       setStatus("replying…");
       break;
-    case "response.output_audio.delta":
-      playDelta(ev);
+    case "response.output_audio.delta": {
+      const startsInMs = playDelta(ev);
+      const el = responseTurn.get(ev.response_id);
+      if (el && play.waitMs !== null && startsInMs !== null) {
+        el.dataset.releaseMs = String(performance.now() + startsInMs - play.waitMs);
+        play.waitMs = null;
+      }
       break;
+    }
     case "response.output_audio_transcript.delta": {
       const el = responseTurn.get(ev.response_id);
       if (el) {
@@ -171,11 +180,21 @@ function onEvent(ev) {
       onResponseDone(ev.response);
       break;
     case "quickturn.latency": {
+      // Server VAD: the server's voice-to-voice time (end of speech -> first reply sample). Push to
+      // talk has no detected end of speech: the page's own release -> reply audio time instead.
       const el = turns.get(ev.item_id) || responseTurn.get(ev.response_id);
-      if (el && typeof ev.v2v_ms === "number") {
-        const lat = el.querySelector(".latency");
-        lat.textContent = "voice-to-voice " + Math.round(ev.v2v_ms) + " ms";
-        lat.dataset.ms = String(ev.v2v_ms);
+      if (!el) break;
+      const lat = el.querySelector(".latency");
+      let ms = null;
+      if (typeof ev.v2v_ms === "number") {
+        ms = ev.v2v_ms;
+        lat.textContent = "voice-to-voice " + Math.round(ms) + " ms";
+      } else if (el.dataset.releaseMs) {
+        ms = Number(el.dataset.releaseMs);
+        lat.textContent = "release to reply " + Math.round(ms) + " ms (measured here)";
+      }
+      if (ms !== null) {
+        lat.dataset.ms = String(ms);
         lat.hidden = false;
       }
       break;
@@ -225,7 +244,8 @@ function toBase64(buffer) {
 }
 
 function playDelta(ev) {
-  if (!ctx || ev.item_id === play.stopped) return; // a late delta of a reply the user interrupted
+  // Schedules one delta after the ones before it; returns in how many ms it starts playing (or null).
+  if (!ctx || ev.item_id === play.stopped) return null; // a late delta of a reply the user interrupted
   if (ev.item_id !== play.itemId) Object.assign(play, { itemId: ev.item_id, next: 0, parts: [], receivedMs: 0 });
   const pcm = fromBase64(ev.delta);
   const buf = ctx.createBuffer(1, pcm.length, RATE); // the context resamples it to its own rate
@@ -239,6 +259,7 @@ function playDelta(ev) {
   play.next = start + buf.duration;
   play.parts.push({ src, start, dur: buf.duration });
   play.receivedMs += (pcm.length * 1000) / RATE;
+  return (start - ctx.currentTime) * 1000;
 }
 
 function stopPlayback() {
@@ -268,11 +289,17 @@ function onCapture(data) {
   if (pcm.byteLength && (serverMode === "vad" || pressing)) {
     send({ type: "input_audio_buffer.append", audio: toBase64(pcm) });
     if (pressing) sentThisPress += pcm.byteLength;
+    if (held) {
+      const ms = (sentThisPress * 1000) / (2 * RATE);
+      $("talk").dataset.sentMs = String(ms);
+      $("talk").textContent = "Release to send (" + (ms / 1000).toFixed(1) + " s)";
+    }
   }
   if (!(data instanceof ArrayBuffer) && releasing) {
     releasing = false;
     if (!sentThisPress) return;
     send({ type: "input_audio_buffer.commit" });
+    releasedAt = performance.now();
     if (responseId) createAfterDone = true; // the interrupted reply is still finishing
     else send({ type: "response.create" });
   }
@@ -282,6 +309,7 @@ function press() {
   if (!running || serverMode !== "ptt" || held || releasing) return;
   held = true;
   sentThisPress = 0;
+  $("talk").dataset.sentMs = "0";
   $("talk").classList.add("held");
   showError("");
   stopPlayback();
@@ -294,6 +322,7 @@ function release() {
   held = false;
   releasing = true;
   $("talk").classList.remove("held");
+  $("talk").textContent = "Hold to talk";
   capture.port.postMessage("flush"); // the rest of the audio, then commit + response.create
 }
 
@@ -339,6 +368,7 @@ function stop() {
   Object.assign(play, { itemId: null, stopped: null, next: 0, parts: [], receivedMs: 0 });
   $("start").textContent = "Start";
   $("talk").classList.remove("held");
+  $("talk").textContent = "Hold to talk";
   setStatus("not connected");
   showMode();
 }
