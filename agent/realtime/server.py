@@ -591,6 +591,7 @@ async def _serve(cfg: QuickturnConfig, services: Services, console) -> int:
     await server.start()  # ServerError (cannot listen): the CLI reports it, exit 2
     auth = "Authorization: Bearer <server.api_key>" if cfg.server.api_key else "no API key (server.api_key)"
     console.print(f"[bold]serving the Realtime API at {server.url}[/bold] ({auth}); Ctrl-C to stop")
+    console.print(f"browser page: http://{server.host}:{server.port}/")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -332,6 +332,10 @@ async function start() {
   $("start").disabled = true;
   setStatus("connecting…");
   try {
+    if (!window.isSecureContext) {
+      throw new Error("Browsers give the microphone only to secure pages: open this one as " +
+                      "http://localhost:" + location.port + " or serve it over HTTPS.");
+    }
     ctx = new AudioContext();
     await ctx.audioWorklet.addModule("/worklet.js");
     await connect();
