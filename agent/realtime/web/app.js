@@ -200,6 +200,8 @@ function onEvent(ev) {
       break;
     }
     case "error":
+      // A reply merged into the user's continued turn is deleted before our truncate of it arrives.
+      if (ev.error.code === "item_truncate_invalid_item_id") break;
       showError(ev.error.message);
       document.querySelector("input[name=mode][value=" + serverMode + "]").checked = true;
       showMode();
