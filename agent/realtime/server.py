@@ -46,6 +46,7 @@ from audio.sinks import SimulatedSpeaker
 from audio.sources import AudioFrame
 from audio.vad import SileroVAD
 
+from .page import page_response
 from .protocol import JSON, RATE, encode
 from .security import AuthLimiter, bind_problem, is_loopback, keys_match, origin_allowed
 from .session import (
@@ -511,8 +512,11 @@ class RealtimeServer:
         await self.close()
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Path, Origin and API key, before the WebSocket handshake completes."""
+        """The page's files, then path, Origin and API key, before the WebSocket handshake completes."""
         url = urlsplit(request.path)
+        page = page_response(url.path, realtime_path=PATH, api_key_required=bool(self.cfg.server.api_key))
+        if page is not None:  # the browser page (GET /): static files, no key needed to load it
+            return page
         if url.path.rstrip("/") != PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, f"not found: the Realtime API is at {PATH}\n")
         refused = self._check_origin(connection, request)
@@ -633,6 +637,7 @@ async def _serve(cfg: QuickturnConfig, services: Services, console) -> int:
         console.print(f"[bold red]warning:[/bold red] {server.host} without an API key (--insecure): "
                       "anyone who can reach this port can use the server")  # fmt: skip
     console.print(f"[bold]serving the Realtime API at {server.url}[/bold] ({auth}); Ctrl-C to stop")
+    console.print(f"browser page: http://{server.host}:{server.port}/")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
