@@ -85,3 +85,25 @@ def test_bad_frames(vad: SileroVAD) -> None:
         vad.probability(np.zeros(480, np.float32))
     with pytest.raises(VADError, match="8000 or 16000"):
         SileroVAD(44100)
+
+
+def test_streams_share_the_model_but_not_their_state() -> None:
+    """Many streams (one per server connection) share one onnxruntime session; each keeps its own
+    recurrent state, so interleaving them gives each the probabilities it gets alone."""
+    rng = np.random.default_rng(5)
+    speechy = (np.sin(np.arange(512 * 20) * 0.05) * 0.3 + rng.standard_normal(512 * 20) * 0.01).astype(
+        np.float32
+    )
+    quiet = np.zeros(512 * 20, np.float32)
+    a, b = SileroVAD(), SileroVAD()
+    assert a._session is b._session
+    alone_a = SileroVAD().probabilities(speechy)
+    alone_b = SileroVAD().probabilities(quiet)
+    a.reset()
+    b.reset()
+    mixed_a, mixed_b = [], []
+    for i in range(20):
+        mixed_a.append(a.probability(speechy[i * 512 : (i + 1) * 512]))
+        mixed_b.append(b.probability(quiet[i * 512 : (i + 1) * 512]))
+    np.testing.assert_allclose(mixed_a, alone_a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mixed_b, alone_b, rtol=1e-5, atol=1e-6)
