@@ -300,15 +300,10 @@ class VoicePipeline:
         tracker = self.tracker
         actions = tracker.frame(frame.t, decision.is_speech, decision.prob, decision.event == "start")
         if tracker.interrupting and self._interruption is None:  # speech over the reply began
-            self._interruption = self._since(self._recent, tracker.interruption_start_t)
+            self._interruption = list(self._recent)[-tracker.interruption_preroll :]
         self._apply(actions)
         if self._utt is not None and tracker.state is TurnState.USER_SPEAKING and decision.is_speech:
             self._maybe_partial(self._utt)
-
-    @staticmethod
-    def _since(frames, start_t: float) -> list[tuple[float, np.ndarray]]:
-        # A frame ending after start_t (+ half a frame of rounding) belongs to speech from start_t.
-        return [(t, x) for t, x in frames if t > start_t + 1e-4]
 
     def _apply(self, actions: list[Action]) -> None:
         """Carry out the tracker's decisions (I/O: models, the sink, events)."""
@@ -344,8 +339,11 @@ class VoicePipeline:
 
     # -- user speech ---------------------------------------------------------------------------------
     def _start_utterance(self, a: StartUtterance) -> None:
-        source = self._interruption if self._interruption is not None else self._recent
-        frames = [x for _, x in self._since(source, a.start_t)]
+        # Counted, not timed: frames can arrive in bursts with close timestamps.
+        if a.preroll_frames is None and self._interruption is not None:
+            frames = [x for _, x in self._interruption]
+        else:
+            frames = [x for _, x in list(self._recent)[-(a.preroll_frames or 1) :]]
         self._interruption = None
         self._recent.clear()
         self._turn_events = []

@@ -94,9 +94,11 @@ class Action:
 
 @dataclass(frozen=True)
 class StartUtterance(Action):
-    """A user turn starts: collect its audio from ``start_t`` (pre-roll included)."""
+    """A user turn starts at ``start_t``: its audio is the last ``preroll_frames`` frames (this one
+    included), or, when None, the speech over the reply that became this turn."""
 
     start_t: float
+    preroll_frames: int | None = None
 
 
 @dataclass(frozen=True)
@@ -178,9 +180,11 @@ class _Utterance:
 
 @dataclass
 class _Interruption:
-    start_t: float
+    start_t: float  # where its audio starts (the pre-roll reaches back before the onset)
+    onset_t: float  # where the VAD heard the speech begin
     last_voiced_t: float
     voiced_frames: int
+    preroll_frames: int = 1
     check: int = 0  # > 0 once a transcript was asked for
 
 
@@ -218,6 +222,11 @@ class TurnTracker:
     @property
     def interruption_start_t(self) -> float | None:
         return self._itr.start_t if self._itr is not None else None
+
+    @property
+    def interruption_preroll(self) -> int:
+        """Frames (this one included) the speech over the reply reaches back to."""
+        return self._itr.preroll_frames if self._itr is not None else 0
 
     # -- inputs --------------------------------------------------------------------------------------
     def frame(self, t: float, voiced: bool, prob: float, started: bool) -> list[Action]:
@@ -282,8 +291,8 @@ class TurnTracker:
             return [IgnoreInterruption(self.turn, "echo", text)]
         if is_backchannel(text, p.backchannels, p.min_words):
             return [IgnoreInterruption(self.turn, "backchannel", text)]
-        if self._may_merge(itr.start_t) and not starts_with_phrase(text, p.interrupt_phrases):
-            return self._merge(itr.start_t, itr.last_voiced_t)
+        if self._may_merge(itr.onset_t) and not starts_with_phrase(text, p.interrupt_phrases):
+            return self._merge(itr.onset_t, itr.last_voiced_t)
         turn = self.turn
         return [BargeIn(turn, itr.start_t), *self._new_utterance(itr.start_t, itr.last_voiced_t)]
 
@@ -312,9 +321,12 @@ class TurnTracker:
         self._quiet_frames = min(self._quiet_frames + 1, self.policy.preroll_frames)
         if not started:
             return []
-        return self._new_utterance(t - self._quiet_frames * self.policy.frame_ms / 1e3, t)
+        preroll = self._quiet_frames
+        return self._new_utterance(t - preroll * self.policy.frame_ms / 1e3, t, preroll)
 
-    def _new_utterance(self, start_t: float, last_voiced_t: float) -> list[Action]:
+    def _new_utterance(
+        self, start_t: float, last_voiced_t: float, preroll: int | None = None
+    ) -> list[Action]:
         self.turn += 1
         self._utt = _Utterance(start_t, last_voiced_t)
         self._attempt = 0
@@ -324,7 +336,7 @@ class TurnTracker:
         self._itr = None
         self._quiet_frames = 0
         self.state = TurnState.USER_SPEAKING
-        return [StartUtterance(self.turn, start_t)]
+        return [StartUtterance(self.turn, start_t, preroll)]
 
     def _speaking(self, t: float, voiced: bool, prob: float) -> list[Action]:
         utt = self._utt
@@ -380,19 +392,22 @@ class TurnTracker:
         return [Commit(self.turn, utt.last_voiced_t, silence_ms, required_ms, start_reply)]
 
     def _agent_turn(self, t: float, voiced: bool, started: bool) -> list[Action]:
-        self._quiet_frames = min(self._quiet_frames + 1, self.policy.preroll_frames)
         p = self.policy
+        self._quiet_frames = min(self._quiet_frames + 1, p.preroll_frames)
         itr = self._itr
         if itr is None:
             if not started:
                 return []
-            start_t = t - self._quiet_frames * p.frame_ms / 1e3
-            if self.state is TurnState.REPLYING and self._may_merge(start_t):
+            if self.state is TurnState.REPLYING and self._may_merge(t):
                 # Nothing has played yet: the user simply went on (the reply was premature).
-                return self._merge(start_t, t)
+                return self._merge(t - p.min_speech_frames * p.frame_ms / 1e3, t)
+            start_t = t - self._quiet_frames * p.frame_ms / 1e3
             if not p.barge_in:
                 return []
-            self._itr = _Interruption(start_t, t, voiced_frames=p.min_speech_frames)
+            onset_t = t - p.min_speech_frames * p.frame_ms / 1e3
+            self._itr = _Interruption(
+                start_t, onset_t, t, p.min_speech_frames, preroll_frames=self._quiet_frames
+            )
             return []
         if voiced:
             itr.voiced_frames += 1
@@ -414,11 +429,11 @@ class TurnTracker:
             return True  # the reply has not started playing
         return (speech_t - self._first_sample_t) * 1e3 <= window
 
-    def _merge(self, speech_t: float, last_voiced_t: float) -> list[Action]:
+    def _merge(self, onset_t: float, last_voiced_t: float) -> list[Action]:
         utt = self._utt
         assert utt is not None and utt.commit_voiced_t is not None
         playing = self._first_sample_t is not None
-        gap_ms = max(0.0, (speech_t - utt.commit_voiced_t) * 1e3)
+        gap_ms = max(0.0, (onset_t - utt.commit_voiced_t) * 1e3)
         utt.last_voiced_t = last_voiced_t
         utt.commit_voiced_t = None
         self._first_sample_t = None
