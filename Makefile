@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ENV_STAMP := $(VENV)/.bootstrapped
 
-.PHONY: env demo test test-fast lint format gpu-check bench profile data train eval clean-env
+.PHONY: env demo test test-fast lint format gpu-check bench profile data train eval listener-eval listener-report clean-env
 
 $(ENV_STAMP): pyproject.toml .ci/bootstrap.sh
 	VENV=$(VENV) .ci/bootstrap.sh
@@ -90,6 +90,15 @@ train: $(ENV_STAMP) $(DATA)/train.jsonl
 
 eval: $(ENV_STAMP)
 	$(PY) -m recipe.evaluate --json out/eval/eval.json
+
+## Listener evaluation: replies of the shipped model and the teacher to 329 hand-written prompts, as a
+## blind labelling sheet (out/listener_eval/sheet.jsonl, .md; the key apart). Label it by
+## recipe/listener_eval/RUBRIC.md into out/listener_eval/labels.jsonl, then `make listener-report`.
+listener-eval: $(ENV_STAMP)
+	$(PY) -m recipe.listener_eval.run --out out/listener_eval
+
+listener-report: $(ENV_STAMP)
+	$(PY) -m recipe.listener_eval.report --labels out/listener_eval/labels.jsonl --md out/listener_eval/report.md
 
 clean-env:
 	rm -rf $(VENV)
