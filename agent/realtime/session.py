@@ -810,6 +810,7 @@ class RealtimeSession:
             v2v_ms=_finite(ev.v2v_ms),
             stages_ms={k: v for k, v in ev.stages_ms.items() if _finite(v) is not None},
             discarded_speculations=ev.discarded_speculations,
+            merges=ev.merges,
             interrupted=ev.interrupted,
         ))  # fmt: skip
         return events
