@@ -69,7 +69,7 @@ log = logging.getLogger("quickturn.realtime")
 PATH = "/v1/realtime"
 MAX_MESSAGE_BYTES = 16 * 2**20  # one append may carry minutes of audio (the reference API allows 15 MiB)
 OUT_QUEUE_BYTES = 8 * 2**20  # server events waiting for a slow client before it is dropped (~2 min of audio)
-CLOSE_TIMEOUT_S = 5.0  # shutdown: connections get this long to close cleanly before their tasks are cancelled
+CLOSE_TIMEOUT_S = 1.0  # shutdown: a client this slow to answer the close frame is cut off (shutdown <= 3 s)
 FEED_SLACK_S = 0.02  # a frame may be processed this much before its time (no sleeps for crumbs)
 FEED_CHUNK_S = 0.25  # the most audio a live client buffers per append (longer appends are uploads)
 FEED_SLEW = 0.1  # input-clock catch-up after jitter: at most +10 % per frame
