@@ -45,7 +45,7 @@ class TurnPolicy:
     hangover_ms: float = 300.0
     incomplete_hangover_ms: float = 1100.0
     speculative: bool = True
-    semantic: bool = True  # required silence from P(finished) when given one, else the word rule
+    semantic: bool = False  # required silence from P(finished) when given one, else the word rule
     confident_ms: float = 300.0  # silence needed when surely finished
     speculate_below: float = 0.7
     max_utterance_s: float = 30.0

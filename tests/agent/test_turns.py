@@ -27,6 +27,7 @@ POLICY = TurnPolicy(
     preroll_ms=96,
     hangover_ms=300,
     confident_ms=120,
+    semantic=True,
     incomplete_hangover_ms=1100,
     speculate_below=0.7,
     merge_window_ms=1000,
