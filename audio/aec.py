@@ -150,7 +150,7 @@ class EchoCanceller:
         self._out_buf = out[len(mic) :]
         return out[: len(mic)]
 
-    def may_be_echo(self, out: np.ndarray, margin_db: float = 10.0) -> bool:
+    def may_be_echo(self, out: np.ndarray, margin_db: float = 6.0) -> bool:
         """True when ``out`` (what ``process`` returned) is too quiet to be told from the agent's
         own voice: residual echo that AEC3 left (it converges over seconds, and a reverberant tail
         outlasts its filter) is still speech to a VAD, and would make the agent interrupt itself.
