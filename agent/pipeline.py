@@ -431,7 +431,7 @@ class VoicePipeline:
         if reply is None or not self.tracker.cancel():
             return False
         heard_s = self._stop_reply(reply)
-        self._finish_turn(reply, heard_prefix(reply.played, heard_s), heard_s, interrupted=True)
+        self._finish_turn(reply, heard_prefix(reply.played, heard_s), interrupted=True)
         self._apply([Listen(reply.turn)])
         return True
 
@@ -600,7 +600,7 @@ class VoicePipeline:
         if started:
             self.sink.end_utterance()
         elif self._reply is reply:
-            self._finish_turn(reply, heard_text="", heard_s=0.0)  # nothing to say (noise, empty reply)
+            self._finish_turn(reply, heard_text="")  # nothing to say (noise, empty reply)
 
     def _on_first_sample(self, t: float) -> None:
         reply = self._reply
@@ -615,9 +615,9 @@ class VoicePipeline:
             return
         heard_s = sum(c.duration_s for c in reply.played)
         self.emit(PlaybackFinished(reply.turn, t, reply.text, heard_s))
-        self._finish_turn(reply, heard_text=reply.text, heard_s=heard_s)
+        self._finish_turn(reply, heard_text=reply.text)
 
-    def _finish_turn(self, reply: _Reply, heard_text: str, heard_s: float, interrupted: bool = False) -> None:
+    def _finish_turn(self, reply: _Reply, heard_text: str, interrupted: bool = False) -> None:
         if reply.transcript:
             self.conversation.add_user(reply.transcript)
             self.conversation.add_assistant(heard_text)
@@ -671,7 +671,7 @@ class VoicePipeline:
         block_ms = getattr(self.sink, "block_s", 0.0) * 1e3
         stop_ms = (t_stopped - t_decide) * 1e3 + block_ms
         self.emit(BargeIn(reply.turn, t_stopped, a.speech_t, heard_text, heard_s, stop_ms))
-        self._finish_turn(reply, heard_text=heard_text, heard_s=heard_s, interrupted=True)
+        self._finish_turn(reply, heard_text=heard_text, interrupted=True)
 
 
 def heard_prefix(chunks: list[SynthChunk], heard_s: float) -> str:
