@@ -15,10 +15,14 @@ mkdir "$WORK/src"
 git archive --format=tar HEAD | tar -x -C "$WORK/src"
 "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$WORK/dist" "$WORK/src"
 WHEEL=$(ls "$WORK"/dist/quickturn-*.whl)
-for f in agent/defaults.toml agent/embedded/model/model.safetensors agent/embedded/model/drafts.json.gz; do
-  unzip -l "$WHEEL" | grep -q " $f\$" || { echo "wheel_test: $f missing from $WHEEL" >&2; exit 1; }
+# The listing is read whole first: `unzip -l | grep -q` under pipefail fails at random when grep stops
+# reading early and unzip dies of SIGPIPE.
+LISTING=$(unzip -l "$WHEEL")
+for f in agent/defaults.toml agent/embedded/model/model.safetensors agent/embedded/model/drafts.json.gz \
+  agent/realtime/web/index.html; do
+  grep -q " $f\$" <<<"$LISTING" || { echo "wheel_test: $f missing from $WHEEL" >&2; exit 1; }
 done
-if unzip -l "$WHEEL" | grep -q " benchmarks/"; then echo "wheel_test: benchmarks/ is in the wheel" >&2; exit 1; fi
+if grep -q " benchmarks/" <<<"$LISTING"; then echo "wheel_test: benchmarks/ is in the wheel" >&2; exit 1; fi
 
 echo "wheel_test: installing it into a fresh virtualenv"
 python3 -m venv "$WORK/venv"
@@ -43,7 +47,8 @@ where=$(python -c "import agent; print(agent.__file__)")
 case "$where" in "$WORK/venv/"*) ;; *) echo "wheel_test: agent imported from $where" >&2; exit 1;; esac
 if python -c "import benchmarks" 2>/dev/null; then echo "wheel_test: benchmarks is installed" >&2; exit 1; fi
 quickturn --version
-quickturn demo --help | grep -q "examples:"
+help=$(quickturn demo --help)
+grep -q "examples:" <<<"$help"
 # Without a checkout the demo clips are not there: a clear error (exit 2), not a crash.
 if quickturn demo >out.txt 2>err.txt; then echo "wheel_test: demo without clips succeeded?" >&2; exit 1; fi
 grep -q "^error: the demo clips are not installed" err.txt || { cat out.txt err.txt >&2; exit 1; }
