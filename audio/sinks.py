@@ -106,6 +106,7 @@ class BufferedSink(AudioSink):
         self.dropped_writes = 0  # writes that arrived after stop_now for the stopped reply
         self._recording: list[np.ndarray] = []
         self._lock = threading.RLock()
+        self._played = threading.Condition(self._lock)  # notified whenever samples reach the device
         self._queue: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self._utt = 0  # id of the current (latest) reply; 0 = none yet
         self._open = False  # current reply accepts audio
@@ -185,6 +186,12 @@ class BufferedSink(AudioSink):
         with self._lock:
             return bool(self._queue)
 
+    def wait_heard(self, samples: int, timeout: float) -> bool:
+        """Block until ``samples`` of the current reply reached the device (or it was stopped);
+        False when ``timeout`` seconds passed first. For callers that must act mid-reply."""
+        with self._played:
+            return self._played.wait_for(lambda: self._heard >= samples or self._stopped, timeout)
+
     def _pull(self, n: int, t: float | None = None) -> tuple[np.ndarray, float]:
         """Take the next n samples (zero-padded when short) to hand to the device now.
 
@@ -211,6 +218,8 @@ class BufferedSink(AudioSink):
                     self._queue.popleft()
                 else:
                     self._queue[0] = (uid, x[take:])
+            if filled:
+                self._played.notify_all()
             if filled and self.record:
                 self._recording.append(out[:filled].copy())
             if filled < n and self._open and self._heard:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -89,21 +88,13 @@ def test_speaker_plays_in_real_time_with_timeline() -> None:
         offset += b.samples
 
 
-def _wait_until(predicate: Callable[[], bool], guard_s: float = 10.0) -> None:
-    """Poll a real state of the device; the deadline only stops a hung test, it bounds no speed."""
-    deadline = time.monotonic() + guard_s
-    while not predicate():
-        assert time.monotonic() < deadline, "the speaker never got there"
-        time.sleep(0.005)
-
-
 def test_stop_now_truncates_within_a_block() -> None:
     ev = Events()
     with SimulatedSpeaker(SR, block_ms=20, record=True) as spk:
         ev.attach(spk)
         uid = spk.begin_utterance()
         spk.write(_tone(3.0), SR)
-        _wait_until(lambda: spk.heard_samples >= int(0.2 * SR))  # mid-reply
+        assert spk.wait_heard(int(0.2 * SR), timeout=10.0)  # mid-reply (the timeout only stops a hang)
         heard = spk.stop_now()
         assert not spk.is_playing
         assert int(0.2 * SR) <= heard < 3 * SR
