@@ -62,6 +62,7 @@ from .events import (
 from .latency import summarize_turn
 from .prompt import Conversation
 from .reply import ReplyModel, build_reply_model
+from .text_split import heard_text
 from .tts import SynthChunk, Synthesizer
 from .turns import (
     Action,
@@ -198,8 +199,8 @@ class VoicePipeline:
             cfg.vad.threshold_on, cfg.vad.threshold_off, cfg.vad.min_speech_ms, frame_ms
         )
         self.tracker = TurnTracker(TurnPolicy.from_config(cfg, self.detector.min_speech_frames))
-        # Recent frames (capture end time, samples): the pre-roll of an utterance or an interruption.
-        self._recent: collections.deque[tuple[float, np.ndarray]] = collections.deque(
+        # The last frames heard: the pre-roll of an utterance or of speech over the reply.
+        self._recent: collections.deque[np.ndarray] = collections.deque(
             maxlen=self.tracker.policy.preroll_frames
         )
         self._asr_pool = ThreadPoolExecutor(1, thread_name_prefix="asr")
@@ -209,7 +210,7 @@ class VoicePipeline:
         self._reply_pool = ThreadPoolExecutor(1, thread_name_prefix="reply")
         self._utt: _Utterance | None = None
         self._reply: _Reply | None = None
-        self._interruption: list[tuple[float, np.ndarray]] | None = None  # speech over the reply
+        self._interruption: list[np.ndarray] | None = None  # speech over the reply
         self._turn_events: list[Event] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.idle = asyncio.Event()
@@ -292,11 +293,11 @@ class VoicePipeline:
             echo = self.aec.may_be_echo(x)  # what is left may be the agent's own voice: not speech
         prob = self.vad.probability(x)
         decision = self.detector.update(0.0 if echo else prob)
-        self._recent.append((frame.t, x))
+        self._recent.append(x)
         if self._utt is not None:
             self._utt.frames.append(x)
         if self._interruption is not None:
-            self._interruption.append((frame.t, x))
+            self._interruption.append(x)
         tracker = self.tracker
         actions = tracker.frame(frame.t, decision.is_speech, decision.prob, decision.event == "start")
         if tracker.interrupting and self._interruption is None:  # speech over the reply began
@@ -341,9 +342,9 @@ class VoicePipeline:
     def _start_utterance(self, a: StartUtterance) -> None:
         # Counted, not timed: frames can arrive in bursts with close timestamps.
         if a.preroll_frames is None and self._interruption is not None:
-            frames = [x for _, x in self._interruption]
+            frames = list(self._interruption)
         else:
-            frames = [x for _, x in list(self._recent)[-(a.preroll_frames or 1) :]]
+            frames = list(self._recent)[-(a.preroll_frames or 1) :]
         self._interruption = None
         self._recent.clear()
         self._turn_events = []
@@ -431,7 +432,7 @@ class VoicePipeline:
         if reply is None or not self.tracker.cancel():
             return False
         heard_s = self._stop_reply(reply)
-        self._finish_turn(reply, heard_prefix(reply.played, heard_s), interrupted=True)
+        self._finish_turn(reply, _heard(reply, heard_s), interrupted=True)
         self._apply([Listen(reply.turn)])
         return True
 
@@ -644,7 +645,7 @@ class VoicePipeline:
     # -- barge-in ------------------------------------------------------------------------------------
     def _check_interruption(self, a: CheckInterruption) -> None:
         assert self._interruption is not None
-        audio = np.concatenate([x for _, x in self._interruption])
+        audio = np.concatenate(self._interruption)
 
         async def check():
             try:
@@ -667,24 +668,13 @@ class VoicePipeline:
         t_decide = now()
         heard_s = self._stop_reply(reply)
         t_stopped = now()
-        heard_text = heard_prefix(reply.played, heard_s)
+        heard = _heard(reply, heard_s)
         block_ms = getattr(self.sink, "block_s", 0.0) * 1e3
         stop_ms = (t_stopped - t_decide) * 1e3 + block_ms
-        self.emit(BargeIn(reply.turn, t_stopped, a.speech_t, heard_text, heard_s, stop_ms))
-        self._finish_turn(reply, heard_text=heard_text, interrupted=True)
+        self.emit(BargeIn(reply.turn, t_stopped, a.speech_t, heard, heard_s, stop_ms))
+        self._finish_turn(reply, heard_text=heard, interrupted=True)
 
 
-def heard_prefix(chunks: list[SynthChunk], heard_s: float) -> str:
-    """The words of the reply the user actually heard: whole clauses, then a share of the next one."""
-    words: list[str] = []
-    elapsed = 0.0
-    for chunk in chunks:
-        if elapsed + chunk.duration_s <= heard_s + 1e-6:
-            words.extend(chunk.text.split())
-            elapsed += chunk.duration_s
-            continue
-        part = max(0.0, heard_s - elapsed) / chunk.duration_s if chunk.duration_s else 0.0
-        clause = chunk.text.split()
-        words.extend(clause[: int(len(clause) * part)])
-        break
-    return " ".join(words)
+def _heard(reply: _Reply, heard_s: float) -> str:
+    """The words of ``reply`` the user heard in its first ``heard_s`` seconds."""
+    return heard_text([(c.text, c.duration_s) for c in reply.played], heard_s)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 __all__ = ["speakable", "split_clauses", "clause_boundary"]
 
@@ -277,3 +278,20 @@ def split_clauses(
     if clauses:
         clauses[:1] = _cut_first(clauses[0], first_max_words, min_words)
     return clauses
+
+
+def heard_text(clauses: Iterable[tuple[str, float]], heard_s: float) -> str:
+    """The words of a reply the user heard in ``heard_s`` seconds, from its (clause text, seconds):
+    whole clauses, then the same share of the next clause's words as of its audio."""
+    words: list[str] = []
+    elapsed = 0.0
+    for text, duration in clauses:
+        if elapsed + duration <= heard_s + 1e-6:
+            words.extend(text.split())
+            elapsed += duration
+            continue
+        share = max(0.0, heard_s - elapsed) / duration if duration else 0.0
+        clause = text.split()
+        words.extend(clause[: int(len(clause) * share)])
+        break
+    return " ".join(words)

@@ -31,6 +31,7 @@ from agent.events import (
     TurnMerged,
 )
 
+from ..text_split import heard_text
 from .protocol import (
     DELTA_BYTES,
     JSON,
@@ -248,23 +249,6 @@ class _Pending:
 
 def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
-
-
-def heard_text(clauses: list[tuple[str, float]], heard_s: float) -> str:
-    """The words of a reply heard in ``heard_s``: whole clauses, then the same share of the next one's
-    words as of its audio (the rule ``agent.pipeline.heard_prefix`` applies to the pipeline's chunks)."""
-    words: list[str] = []
-    elapsed = 0.0
-    for text, duration in clauses:
-        if elapsed + duration <= heard_s + 1e-6:
-            words.extend(text.split())
-            elapsed += duration
-            continue
-        share = max(0.0, heard_s - elapsed) / duration if duration else 0.0
-        clause = text.split()
-        words.extend(clause[: int(len(clause) * share)])
-        break
-    return " ".join(words)
 
 
 class RealtimeSession:

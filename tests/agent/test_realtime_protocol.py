@@ -53,8 +53,8 @@ from agent.realtime.session import (
     ServerDefaults,
     StartReply,
     Transcribe,
-    heard_text,
 )
+from agent.text_split import heard_text
 
 DEFAULTS = ServerDefaults(
     voice="en_US-joe-medium", threshold=0.5, prefix_padding_ms=256, silence_duration_ms=300
