@@ -80,6 +80,12 @@ def _words_value(words: list[str]) -> int | None:
     return total + current
 
 
+def number_from_words(words: list[str]) -> int | None:
+    """'one hundred and five' (as separate lowercase words) → 105; None when not one number (the
+    timers' durations read numbers with it too)."""
+    return _words_value(words) if words else None
+
+
 def _items(text: str) -> list[tuple[str, Fraction | str]]:
     """The transcript as ('num', value), ('op', word) and ('word', text) items."""
     toks = _tokens(text)

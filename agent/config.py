@@ -195,6 +195,48 @@ class MQTTSection:
     client_id: str = "quickturn"
     username: str = ""  # "" = anonymous
     password: str = ""
+    discovery: bool = True  # Home Assistant MQTT discovery (agent/hass.py)
+    discovery_prefix: str = "homeassistant"
+
+
+@dataclass
+class DeviceSpec:
+    """One device the home skill may command (``[[home.devices]]``); docs/mqtt.md has examples."""
+
+    name: str = ""  # what the agent calls it: "kitchen lights"
+    aliases: list[str] = field(default_factory=list)  # other names users say: "kitchen light"
+    kind: str = "light"  # light | switch | dimmer | cover
+    command_topic: str = ""  # e.g. zigbee2mqtt/kitchen/set, cmnd/lamp/POWER
+    payload_on: str = "ON"  # covers: open
+    payload_off: str = "OFF"  # covers: close
+    payload_stop: str = "STOP"  # covers only
+    # Level (brightness, cover position): {value} is the level scaled to 0..level_max, {percent}
+    # 0..100; "" = no levels. The topic for levels, if not command_topic (Tasmota: cmnd/lamp/Dimmer).
+    level_template: str = ""
+    level_max: int = 100
+    level_topic: str = ""
+
+
+@dataclass
+class HomeSection:
+    devices: list[DeviceSpec] = field(default_factory=list)
+    client_id: str = ""  # "" = mqtt.client_id + "-home" (its own MQTT connection)
+    max_queued: int = 50  # commands kept while the broker is away; more are refused, out loud
+    command_ttl_s: float = 60.0  # a command not delivered by then is dropped, and the agent says so
+
+
+@dataclass
+class ToolsSection:
+    enabled: bool = (
+        False  # the tool caller decides after each final transcript (needs dlm_core.tools.ToolCaller)
+    )
+    timers: bool = True
+    home: bool = True  # with at least one [[home.devices]] and mqtt settings for the broker
+    timer_repeat_s: float = 8.0  # a ringing timer is said again this often ...
+    timer_ring_s: float = 60.0  # ... until the user speaks or this long has passed
+    acknowledge_words: list[str] = field(
+        default_factory=lambda: ["stop", "okay", "ok", "thanks", "thank you", "got it", "alright", "enough"]
+    )
 
 
 @dataclass
@@ -209,6 +251,8 @@ class QuickturnConfig:
     barge_in: BargeInSection = field(default_factory=BargeInSection)
     server: ServerSection = field(default_factory=ServerSection)
     mqtt: MQTTSection = field(default_factory=MQTTSection)
+    tools: ToolsSection = field(default_factory=ToolsSection)
+    home: HomeSection = field(default_factory=HomeSection)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -239,6 +283,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        return _table(value, annotation, where)
     if origin is list:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -247,6 +293,17 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         (item_type,) = typing.get_args(annotation)
         return [_coerce(v, item_type, where) for v in value]
     return value
+
+
+def _table(value: Any, cls: type, where: str) -> Any:
+    """A TOML table (e.g. one ``[[home.devices]]`` entry) → ``cls``, keys checked like sections'."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table ([[...]] entries in a config file), got {value!r}")
+    hints = typing.get_type_hints(cls)
+    unknown = [k for k in value if k not in hints]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(hints)}")
+    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in value.items()})
 
 
 def _section_types(cls: type) -> dict[str, Any]:

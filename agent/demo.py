@@ -2,7 +2,8 @@
 
 Runs the whole pipeline in simulated real time (greeting, name, time, weekday, a mid-sentence pause,
 a user fact and its recall, a request it cannot do with a barge-in over its reply, a joke with a
-backchannel over it, goodbye), prints each turn with its stage times and voice-to-voice latency, and writes the reply
+backchannel over it, a sum, goodbye; with a tool caller also a timer that rings and a light switched
+on a local mosquitto, printed as the MQTT messages its topic receives), prints each turn with its stage times and voice-to-voice latency, and writes the reply
 audio, a two-channel recording of the whole conversation, and (``--json``) a report in the same
 schema as ``quickturn profile --json``.
 """
@@ -10,6 +11,9 @@ schema as ``quickturn profile --json``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +21,8 @@ import numpy as np
 from audio.formats import write_wav
 from audio.resample import resample
 
-from .config import QuickturnConfig
-from .events import BargeIn, BargeInIgnored, Event, EventBus, LatencyReport
+from .config import DeviceSpec, QuickturnConfig
+from .events import Announcement, BargeIn, BargeInIgnored, Event, EventBus, LatencyReport, ToolCalled
 from .pipeline import Services
 from .report import build_report, turn_row, write_json
 from .simulate import ScriptRunner, load_items
@@ -26,8 +30,30 @@ from .simulate import ScriptRunner, load_items
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 
 
+# The demo's home: one light on a local mosquitto, shown as the MQTT messages its topic receives.
+DEMO_DEVICE = DeviceSpec(
+    name="kitchen lights",
+    aliases=["kitchen light"],
+    kind="light",
+    command_topic="zigbee2mqtt/kitchen_lights/set",
+    payload_on='{"state": "ON"}',
+    payload_off='{"state": "OFF"}',
+    level_template='{"state": "ON", "brightness": {value}}',
+    level_max=254,
+)
+
+
 def _print_event(console, event: Event) -> None:
-    if isinstance(event, LatencyReport):
+    if isinstance(event, LatencyReport) and not event.transcript:
+        return  # an announcement: printed when it starts
+    if isinstance(event, Announcement):
+        console.print(
+            f"[bold magenta]announcement[/bold magenta] ({event.source}): [green]{event.text!r}[/green]"
+        )
+    elif isinstance(event, ToolCalled):
+        console.print(f"         [magenta]tool call[/magenta] {event.name}({event.arguments}) "
+                      f"p={event.confidence:.2f} in {event.decide_ms:.0f} ms")  # fmt: skip
+    elif isinstance(event, LatencyReport):
         s = event.stages_ms
         v2v = f"{event.v2v_ms:.0f} ms" if event.v2v_ms is not None else "—"
         console.print(f"[bold]turn {event.turn}[/bold]  user: [cyan]{event.transcript!r}[/cyan]")
@@ -88,9 +114,20 @@ async def run_demo(
     items = load_items(folder)
     bus = EventBus()
     bus.subscribe(lambda e: _print_event(console, e))
-    runner = ScriptRunner(cfg, services, bus)
-    runner.pipeline.keep_reply_audio = True
-    results = await runner.run(items)
+    async with _skills_home(cfg, services, console) as (cfg, caller):
+        runner = ScriptRunner(cfg, services, bus)
+        runner.pipeline.keep_reply_audio = True
+        runtime = None
+        if caller is not None:
+            from .actions import SkillRuntime
+
+            runtime = SkillRuntime(cfg, runner.pipeline, caller)
+            runtime.start()
+        try:
+            results = await runner.run(items)
+        finally:
+            if runtime is not None:
+                await runtime.close()
     rows = []
     for result in results:
         for report in result.reports:
@@ -110,6 +147,60 @@ async def run_demo(
     if json_path is not None:
         write_json(report, json_path)
     return report
+
+
+@contextlib.asynccontextmanager
+async def _skills_home(cfg: QuickturnConfig, services: Services, console):
+    """The demo's skills: on whenever this build has a tool caller; a local mosquitto plays the home
+    hub (unless [[home.devices]] are declared) and every message to the device topics is printed."""
+    from .actions import ToolsUnavailable, load_tool_caller
+
+    try:
+        caller = load_tool_caller(services.reply)
+    except ToolsUnavailable as exc:
+        console.print(f"[dim]skills turns skipped: {exc}[/dim]")
+        yield cfg, None
+        return
+    cfg = copy.deepcopy(cfg)
+    cfg.tools.enabled = True
+    if cfg.home.devices:  # the user's own devices and broker
+        yield cfg, caller
+        return
+    from .local_broker import BrokerError, LocalBroker
+
+    with tempfile.TemporaryDirectory(prefix="quickturn-demo-broker-") as folder:
+        try:
+            broker = LocalBroker(Path(folder))
+            broker.start()
+        except BrokerError as exc:
+            console.print(f"[dim]no light to switch: {exc}[/dim]")
+            cfg.tools.home = False
+            yield cfg, caller
+            return
+        cfg.mqtt.host, cfg.mqtt.port = "127.0.0.1", broker.port
+        cfg.home.devices = [DEMO_DEVICE]
+        console.print(
+            f"[dim]home hub: mosquitto on 127.0.0.1:{broker.port}; device: {DEMO_DEVICE.name}[/dim]"
+        )
+        watcher = asyncio.ensure_future(_print_device_messages(broker.port, console))
+        try:
+            yield cfg, caller
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+            broker.stop()
+
+
+async def _print_device_messages(port: int, console) -> None:
+    """The demo's device: what its topic receives, as it arrives."""
+    import aiomqtt
+
+    async with aiomqtt.Client("127.0.0.1", port, identifier="quickturn-demo-device") as client:
+        await client.subscribe(DEMO_DEVICE.command_topic, qos=1)
+        async for msg in client.messages:
+            payload = bytes(msg.payload).decode()  # type: ignore[arg-type]
+            console.print(f"         [magenta]MQTT[/magenta] {msg.topic.value} <- {payload}")
 
 
 def run(

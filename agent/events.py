@@ -194,6 +194,95 @@ class LatencyReport(Event):
     interrupted: bool = False
 
 
+# -- skills (agent/skills/, agent/actions.py) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolCalled(Event):
+    """The tool caller chose a call for this turn (it runs when the turn is committed)."""
+
+    kind: ClassVar[str] = "tool.called"
+    name: str
+    arguments: dict[str, Any]
+    confidence: float
+    decide_ms: float
+    ok: bool  # False: the skill could not do it (it says why)
+    say: str
+
+
+@dataclass(frozen=True)
+class TimerSet(Event):
+    kind: ClassVar[str] = "timer.set"
+    timer_id: int
+    name: str
+    message: str  # a reminder's text ("" for a plain timer)
+    duration_s: float
+    due_t: float  # monotonic
+
+
+@dataclass(frozen=True)
+class TimerCancelled(Event):
+    kind: ClassVar[str] = "timer.cancelled"
+    timer_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class TimerFired(Event):
+    kind: ClassVar[str] = "timer.fired"
+    timer_id: int
+    name: str
+    message: str
+    late_ms: float  # fired this long after its due time (the target: < 100 ms)
+
+
+@dataclass(frozen=True)
+class TimerAcknowledged(Event):
+    """A ringing timer stopped: the user spoke ("stop", "okay") or it rang unanswered for a minute."""
+
+    kind: ClassVar[str] = "timer.acknowledged"
+    timer_id: int
+    name: str
+    how: str  # "user" | "unanswered"
+
+
+@dataclass(frozen=True)
+class DeviceCommand(Event):
+    """A home-control command queued for (``sent`` False) or delivered to (True) the MQTT broker."""
+
+    kind: ClassVar[str] = "device.command"
+    device: str
+    action: str
+    topic: str
+    payload: str
+    sent: bool
+
+
+@dataclass(frozen=True)
+class DeviceCommandFailed(Event):
+    kind: ClassVar[str] = "device.command_failed"
+    device: str
+    action: str
+    reason: str  # "queue full" | "expired"
+
+
+@dataclass(frozen=True)
+class Announcement(Event):
+    """The agent speaks without being asked: a timer ringing, a Home Assistant ``say``, an error."""
+
+    kind: ClassVar[str] = "announcement"
+    text: str
+    source: str  # "timer" | "home_assistant" | "home"
+
+
+@dataclass(frozen=True)
+class MuteChanged(Event):
+    """The microphone was muted or unmuted (Home Assistant's mute switch)."""
+
+    kind: ClassVar[str] = "mute.changed"
+    muted: bool
+
+
 Listener = Callable[[Event], None]
 
 

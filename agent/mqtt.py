@@ -34,10 +34,10 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiomqtt
 
@@ -93,6 +93,7 @@ class Priority(enum.IntEnum):
     STATE = 0  # coalesced: only the newest state matters
     LATENCY = 1  # kept (bounded) across broker outages
     EVENT = 2  # live notification: dropped first
+    RETAINED = 3  # coalesced per topic (discovery configs, last turn, mute), sent right after the state
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ class Outbox:
         if max_events < 1 or max_latency < 1:
             raise ValueError("Outbox sizes must be at least 1")
         self._state: MQTTMessage | None = None
+        self._retained: dict[str, MQTTMessage] = {}  # the newest per topic, kept across outages
         self._latency: deque[MQTTMessage] = deque()
         self._events: deque[MQTTMessage] = deque()
         self.max_events = max_events
@@ -223,7 +225,7 @@ class Outbox:
         self.dropped_latency = 0
 
     def __len__(self) -> int:
-        return (self._state is not None) + len(self._latency) + len(self._events)
+        return (self._state is not None) + len(self._retained) + len(self._latency) + len(self._events)
 
     @property
     def latency_waiting(self) -> int:
@@ -232,6 +234,9 @@ class Outbox:
     def add(self, msg: MQTTMessage) -> None:
         if msg.priority is Priority.STATE:
             self._state = msg
+        elif msg.priority is Priority.RETAINED:
+            self._retained.pop(msg.topic, None)  # the newest goes last: they leave in the order set
+            self._retained[msg.topic] = msg
         elif msg.priority is Priority.LATENCY:
             if len(self._latency) >= self.max_latency:
                 self._latency.popleft()
@@ -248,6 +253,8 @@ class Outbox:
     def peek(self) -> MQTTMessage | None:
         if self._state is not None:
             return self._state
+        if self._retained:
+            return next(iter(self._retained.values()))
         if self._latency:
             return self._latency[0]
         return self._events[0] if self._events else None
@@ -256,6 +263,8 @@ class Outbox:
         """``msg`` (from ``peek``) reached the broker; identity checks survive adds in between."""
         if msg is self._state:
             self._state = None
+        elif self._retained.get(msg.topic) is msg:
+            del self._retained[msg.topic]
         elif self._latency and msg is self._latency[0]:
             self._latency.popleft()
         elif self._events and msg is self._events[0]:
@@ -269,6 +278,18 @@ class Outbox:
         self.connected = False
         self.dropped_events += len(self._events)
         self._events.clear()
+
+
+class BridgeExtension(Protocol):
+    """More for the bridge to publish and to listen to (Home Assistant discovery: agent/hass.py)."""
+
+    subscriptions: Sequence[str]  # topics the bridge subscribes to (qos 1) on every connection
+
+    def on_connect(self) -> list[MQTTMessage]: ...  # sent after "online" on every connection
+
+    def map(self, event: Event) -> list[MQTTMessage]: ...  # more messages for a bus event
+
+    def on_message(self, topic: str, payload: bytes) -> list[MQTTMessage]: ...  # a subscribed message
 
 
 def backoff_delays(initial_s: float, max_s: float, factor: float = 2.0) -> Iterator[float]:
@@ -296,8 +317,11 @@ class BridgeOptions:
 
 
 class _Bridge:
-    def __init__(self, cfg: MQTTSection, opts: BridgeOptions) -> None:
+    def __init__(
+        self, cfg: MQTTSection, opts: BridgeOptions, extension: BridgeExtension | None = None
+    ) -> None:
         check_mqtt_config(cfg)
+        self.extension = extension
         self.cfg = cfg
         self.opts = opts
         self.mapper = EventMapper(cfg.topic_prefix)
@@ -327,6 +351,8 @@ class _Bridge:
             event = await queue.get()
             try:
                 for msg in self.mapper.map(event):
+                    self.outbox.add(msg)
+                for msg in self.extension.map(event) if self.extension else ():
                     self.outbox.add(msg)
             except Exception:  # one odd event must not end the bridge
                 log.exception("MQTT: could not encode %r", event)
@@ -398,6 +424,11 @@ class _Bridge:
         try:
             await self._publish(client, self.mapper.online())
             self.outbox.on_connect(self.mapper.state_message())
+            if self.extension is not None:
+                for msg in self.extension.on_connect():
+                    self.outbox.add(msg)
+                for topic in self.extension.subscriptions:
+                    await client.subscribe(topic, qos=1, timeout=self.opts.timeout_s)
             watch = asyncio.ensure_future(self._watch(client))
             pump = asyncio.ensure_future(self._pump(client, stop))
             try:
@@ -421,9 +452,18 @@ class _Bridge:
         log.info("MQTT: disconnected from %s", self.where)
 
     async def _watch(self, client: aiomqtt.Client) -> None:
-        """We subscribe to nothing, so the message iterator only ever ends: with the connection."""
-        async for _ in client.messages:
-            pass
+        """Subscribed messages go to the extension; the iterator ends only with the connection."""
+        async for message in client.messages:
+            if self.extension is None:
+                continue
+            raw = message.payload
+            payload = bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw or "").encode()
+            try:
+                for msg in self.extension.on_message(message.topic.value, payload):
+                    self.outbox.add(msg)
+            except Exception:  # one odd message must not end the bridge
+                log.exception("MQTT: could not handle a message on %s", message.topic.value)
+            self._wake.set()
         raise aiomqtt.MqttError("connection closed")
 
     async def _pump(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
@@ -455,7 +495,12 @@ async def _wait_any(*events: asyncio.Event) -> None:
 
 
 async def run_mqtt_bridge(
-    cfg: MQTTSection, bus: EventBus, stop: asyncio.Event, *, options: BridgeOptions | None = None
+    cfg: MQTTSection,
+    bus: EventBus,
+    stop: asyncio.Event,
+    *,
+    options: BridgeOptions | None = None,
+    extension: BridgeExtension | None = None,
 ) -> None:
     """Publish ``bus`` events to the broker in ``cfg`` until ``stop`` is set.
 
@@ -463,4 +508,4 @@ async def run_mqtt_bridge(
     and keeps latency reports meanwhile. Raises ``MQTTConfigError`` at once for a configuration that
     cannot work. Unsubscribes from the bus when it returns or is cancelled.
     """
-    await _Bridge(cfg, options or BridgeOptions()).run(bus, stop)
+    await _Bridge(cfg, options or BridgeOptions(), extension).run(bus, stop)

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from .asr import SpeechRecognizer, StreamingTranscriber, Transcript
 from .config import QuickturnConfig
 from .end_of_turn import EndOfTurnModel
 from .events import (
+    Announcement,
     BargeIn,
     BargeInIgnored,
     EndOfTurnEstimate,
@@ -47,6 +49,7 @@ from .events import (
     LMBlock,
     LMFinished,
     LMStarted,
+    MuteChanged,
     PartialTranscript,
     PlaybackFinished,
     PromptTrimmed,
@@ -81,6 +84,9 @@ from .turns import (
     TurnTracker,
 )
 from .turns import BargeIn as BargeInAction
+
+if TYPE_CHECKING:
+    from .actions import Actions
 
 
 @dataclass
@@ -170,6 +176,8 @@ class _Reply:
     tasks: list[asyncio.Task] = field(default_factory=list)
     producing_done: bool = False
     first_sample_t: float | None = None
+    say: str | None = None  # fixed words to speak instead of the LM's (an announcement)
+    on_commit: Callable[[], list[Event]] | None = None  # a skill's action, run once on commit
 
 
 class VoicePipeline:
@@ -218,6 +226,9 @@ class VoicePipeline:
         self.turns_done = 0
         self.keep_reply_audio = False  # demo: keep each reply's audio in reply_audio[turn]
         self.reply_audio: dict[int, list[SynthChunk]] = {}
+        self.actions: Actions | None = None  # skills (agent/actions.py), when tools are enabled
+        self.muted = False  # the microphone is ignored (Home Assistant's mute switch)
+        self._announcements: collections.deque[tuple[str, str]] = collections.deque(maxlen=8)
         sink.on_first_sample = self._from_thread(self._on_first_sample)
         sink.on_drained = self._from_thread(self._on_drained)
 
@@ -291,6 +302,8 @@ class VoicePipeline:
         if self.aec is not None and self.reference is not None:
             x = self.aec.process(x, self.reference.read_next(frame.t - frame.duration, len(x)))
             echo = self.aec.may_be_echo(x)  # what is left may be the agent's own voice: not speech
+        if self.muted:
+            x = np.zeros_like(x)  # heard as silence: a turn in progress ends as if the user stopped
         prob = self.vad.probability(x)
         decision = self.detector.update(0.0 if echo else prob)
         self._recent.append(x)
@@ -337,6 +350,8 @@ class VoicePipeline:
                 self._interruption = None
                 self.detector.reset()
                 self.idle.set()
+                if self._announcements:
+                    asyncio.get_running_loop().call_soon(self._next_announcement)
 
     # -- user speech ---------------------------------------------------------------------------------
     def _start_utterance(self, a: StartUtterance) -> None:
@@ -504,6 +519,11 @@ class VoicePipeline:
                 if reply.attempt:
                     self._estimate_end_of_turn(reply, text)
             reply.transcript = text
+            if reply.say is not None:
+                await self._in_thread(self._reply_pool, self._speak_text, reply, reply.say)
+                return
+            if text and self.actions is not None and await self._plan_action(reply, text):
+                return
             if text:
                 messages = self.conversation.prompt_for(text, self.clock())  # with its typed context
                 await self._in_thread(self._reply_pool, self._generate_and_speak, reply, messages)
@@ -584,6 +604,7 @@ class VoicePipeline:
 
     async def _play(self, reply: _Reply) -> None:
         await reply.commit.wait()
+        self._run_on_commit(reply)
         started = False
         while True:
             chunk = await reply.chunks.get()
@@ -602,6 +623,75 @@ class VoicePipeline:
             self.sink.end_utterance()
         elif self._reply is reply:
             self._finish_turn(reply, heard_text="")  # nothing to say (noise, empty reply)
+
+    # -- skills and announcements (agent/actions.py) --------------------------------------------------
+    async def _plan_action(self, reply: _Reply, text: str) -> bool:
+        """A skill's turn: its words are spoken instead of the LM's (True), acted on once committed."""
+        assert self.actions is not None
+        messages = self.conversation.prompt_for(text, self.clock())
+        plan = await self._in_thread(self._reply_pool, self.actions.plan, text, messages, reply.turn, now())
+        if plan is None or reply.cancel.is_set():
+            return False
+        reply.on_commit = plan.commit
+        self._run_on_commit(reply)
+        if plan.lm_reply:
+            return False
+        if plan.say:
+            await self._in_thread(self._reply_pool, self._speak_text, reply, plan.say)
+        return True
+
+    def _run_on_commit(self, reply: _Reply) -> None:
+        """Once the turn is committed and the plan is known (either may come first): act, once."""
+        action, reply.on_commit = reply.on_commit, None
+        if action is None:
+            return
+        if not reply.commit.is_set():
+            reply.on_commit = action
+            return
+        try:
+            for event in action():
+                self.emit(event)
+        except Exception as exc:  # a failing skill must not end the turn
+            self.emit(StageError(reply.turn, now(), "skill", f"{type(exc).__name__}: {exc}"))
+
+    def _speak_text(self, reply: _Reply, text: str) -> None:
+        """Worker thread: fixed words (a skill's confirmation, an announcement) → audio chunks."""
+        reply.text = text
+        for index, chunk in enumerate(self.services.tts.stream(text)):
+            if reply.cancel.is_set():
+                return
+            self._emit_for_reply(
+                reply, TTSChunk(reply.turn, now(), index, chunk.text, chunk.synth_ms, chunk.duration_s)
+            )
+            self._loop.call_soon_threadsafe(reply.chunks.put_nowait, chunk)
+
+    def announce(self, text: str, source: str = "announcement") -> None:
+        """Say ``text`` unprompted (a timer ringing, a Home Assistant announcement): now if the agent is
+        idle, else as soon as it is. Interruptible like any reply."""
+        if (text, source) not in self._announcements:  # a repeat still waiting is not queued twice
+            self._announcements.append((text, source))
+        if not self.busy:
+            self._next_announcement()
+
+    def _next_announcement(self) -> None:
+        if self.busy or not self._announcements:
+            return
+        text, source = self._announcements.popleft()
+        self._loop = asyncio.get_running_loop()
+        turn = self.tracker.text_turn()
+        self._turn_events = []
+        self.idle.clear()
+        self.emit(Announcement(turn, now(), text, source))
+        reply = _Reply(turn, now(), say=text)
+        self._reply = reply
+        reply.tasks.append(asyncio.ensure_future(self._produce(reply, None, False)))
+        reply.tasks.append(asyncio.ensure_future(self._play(reply)))
+        reply.commit.set()
+
+    def set_muted(self, muted: bool) -> None:
+        if muted != self.muted:
+            self.muted = muted
+            self.emit(MuteChanged(self._turn, now(), muted))
 
     def _on_first_sample(self, t: float) -> None:
         reply = self._reply

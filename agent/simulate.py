@@ -23,7 +23,16 @@ from audio.sinks import SimulatedSpeaker
 from audio.sources import SimulatedMic
 
 from .config import QuickturnConfig
-from .events import BargeIn, BargeInIgnored, Event, EventBus, FirstReplySample, LatencyReport, SpeechStarted
+from .events import (
+    Announcement,
+    BargeIn,
+    BargeInIgnored,
+    Event,
+    EventBus,
+    FirstReplySample,
+    LatencyReport,
+    SpeechStarted,
+)
 from .pipeline import Services, VoicePipeline
 
 ACTIONS = ("respond", "barge_in", "backchannel")
@@ -164,6 +173,8 @@ class ScriptRunner:
             yield frame
 
     async def run(self, items: list[ScriptItem], on_item=None) -> list[ItemResult]:
+        if self.pipeline.actions is None:  # skills turns ("needs": "tools") only with skills running
+            items = [i for i in items if i.extra.get("needs") != "tools"]
         clips = [load_clip(item, self.cfg.audio.sample_rate) for item in items]  # fail before starting
         results: list[ItemResult] = []
         marks: list[int] = []
@@ -216,6 +227,9 @@ class ScriptRunner:
 
     async def _run_item(self, item: ScriptItem, clip: np.ndarray, next_action: str) -> ItemResult:
         result = ItemResult(item)
+        if item.extra.get("after_announcement"):  # e.g. "Okay, thanks." once the timer has rung
+            said = await self._wait_event(Announcement, self._last_reply_start(), self.turn_timeout_s)
+            result.timed_out = said is None
         if item.action == "respond":
             if not await self._wait_idle():
                 result.timed_out = True

@@ -54,7 +54,9 @@ def _printer(console):
     return on_event
 
 
-def _start_mqtt(cfg: QuickturnConfig, bus: EventBus, stop: asyncio.Event, console) -> asyncio.Task | None:
+def _start_mqtt(
+    cfg: QuickturnConfig, bus: EventBus, stop: asyncio.Event, console, pipeline=None
+) -> asyncio.Task | None:
     """Events and latency to the MQTT broker; broker trouble is logged and retried, never fatal."""
     if not cfg.mqtt.enabled:
         return None
@@ -63,7 +65,46 @@ def _start_mqtt(cfg: QuickturnConfig, bus: EventBus, stop: asyncio.Event, consol
     console.print(
         f"[dim]MQTT: publishing to {cfg.mqtt.host}:{cfg.mqtt.port} under {cfg.mqtt.topic_prefix}/[/dim]"
     )
-    return asyncio.ensure_future(run_mqtt_bridge(cfg.mqtt, bus, stop))
+    extension = None
+    if cfg.mqtt.discovery and pipeline is not None:  # Home Assistant: sensors, say, mute (agent/hass.py)
+        from .hass import HassExtension
+
+        extension = HassExtension(
+            cfg.mqtt,
+            cfg.agent.name,
+            say=lambda text: pipeline.announce(text, "home_assistant"),
+            set_muted=pipeline.set_muted,
+            muted=lambda: pipeline.muted,
+        )
+    return asyncio.ensure_future(run_mqtt_bridge(cfg.mqtt, bus, stop, extension=extension))
+
+
+def check_skills_config(cfg: QuickturnConfig) -> None:
+    """Before the models load: a bad [[home.devices]] entry fails in a second, with its name."""
+    if cfg.tools.enabled and cfg.tools.home and cfg.home.devices:
+        from .skills.home import HomeConfigError, load_devices
+
+        try:
+            load_devices(cfg.home.devices)
+        except HomeConfigError as exc:
+            raise UsageError(f"config: {exc}") from None
+
+
+def start_skills(cfg: QuickturnConfig, pipeline, services, console):
+    """Timers and home control for ``pipeline`` when ``[tools] enabled`` (agent/actions.py)."""
+    if not cfg.tools.enabled:
+        return None
+    from .actions import SkillRuntime, ToolsUnavailable, load_tool_caller
+
+    try:
+        caller = load_tool_caller(services.reply)
+    except ToolsUnavailable as exc:
+        raise UsageError(f"config: {exc}; set tools.enabled=false") from None
+    runtime = SkillRuntime(cfg, pipeline, caller)
+    runtime.start()
+    names = ", ".join(t.name for t in runtime.actions.tools)
+    console.print(f"[dim]tools: {names}[/dim]")
+    return runtime
 
 
 async def _talk(cfg: QuickturnConfig, console, load_services, duration_s: float) -> int:
@@ -82,6 +123,7 @@ async def _talk(cfg: QuickturnConfig, console, load_services, duration_s: float)
             check_mqtt_config(cfg.mqtt)
         except MQTTConfigError as exc:
             raise UsageError(f"config: {exc}") from None
+    check_skills_config(cfg)
     services = await asyncio.to_thread(load_services)
     reference = PlaybackReference(cfg.audio.sample_rate) if cfg.audio.echo_cancellation else None
     aec = EchoCanceller(cfg.audio.sample_rate) if reference is not None else None
@@ -97,7 +139,8 @@ async def _talk(cfg: QuickturnConfig, console, load_services, duration_s: float)
         raise CommandError(f"could not open the audio device: {exc}") from None
     pipeline = VoicePipeline(cfg, services, sink, bus, echo_canceller=aec, reference=reference)
     mqtt_stop = asyncio.Event()
-    mqtt_task = _start_mqtt(cfg, bus, mqtt_stop, console)
+    mqtt_task = _start_mqtt(cfg, bus, mqtt_stop, console, pipeline)
+    skills = start_skills(cfg, pipeline, services, console)
     task = asyncio.ensure_future(pipeline.run(mic))
     # Say so only once the microphone is really open: words spoken before would be lost.
     deadline = time.monotonic() + 10.0
@@ -122,6 +165,8 @@ async def _talk(cfg: QuickturnConfig, console, load_services, duration_s: float)
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         mic.close()
+        if skills is not None:
+            await skills.close()
         pipeline.close()
         sink.close()
         if mqtt_task is not None:  # after the pipeline: its last latency report still goes out

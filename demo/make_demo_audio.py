@@ -16,6 +16,8 @@ Manifest entries: ``file``, ``text`` (what is said), ``action``:
 - "backchannel": spoken ``backchannel_after_ms`` after the previous reply starts; must NOT
   interrupt it.
 ``pause_ms`` marks a turn with a mid-sentence pause (the agent must wait for the end).
+``needs: "tools"`` marks a skills turn (skipped without skills); ``after_announcement``: spoken after
+the agent's next announcement (a timer ringing) has played.
 """
 
 from __future__ import annotations
@@ -96,6 +98,30 @@ TURNS = [
     Turn("11_space.wav", "Tell me something interesting about space.", length_scale=1.0, noise_scale=0.7),
     # A sum: the agent works it out and puts the result in the reply model's context.
     Turn("14_sum.wav", "What is 12 times 3?", length_scale=1.05, noise_scale=0.7, tail_s=0.7),
+    # Skills (tools.enabled): a timer that fires and is acknowledged, a light switched over MQTT.
+    # "needs": the runner skips them when the pipeline has no skills (plain profile runs).
+    Turn(
+        "15_timer.wav",
+        "Set a timer for five seconds.",
+        length_scale=1.05,
+        noise_scale=0.7,
+        extra={"needs": "tools"},
+    ),  # fmt: skip
+    Turn(
+        "16_timer_okay.wav",
+        "Thank you.",
+        length_scale=1.1,
+        noise_scale=0.7,
+        tail_s=0.7,
+        extra={"needs": "tools", "after_announcement": True},
+    ),  # fmt: skip
+    Turn(
+        "17_lights_off.wav",
+        "Turn off the kitchen lights.",
+        length_scale=1.05,
+        noise_scale=0.72,
+        extra={"needs": "tools"},
+    ),  # fmt: skip
     Turn("13_goodbye.wav", "Thanks, goodbye!", engine="espeak", tail_s=0.7),
 ]
 
