@@ -30,6 +30,7 @@ from audio.resample import resample
 from audio.sinks import AudioSink
 from audio.sources import AudioFrame
 from audio.vad import SileroVAD, SpeechDetector
+from dlm_core.tools import ToolCall
 
 from .asr import SpeechRecognizer, StreamingTranscriber, Transcript
 from .config import QuickturnConfig
@@ -55,6 +56,7 @@ from .events import (
     SpeechResumed,
     SpeechStarted,
     StageError,
+    ToolCallDecided,
     TTSChunk,
     TurnMerged,
     now,
@@ -63,6 +65,7 @@ from .latency import summarize_turn
 from .prompt import Conversation
 from .reply import ReplyModel, build_reply_model
 from .text_split import heard_text
+from .tool_calls import ToolDecider, ToolRequest, load_tool_caller
 from .tts import SynthChunk, Synthesizer
 from .turns import (
     Action,
@@ -92,6 +95,7 @@ class Services:
     reply: ReplyModel
     vad_factory: Callable[[], SileroVAD]
     end_of_turn: EndOfTurnModel | None = None  # P(the user finished | words so far)
+    tool_caller: ToolDecider | None = None  # "speak or call" for turns offered tools (None: cannot)
 
     @classmethod
     def load(cls, cfg: QuickturnConfig, reply_kind: str = "diffusion", warmup: bool = True) -> Services:
@@ -101,7 +105,7 @@ class Services:
         reply = build_reply_model(cfg.lm, reply_kind)
         if warmup:
             reply.warmup()
-        return cls(asr, tts, reply, vad_factory(cfg), load_end_of_turn(cfg))
+        return cls(asr, tts, reply, vad_factory(cfg), load_end_of_turn(cfg), load_tool_caller(reply))
 
 
 def load_asr(cfg: QuickturnConfig, warmup: bool = True) -> SpeechRecognizer:
@@ -170,6 +174,9 @@ class _Reply:
     tasks: list[asyncio.Task] = field(default_factory=list)
     producing_done: bool = False
     first_sample_t: float | None = None
+    tools: ToolRequest | None = None  # the tools this reply may call instead of speaking
+    context: str = ""  # sentences added to the system message (e.g. a tool's result)
+    tool_call: ToolCall | None = None  # the call decided instead of a spoken reply
 
 
 class VoicePipeline:
@@ -218,6 +225,7 @@ class VoicePipeline:
         self.turns_done = 0
         self.keep_reply_audio = False  # demo: keep each reply's audio in reply_audio[turn]
         self.reply_audio: dict[int, list[SynthChunk]] = {}
+        self.tools: ToolRequest | None = None  # tools offered to spoken turns (a Realtime session's)
         sink.on_first_sample = self._from_thread(self._on_first_sample)
         sink.on_drained = self._from_thread(self._on_drained)
 
@@ -413,13 +421,14 @@ class VoicePipeline:
 
         return await self._in_thread(self._asr_pool, work)
 
-    def respond_to_text(self, text: str) -> int:
-        """Start a reply to ``text`` now, as a committed turn; returns its turn number."""
+    def respond_to_text(self, text: str, tools: ToolRequest | None = None, context: str = "") -> int:
+        """Start a reply to ``text`` now, as a committed turn; returns its turn number. ``tools``: it may
+        call one of these instead of speaking; ``context``: sentences for its system message."""
         turn = self.tracker.text_turn()  # raises while a turn is in progress
         self._loop = asyncio.get_running_loop()
         self._turn_events = []
         self.idle.clear()
-        reply = _Reply(turn, now())
+        reply = _Reply(turn, now(), tools=tools, context=context)
         self._reply = reply
         reply.tasks.append(asyncio.ensure_future(self._produce(reply, None, False, text)))
         reply.tasks.append(asyncio.ensure_future(self._play(reply)))
@@ -438,7 +447,7 @@ class VoicePipeline:
 
     # -- replies -------------------------------------------------------------------------------------
     def _start_reply(self, utt: _Utterance, attempt: int = 0) -> _Reply:
-        reply = _Reply(utt.turn, now(), attempt)
+        reply = _Reply(utt.turn, now(), attempt, tools=self.tools)
         self._reply = reply
         audio = utt.audio()
         reply.tasks.append(asyncio.ensure_future(self._produce(reply, audio, speculative=attempt > 0)))
@@ -506,6 +515,8 @@ class VoicePipeline:
             reply.transcript = text
             if text:
                 messages = self.conversation.prompt_for(text, self.clock())  # with its typed context
+                if reply.context and messages and messages[0]["role"] == "system":
+                    messages[0]["content"] += " " + reply.context
                 await self._in_thread(self._reply_pool, self._generate_and_speak, reply, messages)
         except asyncio.CancelledError:
             raise
@@ -536,6 +547,8 @@ class VoicePipeline:
                 reply, PromptTrimmed(reply.turn, now(), fit.dropped_messages, fit.cut_tokens, fit.tokens)
             )
         messages = fit.messages
+        if reply.tools is not None and self._call_tool(reply, messages):
+            return  # the turn calls a tool: nothing is said
         self._emit_for_reply(reply, LMStarted(reply.turn, now(), model.name))
         pieces: list[str] = []
         index = 0
@@ -564,6 +577,19 @@ class VoicePipeline:
                 blocks.close()
             if not finished:
                 self._lm_finished(reply, model, pieces)
+
+    def _call_tool(self, reply: _Reply, messages: list[dict[str, str]]) -> bool:
+        """Worker thread: the tool caller decides "speak or call"; True when the reply is a call."""
+        caller, request = self.services.tool_caller, reply.tools
+        if caller is None or request is None or not request.offered:
+            return False
+        call = caller.decide(messages, request.tools, request.choice)
+        if call is None:
+            return False
+        reply.tool_call = call
+        event = ToolCallDecided(reply.turn, now(), call.name, call.arguments_json(), reply.transcript or "")
+        self._emit_for_reply(reply, event)
+        return True
 
     def _lm_finished(self, reply: _Reply, model: ReplyModel, pieces: list[str]) -> None:
         stats = model.last_stats
@@ -619,7 +645,7 @@ class VoicePipeline:
         self._finish_turn(reply, heard_text=reply.text)
 
     def _finish_turn(self, reply: _Reply, heard_text: str, interrupted: bool = False) -> None:
-        if reply.transcript:
+        if reply.transcript and reply.tool_call is None:  # a call's request joins with its answer
             self.conversation.add_user(reply.transcript)
             self.conversation.add_assistant(heard_text)
         timing = summarize_turn(self._turn_events)
