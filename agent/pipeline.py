@@ -175,7 +175,7 @@ class _Reply:
     producing_done: bool = False
     first_sample_t: float | None = None
     tools: ToolRequest | None = None  # the tools this reply may call instead of speaking
-    context: str = ""  # sentences added to the system message (e.g. a tool's result)
+    say: str | None = None  # words to say as they are, instead of the model's (e.g. a tool's result)
     tool_call: ToolCall | None = None  # the call decided instead of a spoken reply
 
 
@@ -421,14 +421,14 @@ class VoicePipeline:
 
         return await self._in_thread(self._asr_pool, work)
 
-    def respond_to_text(self, text: str, tools: ToolRequest | None = None, context: str = "") -> int:
+    def respond_to_text(self, text: str, tools: ToolRequest | None = None, say: str | None = None) -> int:
         """Start a reply to ``text`` now, as a committed turn; returns its turn number. ``tools``: it may
-        call one of these instead of speaking; ``context``: sentences for its system message."""
+        call one of these instead of speaking; ``say``: the reply is these words (no model)."""
         turn = self.tracker.text_turn()  # raises while a turn is in progress
         self._loop = asyncio.get_running_loop()
         self._turn_events = []
         self.idle.clear()
-        reply = _Reply(turn, now(), tools=tools, context=context)
+        reply = _Reply(turn, now(), tools=tools, say=say)
         self._reply = reply
         reply.tasks.append(asyncio.ensure_future(self._produce(reply, None, False, text)))
         reply.tasks.append(asyncio.ensure_future(self._play(reply)))
@@ -515,8 +515,6 @@ class VoicePipeline:
             reply.transcript = text
             if text:
                 messages = self.conversation.prompt_for(text, self.clock())  # with its typed context
-                if reply.context and messages and messages[0]["role"] == "system":
-                    messages[0]["content"] += " " + reply.context
                 await self._in_thread(self._reply_pool, self._generate_and_speak, reply, messages)
         except asyncio.CancelledError:
             raise
@@ -541,6 +539,9 @@ class VoicePipeline:
         and TTS of the first clause is what the user waits for.
         """
         model, tts = self.services.reply, self.services.tts
+        if reply.say is not None:
+            self._say(reply, reply.say)
+            return
         fit = model.fit(messages)  # the prompt always fits the context: oldest history, then the message
         if fit.trimmed:
             self._emit_for_reply(
@@ -577,6 +578,16 @@ class VoicePipeline:
                 blocks.close()
             if not finished:
                 self._lm_finished(reply, model, pieces)
+
+    def _say(self, reply: _Reply, text: str) -> None:
+        """Worker thread: the reply is ``text`` as it is, synthesized clause by clause."""
+        reply.text = text
+        for index, chunk in enumerate(self.services.tts.stream(text, pause_after_last=False)):
+            if reply.cancel.is_set():
+                return
+            event = TTSChunk(reply.turn, now(), index, chunk.text, chunk.synth_ms, chunk.duration_s)
+            self._emit_for_reply(reply, event)
+            self._loop.call_soon_threadsafe(reply.chunks.put_nowait, chunk)
 
     def _call_tool(self, reply: _Reply, messages: list[dict[str, str]]) -> bool:
         """Worker thread: the tool caller decides "speak or call"; True when the reply is a call."""

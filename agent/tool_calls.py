@@ -1,5 +1,5 @@
 """Tool calls in a turn: which tools a reply may call, the decider behind them, and a tool's result as
-a sentence the reply model can say.
+words the agent can say.
 
 The decision itself is ``dlm_core``'s (``ToolCaller.decide(messages, tools, tool_choice)``: "speak or
 call", then the call's arguments by schema-constrained infilling). This module is the small adapter the
@@ -20,7 +20,7 @@ from dlm_core.tools import Tool, ToolCall
 # "auto" | "none" | "required" | {"type": "function", "name": ...}: the OpenAI shape, as the decider takes it
 ToolChoice = str | Mapping[str, str]
 
-MAX_RESULT_CHARS = 240  # a tool result in the prompt: a sentence or two (the context is 512 tokens)
+MAX_RESULT_CHARS = 240  # a tool's result, said: a sentence or two
 
 
 class ToolDecider(Protocol):
@@ -97,19 +97,17 @@ def _clip(text: str, limit: int) -> str:
     return cut.rstrip(",;:") or text[:limit]
 
 
-def result_sentence(name: str, output: str) -> str:
-    """What the reply model is told about a tool's result: one short sentence in its context.
-
-    A client's output is free text, often JSON: JSON is said as plain words ({"temp_c": 18} → "temp c
-    18"), anything else is kept as it is; both are cut to ``MAX_RESULT_CHARS`` at a word.
-    """
+def spoken_result(output: str) -> str:
+    """A function's output as the words the agent says: plain text as it is, JSON as plain words
+    ({"temp_c": 18, "sky": "sunny"} → "Temp c 18, sky sunny."), cut to ``MAX_RESULT_CHARS`` at a word;
+    an empty output is "Done." """
     text = output.strip()
     try:
         said = _spoken(json.loads(text))
     except ValueError:
         said = text
-    said = _clip(" ".join(said.split()), MAX_RESULT_CHARS).rstrip(". ")
-    tool = _words(name) or "the tool"
+    said = _clip(" ".join(said.split()), MAX_RESULT_CHARS).strip()
     if not said:
-        return f"The {tool} tool returned nothing."
-    return f"The {tool} tool says: {said}."
+        return "Done."
+    said = said[0].upper() + said[1:]
+    return said if said[-1] in ".!?" else said + "."

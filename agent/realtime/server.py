@@ -374,7 +374,7 @@ class _Connection:
                 self._transcriptions.add(task)
                 task.add_done_callback(self._transcriptions.discard)
             elif isinstance(out, StartReply):
-                turn = self.pipeline.respond_to_text(out.text, out.tools, out.context)
+                turn = self.pipeline.respond_to_text(out.text, out.tools, out.say)
                 self.send(self.session.begin_response(turn, out.user_item_id))
             elif isinstance(out, SetTools):
                 self.pipeline.tools = out.request if out.request.offered else None

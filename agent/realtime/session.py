@@ -34,7 +34,7 @@ from agent.events import (
 from dlm_core.tools import Tool
 
 from ..text_split import heard_text
-from ..tool_calls import ToolChoice, ToolRequest, result_sentence
+from ..tool_calls import ToolChoice, ToolRequest, spoken_result
 from .protocol import (
     DELTA_BYTES,
     JSON,
@@ -91,13 +91,13 @@ class Transcribe:
 class StartReply:
     """Answer ``text`` now (``VoicePipeline.respond_to_text``), then call ``begin_response``.
 
-    ``tools``: the reply may call one instead of speaking; ``context``: sentences for the reply model's
-    system message (the results of the function calls it answers)."""
+    ``tools``: the reply may call one instead of speaking; ``say``: the reply is these words, not the
+    model's (the results of the function calls it answers)."""
 
     text: str
     user_item_id: str
     tools: ToolRequest | None = None
-    context: str = ""
+    say: str | None = None
 
 
 @dataclass(frozen=True)
@@ -600,11 +600,11 @@ class RealtimeSession:
         text = " ".join(t for p in pending if (t := (p.text or "").strip()))
         results = [p.result for p in pending if p.result is not None]
         if results:
-            # Function outputs are answered by speaking: the reply model gets them as context sentences,
-            # and (with no new user words) answers the request that led to the call. It is offered no
-            # tools: the same request would only be decided into the same call again.
-            context = " ".join(result_sentence(call.name, output) for call, output in results)
-            return [StartReply(text or results[-1][0].request, pending[-1].item_id, None, context)]
+            # Function outputs are answered by saying them: the embedded model is not trained to phrase a
+            # tool's result (given in its context or as its draft, it still answered the request it
+            # cannot serve). The history gets the request that led to the call, and what was said.
+            say = " ".join(spoken_result(output) for _, output in results)
+            return [StartReply(text or results[-1][0].request, pending[-1].item_id, None, say)]
         if not text:
             return [
                 self.error(_fail("empty_user_input", "the committed audio contained no recognisable speech"))

@@ -30,7 +30,7 @@ from agent.realtime.protocol import (
     parse_client_event,
 )
 from agent.realtime.session import MAX_CALLS_KEPT, RealtimeSession, ServerDefaults, SetTools, StartReply
-from agent.tool_calls import MAX_RESULT_CHARS, ToolRequest, result_sentence
+from agent.tool_calls import MAX_RESULT_CHARS, ToolRequest, spoken_result
 from dlm_core.tools import Tool
 
 DEFAULTS = ServerDefaults(voice="en_US-joe-medium")
@@ -231,7 +231,7 @@ def test_response_create_offers_the_sessions_tools_or_its_own():
     s = with_tools()
     s.receive(text_item("Set a timer for ten minutes"), busy=False)
     (start,) = s.receive(msg(type="response.create"), busy=False)
-    assert start.tools == s.config.tool_request and start.context == ""
+    assert start.tools == s.config.tool_request and start.say is None
     s.begin_response(1, start.user_item_id)
     s.on_pipeline_event(LatencyReport(1, 1.0, "Set a timer for ten minutes", "Okay."))
     s.receive(text_item("And one for five"), busy=False)
@@ -295,9 +295,10 @@ def test_a_function_output_is_answered_by_a_spoken_reply_that_uses_it():
         and added[0]["item"]["call_id"] == call_item["call_id"]
     )
     (start,) = s.receive(msg(type="response.create"), busy=False)
-    # The request is answered again, now with the result in the model's context, and without tools.
-    assert start == StartReply("What's the weather in Paris?", added[0]["item"]["id"], None,
-                               "The get weather tool says: temp c 18, sky sunny.")  # fmt: skip
+    # The output is said, as the answer to the request (which joins the history with it); no tools.
+    assert start == StartReply(
+        "What's the weather in Paris?", added[0]["item"]["id"], None, "Temp c 18, sky sunny."
+    )
     assert (
         code(s.receive(output_item(call_item["call_id"], "again"), busy=False))
         == "duplicate_function_call_output"
@@ -312,7 +313,7 @@ def test_user_words_with_a_function_output_are_the_reply_s_request():
     s.receive(output_item(call_id, "timer started"), busy=False)
     s.receive(text_item("Thanks!"), busy=False)
     (start,) = s.receive(msg(type="response.create"), busy=False)
-    assert start.text == "Thanks!" and start.context == "The set timer tool says: timer started."
+    assert start.text == "Thanks!" and start.say == "Timer started."
 
 
 def test_calls_kept_for_an_answer_are_bounded():
@@ -361,15 +362,14 @@ def test_a_cancelled_or_failed_response_sends_no_call():
 
 
 # -- a tool's result as words -------------------------------------------------------------------------
-def test_results_become_one_short_sayable_sentence():
-    assert result_sentence("get_weather", '{"temp_c": 18, "sky": "sunny"}') == (
-        "The get weather tool says: temp c 18, sky sunny."
+def test_results_are_said_as_short_plain_words():
+    assert spoken_result('{"temp_c": 18, "sky": "sunny"}') == "Temp c 18, sky sunny."
+    assert (
+        spoken_result('{"ok": true, "ends": ["10:05", "10:10"], "raw": {"a": 1}}')
+        == "Ok yes, ends 10:05 and 10:10."
     )
-    assert result_sentence("setTimer", '{"ok": true, "ends": ["10:05", "10:10"]}') == (
-        "The set timer tool says: ok yes, ends 10:05 and 10:10."
-    )
-    assert result_sentence("lookup", "It is  raining.\n") == "The lookup tool says: It is raining."
-    assert result_sentence("lookup", '"fine"') == "The lookup tool says: fine."
-    assert result_sentence("lookup", "") == "The lookup tool returned nothing."
-    long = result_sentence("lookup", "word " * 200)
-    assert len(long) < MAX_RESULT_CHARS + 40 and long.endswith("word.")
+    assert spoken_result("It is  raining\n") == "It is raining."
+    assert spoken_result('"fine!"') == "Fine!"
+    assert spoken_result("") == spoken_result("{}") == "Done."
+    long = spoken_result("word " * 200)
+    assert len(long) <= MAX_RESULT_CHARS + 1 and long.endswith("word.")
