@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,6 +58,17 @@ def load_tool_caller(reply: object) -> ToolDecider | None:
     if engine is None:
         return None
     return ToolCaller(engine)
+
+
+def schema_checker() -> Callable[[Tool], object] | None:
+    """The decoder's own check of a tool's schema (``dlm_core.tools.tool_slots``: raises
+    ``ToolSchemaError`` naming a construct it cannot fill), so a client hears of it when it declares
+    the tool rather than when a response fails. None when this build has no decoder."""
+    try:
+        from dlm_core.tools import tool_slots  # type: ignore[attr-defined]  # lands with h/toolmodel
+    except ImportError:
+        return None
+    return tool_slots
 
 
 # -- a tool's result as words -------------------------------------------------------------------------

@@ -361,7 +361,10 @@ def _parameters(value: object, param: str) -> JSON:
                     f"{param}.type")  # fmt: skip
     props = _dict(schema.get("properties", {}), f"{param}.properties")
     for key, prop in props.items():
-        p = f"{param}.properties.{key}" if _NAME.fullmatch(key) else f"{param}.properties"
+        if not _TOOL_NAME.fullmatch(key):
+            raise _fail("invalid_value", f"'{param}.properties' has a parameter name that is not 1-64 letters, "
+                        "digits, '_' or '-'", f"{param}.properties")  # fmt: skip
+        p = f"{param}.properties.{key}"
         prop = _dict(prop, p)
         kinds = prop.get("type", [])
         for kind in kinds if isinstance(kinds, list) else [kinds]:

@@ -46,6 +46,7 @@ from audio.sinks import SimulatedSpeaker
 from audio.sources import AudioFrame
 from audio.vad import SileroVAD
 
+from ..tool_calls import schema_checker
 from .page import page_response
 from .protocol import JSON, RATE, encode
 from .security import AuthLimiter, bind_problem, is_loopback, keys_match, origin_allowed
@@ -439,6 +440,7 @@ def server_defaults(cfg: QuickturnConfig, services: Services) -> ServerDefaults:
         silence_duration_ms=cfg.endpoint.hangover_ms,
         max_output_tokens=cfg.lm.max_tokens,
         tool_calls=services.tool_caller is not None,
+        check_tool=schema_checker(),
     )
 
 

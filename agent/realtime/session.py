@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import collections
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,7 +32,7 @@ from agent.events import (
     TTSChunk,
     TurnMerged,
 )
-from dlm_core.tools import Tool
+from dlm_core.tools import Tool, ToolSchemaError
 
 from ..text_split import heard_text
 from ..tool_calls import ToolChoice, ToolRequest, spoken_result
@@ -170,6 +171,7 @@ class ServerDefaults:
     silence_duration_ms: int = 300
     max_output_tokens: int = 48
     tool_calls: bool = True  # the reply model can call tools (a ``ToolCaller`` is loaded)
+    check_tool: Callable[[Tool], object] | None = None  # raises ToolSchemaError for a tool it cannot fill
 
     def turn_detection(self, **changes: Any) -> TurnDetection:
         base = TurnDetection(self.threshold, self.prefix_padding_ms, self.silence_duration_ms)
@@ -395,11 +397,24 @@ class RealtimeSession:
             # As in the reference API, a new turn_detection object replaces the old one (omitted = default).
             cfg = replace(cfg, turn_detection=None if td is None else self.defaults.turn_detection(**td))
         if not isinstance(patch.tools, _Unset):
+            self._check_schemas(patch.tools, "session")
             cfg = replace(cfg, tools=patch.tools)
         if not isinstance(patch.tool_choice, _Unset):
             cfg = replace(cfg, tool_choice=patch.tool_choice)
         self._check_tools(cfg.tools, cfg.tool_choice, "session")
         return cfg
+
+    def _check_schemas(self, tools: tuple[Tool, ...], where: str) -> None:
+        """Newly declared tools: can the decoder fill each one's parameters? (Told now, not mid-turn.)"""
+        check = self.defaults.check_tool
+        for n, tool in enumerate(tools if check is not None and self.defaults.tool_calls else ()):
+            try:
+                check(tool)
+            except ToolSchemaError as exc:
+                why = str(exc)
+                why = why if len(why) <= 200 else why[:200] + "..."
+                raise _fail("unsupported_tool_schema", f"'{where}.tools[{n}].parameters' cannot be filled by "
+                            f"the model: {why}", f"{where}.tools[{n}].parameters") from None  # fmt: skip
 
     def _check_tools(self, tools: tuple[Tool, ...], choice: ToolChoice, where: str) -> None:
         """The choice must be one the tools allow, and this server must be able to call tools at all."""
@@ -579,6 +594,8 @@ class RealtimeSession:
                 "nothing to respond to: add a user message (conversation.item.create with input_text) "
                 "or commit audio (input_audio_buffer.commit) first",
             )
+        if ev.tools is not None:
+            self._check_schemas(ev.tools, "response")
         tools = self.config.tools if ev.tools is None else ev.tools
         choice = ev.tool_choice if ev.tool_choice is not None else self.config.tool_choice
         if ev.tool_choice is None and isinstance(choice, dict) and ev.tools is not None:

@@ -7,6 +7,7 @@ the official ``openai`` SDK's GA types (pydantic validation, not just field name
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pydantic
 import pytest
@@ -30,8 +31,8 @@ from agent.realtime.protocol import (
     parse_client_event,
 )
 from agent.realtime.session import MAX_CALLS_KEPT, RealtimeSession, ServerDefaults, SetTools, StartReply
-from agent.tool_calls import MAX_RESULT_CHARS, ToolRequest, spoken_result
-from dlm_core.tools import Tool
+from agent.tool_calls import MAX_RESULT_CHARS, ToolRequest, schema_checker, spoken_result
+from dlm_core.tools import Tool, ToolSchemaError
 
 DEFAULTS = ServerDefaults(voice="en_US-joe-medium")
 WEATHER = {
@@ -373,3 +374,37 @@ def test_results_are_said_as_short_plain_words():
     assert spoken_result("") == spoken_result("{}") == "Done."
     long = spoken_result("word " * 200)
     assert len(long) <= MAX_RESULT_CHARS + 1 and long.endswith("word.")
+
+
+LIST_TOOL = {
+    "type": "function",
+    "name": "add_items",
+    "parameters": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "string"}}}},
+}
+
+
+def test_a_schema_the_decoder_cannot_fill_is_refused_when_declared():
+    def no_lists(tool: Tool) -> None:  # the session's rule around its hook, with plain inputs
+        for key, prop in tool.parameters.get("properties", {}).items():
+            if prop.get("type") == "array":
+                raise ToolSchemaError(f"parameter {key!r}: type 'array' is not supported" + "!" * 300)
+
+    s = RealtimeSession(replace(DEFAULTS, check_tool=no_lists))
+    err = s.receive(session_update(tools=[WEATHER, LIST_TOOL]), busy=False)[0]["error"]
+    assert err["code"] == "unsupported_tool_schema" and err["param"] == "session.tools[1].parameters"
+    assert "'items': type 'array'" in err["message"] and len(err["message"]) < 320
+    assert s.config.tools == ()
+    s.receive(session_update(tools=[WEATHER]), busy=False)
+    s.receive(text_item("Add milk"), busy=False)
+    refused = msg(type="response.create", response={"tools": [LIST_TOOL]})
+    assert code(s.receive(refused, busy=False)) == "unsupported_tool_schema"
+
+
+def test_the_decoders_own_schema_check_is_used_when_it_is_there():
+    check = schema_checker()
+    if check is None:
+        pytest.skip("no dlm_core.tools.tool_slots in this build (branch h/toolmodel)")
+    s = RealtimeSession(replace(DEFAULTS, check_tool=check))
+    assert code(s.receive(session_update(tools=[LIST_TOOL]), busy=False)) == "unsupported_tool_schema"
+    set_tools, updated = s.receive(session_update(tools=[WEATHER, TIMER]), busy=False)
+    assert isinstance(set_tools, SetTools) and updated["type"] == "session.updated"
