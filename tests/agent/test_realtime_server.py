@@ -745,3 +745,59 @@ def test_sdk_function_call_round_trip(cfg, services):
             await scenario(server)
 
     asyncio.run(main())
+
+
+def test_a_spoken_request_becomes_a_function_call(cfg, services):
+    """Server VAD: the spoken turn itself is decided into a call (speculatively, then committed)."""
+    if services.tool_caller is None:
+        pytest.skip("the reply model has no tool caller (dlm_core.tools.ToolCaller, branch h/toolmodel)")
+    name = "08_weather.wav"  # "What's the weather like tomorrow?"
+    forecast = {
+        "type": "function",
+        "name": "get_forecast",
+        "description": "The weather forecast for a day.",
+        "parameters": {"type": "object", "properties": {"day": {"type": "string", "enum": ["today", "tomorrow"]}},
+                       "required": ["day"]},
+    }  # fmt: skip
+
+    async def scenario(url: str) -> None:
+        async with connect(url, max_size=None) as ws:
+            c = Client(ws)
+            await c.wait_for("session.created")
+            await c.send(type="session.update", session={
+                "type": "realtime", "tools": [forecast, TIMER_TOOL],
+                "tool_choice": {"type": "function", "name": "get_forecast"},
+            })  # fmt: skip
+            await c.wait_for("session.updated")
+
+            async def microphone() -> None:  # 100 ms chunks in real time, then silence like an open mic
+                audio = silence(0.3) + clip_pcm(name)
+                step = 2 * round(CHUNK_S * RATE)
+                for i in range(0, len(audio), step):
+                    await c.send(type="input_audio_buffer.append", audio=b64(audio[i : i + step]))
+                    await asyncio.sleep(CHUNK_S)
+                while True:
+                    await c.send(type="input_audio_buffer.append", audio=b64(silence(CHUNK_S)))
+                    await asyncio.sleep(CHUNK_S)
+
+            mic = asyncio.create_task(microphone())
+            try:
+                latency = await c.wait_for("quickturn.latency", timeout=60)
+            finally:
+                mic.cancel()
+            (done,) = c.of("response.done")
+            (item,) = done["response"]["output"]
+            assert done["response"]["status"] == "completed" and item["type"] == "function_call"
+            assert item["name"] == "get_forecast" and json.loads(item["arguments"])["day"] in (
+                "today",
+                "tomorrow",
+            )
+            committed = c.of("input_audio_buffer.committed")[0]["item_id"]
+            (added,) = [e for e in c.of("conversation.item.added") if e["item"]["type"] == "function_call"]
+            assert added["previous_item_id"] == committed  # after the user's item, in the history's order
+            assert not c.of("response.output_audio.delta") and not c.of("error")
+            assert word_error_rate(MANIFEST[name]["text"], latency["transcript"]) <= 0.2, latency[
+                "transcript"
+            ]
+
+    run_with_server(cfg, services, scenario)
