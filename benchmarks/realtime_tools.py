@@ -9,6 +9,9 @@ Per round, alternating in one connection (manual turns, so nothing depends on VA
   answer  its ``function_call_output`` + ``response.create`` → first ``output_audio.delta`` (said, no model)
 Each time is from sending ``response.create`` to that event, over a loopback socket, so it includes the
 protocol's own work; a reply's end waits for its playback (the server follows the client's playhead).
+Then, with ``tool_choice: auto``, the model decides alone on ``AUTO_REQUESTS`` (requests the tools cover,
+and small talk they do not): which became calls, with what arguments (a check of the model's training
+through the whole server, not its evaluation: that is ``recipe``'s held-out set).
 """
 
 from __future__ import annotations
@@ -27,6 +30,16 @@ from agent.pipeline import Services
 from agent.realtime.server import RealtimeServer
 
 REQUEST = "What's the weather like in Paris?"
+AUTO_REQUESTS = [  # (request, the tool it should call or None to speak)
+    ("Set a timer for ten minutes.", "set_timer"),
+    ("What's the weather in Berlin?", "get_weather"),
+    ("Start a timer for 5 minutes please.", "set_timer"),
+    ("How's the weather in Tokyo today?", "get_weather"),
+    ("Hi there, how are you today?", None),
+    ("Tell me a funny joke.", None),
+    ("What's your name?", None),
+    ("Thanks, goodbye!", None),
+]
 TOOLS = [
     {
         "type": "function",
@@ -101,11 +114,30 @@ async def run(rounds: int) -> dict:
             await _until(ws, "conversation.item.done")
             ms, _ = await _respond(ws, "response.output_audio.delta")
             times["answer"].append(ms)
+        auto = []
+        for text, expected in AUTO_REQUESTS:
+            await _text(ws, text)
+            _, done = await _respond(ws, "response.done", {"tool_choice": "auto"})
+            call = next((o for o in done["response"]["output"] if o["type"] == "function_call"), None)
+            said = call is None and done["response"]["output"]
+            auto.append({"request": text, "expected": expected,
+                         "call": f"{call['name']}({call['arguments']})" if call else None,
+                         "said": said[0]["content"][0]["transcript"] if said else None})  # fmt: skip
+            if call is not None:  # answer it, so the next request starts from a settled session
+                output = {"type": "function_call_output", "call_id": call["call_id"], "output": "Done."}
+                await ws.send(json.dumps({"type": "conversation.item.create", "item": output}))
+                await _until(ws, "conversation.item.done")
+                await _respond(ws, "response.done")
     return {
         "rounds": rounds,
         "median_ms": {k: round(statistics.median(v), 1) for k, v in times.items()},
         "ms": {k: [round(x, 1) for x in v] for k, v in times.items()},
         "calls": sorted(set(calls)),
+        "auto_right": sum(
+            (a["call"] or "").startswith(f"{a['expected']}(") if a["expected"] else a["call"] is None
+            for a in auto
+        ),  # fmt: skip
+        "auto": auto,
     }
 
 
