@@ -174,6 +174,16 @@ class BargeInIgnored(Event):
 
 
 @dataclass(frozen=True)
+class ToolCallDecided(Event):
+    """The reply model chose to call a tool instead of speaking (the turn says nothing itself)."""
+
+    kind: ClassVar[str] = "tool.call"
+    name: str
+    arguments: str  # JSON object text, valid for the tool's schema
+    request: str  # the user's words the call answers (a follow-up reply answers them with the result)
+
+
+@dataclass(frozen=True)
 class StageError(Event):
     kind: ClassVar[str] = "error"
     stage: str

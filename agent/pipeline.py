@@ -31,6 +31,7 @@ from audio.resample import resample
 from audio.sinks import AudioSink
 from audio.sources import AudioFrame
 from audio.vad import SileroVAD, SpeechDetector
+from dlm_core.tools import ToolCall
 
 from .asr import SpeechRecognizer, StreamingTranscriber, Transcript
 from .config import QuickturnConfig
@@ -58,6 +59,7 @@ from .events import (
     SpeechResumed,
     SpeechStarted,
     StageError,
+    ToolCallDecided,
     TTSChunk,
     TurnMerged,
     now,
@@ -66,6 +68,7 @@ from .latency import summarize_turn
 from .prompt import Conversation
 from .reply import ReplyModel, build_reply_model
 from .text_split import heard_text
+from .tool_calls import ToolDecider, ToolRequest, load_tool_caller
 from .tts import SynthChunk, Synthesizer
 from .turns import (
     Action,
@@ -98,6 +101,7 @@ class Services:
     reply: ReplyModel
     vad_factory: Callable[[], SileroVAD]
     end_of_turn: EndOfTurnModel | None = None  # P(the user finished | words so far)
+    tool_caller: ToolDecider | None = None  # "speak or call" for turns offered tools (None: cannot)
 
     @classmethod
     def load(cls, cfg: QuickturnConfig, reply_kind: str = "diffusion", warmup: bool = True) -> Services:
@@ -107,7 +111,7 @@ class Services:
         reply = build_reply_model(cfg.lm, reply_kind)
         if warmup:
             reply.warmup()
-        return cls(asr, tts, reply, vad_factory(cfg), load_end_of_turn(cfg))
+        return cls(asr, tts, reply, vad_factory(cfg), load_end_of_turn(cfg), load_tool_caller(reply))
 
 
 def load_asr(cfg: QuickturnConfig, warmup: bool = True) -> SpeechRecognizer:
@@ -176,8 +180,10 @@ class _Reply:
     tasks: list[asyncio.Task] = field(default_factory=list)
     producing_done: bool = False
     first_sample_t: float | None = None
-    say: str | None = None  # fixed words to speak instead of the LM's (an announcement)
+    say: str | None = None  # words to say as they are (an announcement, a tool's result), no model
     on_commit: Callable[[], list[Event]] | None = None  # a skill's action, run once on commit
+    tools: ToolRequest | None = None  # the tools this reply may call instead of speaking
+    tool_call: ToolCall | None = None  # the call decided instead of a spoken reply
 
 
 class VoicePipeline:
@@ -229,6 +235,7 @@ class VoicePipeline:
         self.actions: Actions | None = None  # skills (agent/actions.py), when tools are enabled
         self.muted = False  # the microphone is ignored (Home Assistant's mute switch)
         self._announcements: collections.deque[tuple[str, str]] = collections.deque(maxlen=8)
+        self.tools: ToolRequest | None = None  # tools offered to spoken turns (a Realtime session's)
         sink.on_first_sample = self._from_thread(self._on_first_sample)
         sink.on_drained = self._from_thread(self._on_drained)
 
@@ -428,13 +435,14 @@ class VoicePipeline:
 
         return await self._in_thread(self._asr_pool, work)
 
-    def respond_to_text(self, text: str) -> int:
-        """Start a reply to ``text`` now, as a committed turn; returns its turn number."""
+    def respond_to_text(self, text: str, tools: ToolRequest | None = None, say: str | None = None) -> int:
+        """Start a reply to ``text`` now, as a committed turn; returns its turn number. ``tools``: it may
+        call one of these instead of speaking; ``say``: the reply is these words (no model)."""
         turn = self.tracker.text_turn()  # raises while a turn is in progress
         self._loop = asyncio.get_running_loop()
         self._turn_events = []
         self.idle.clear()
-        reply = _Reply(turn, now())
+        reply = _Reply(turn, now(), tools=tools, say=say)
         self._reply = reply
         reply.tasks.append(asyncio.ensure_future(self._produce(reply, None, False, text)))
         reply.tasks.append(asyncio.ensure_future(self._play(reply)))
@@ -453,7 +461,7 @@ class VoicePipeline:
 
     # -- replies -------------------------------------------------------------------------------------
     def _start_reply(self, utt: _Utterance, attempt: int = 0) -> _Reply:
-        reply = _Reply(utt.turn, now(), attempt)
+        reply = _Reply(utt.turn, now(), attempt, tools=self.tools)
         self._reply = reply
         audio = utt.audio()
         reply.tasks.append(asyncio.ensure_future(self._produce(reply, audio, speculative=attempt > 0)))
@@ -556,6 +564,8 @@ class VoicePipeline:
                 reply, PromptTrimmed(reply.turn, now(), fit.dropped_messages, fit.cut_tokens, fit.tokens)
             )
         messages = fit.messages
+        if reply.tools is not None and self._call_tool(reply, messages):
+            return  # the turn calls a tool: nothing is said
         self._emit_for_reply(reply, LMStarted(reply.turn, now(), model.name))
         pieces: list[str] = []
         index = 0
@@ -584,6 +594,19 @@ class VoicePipeline:
                 blocks.close()
             if not finished:
                 self._lm_finished(reply, model, pieces)
+
+    def _call_tool(self, reply: _Reply, messages: list[dict[str, str]]) -> bool:
+        """Worker thread: the tool caller decides "speak or call"; True when the reply is a call."""
+        caller, request = self.services.tool_caller, reply.tools
+        if caller is None or request is None or not request.offered:
+            return False
+        call = caller.decide(messages, request.tools, request.choice)
+        if call is None:
+            return False
+        reply.tool_call = call
+        event = ToolCallDecided(reply.turn, now(), call.name, call.arguments_json(), reply.transcript or "")
+        self._emit_for_reply(reply, event)
+        return True
 
     def _lm_finished(self, reply: _Reply, model: ReplyModel, pieces: list[str]) -> None:
         stats = model.last_stats
@@ -657,7 +680,7 @@ class VoicePipeline:
     def _speak_text(self, reply: _Reply, text: str) -> None:
         """Worker thread: fixed words (a skill's confirmation, an announcement) → audio chunks."""
         reply.text = text
-        for index, chunk in enumerate(self.services.tts.stream(text)):
+        for index, chunk in enumerate(self.services.tts.stream(text, pause_after_last=False)):
             if reply.cancel.is_set():
                 return
             self._emit_for_reply(
@@ -709,7 +732,7 @@ class VoicePipeline:
         self._finish_turn(reply, heard_text=reply.text)
 
     def _finish_turn(self, reply: _Reply, heard_text: str, interrupted: bool = False) -> None:
-        if reply.transcript:
+        if reply.transcript and reply.tool_call is None:  # a call's request joins with its answer
             self.conversation.add_user(reply.transcript)
             self.conversation.add_assistant(heard_text)
         timing = summarize_turn(self._turn_events)

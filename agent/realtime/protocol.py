@@ -24,11 +24,19 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from dlm_core.tools import Tool
+
+from ..tool_calls import ToolChoice
+
 RATE = 24000  # the only rate the GA API defines for audio/pcm (PCM16 LE mono), in and out
 DELTA_BYTES = RATE * 2 // 5  # 200 ms of PCM16 per response.output_audio.delta
 MAX_BUFFER_S = 120.0  # input audio held for one connection, in either turn mode (bounded memory and ASR)
 MAX_ID_CHARS = 256  # event and item ids (echoed back, so bounded)
 MAX_TEXT_CHARS = 32768  # instructions, user text: the prompt is cut to the model's context anyway
+MAX_TOOLS = 128  # tools one session or response may declare (the reference API's limit)
+MAX_TOOL_DESCRIPTION_CHARS = 1024
+MAX_TOOL_SCHEMA_CHARS = 16384  # one tool's parameters, as JSON
+TOOL_CHOICES = ("auto", "none", "required")
 
 JSON = dict[str, Any]
 
@@ -114,6 +122,8 @@ class SessionPatch:
     voice: str | _Unset = UNSET  # a voice name, or the id of {"id": ...}
     transcription: JSON | None | _Unset = UNSET
     turn_detection: JSON | None | _Unset = UNSET
+    tools: tuple[Tool, ...] | _Unset = UNSET
+    tool_choice: ToolChoice | _Unset = UNSET
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,15 @@ class ItemCreate(ClientEvent):
 
 
 @dataclass(frozen=True)
+class FunctionOutputCreate(ClientEvent):
+    """A ``function_call_output`` item: the client's result for the server's ``function_call``."""
+
+    call_id: str
+    output: str
+    item_id: str | None = None
+
+
+@dataclass(frozen=True)
 class ItemTruncate(ClientEvent):
     item_id: str
     content_index: int
@@ -152,6 +171,8 @@ class ItemTruncate(ClientEvent):
 @dataclass(frozen=True)
 class ResponseCreate(ClientEvent):
     instructions: str | None = None
+    tools: tuple[Tool, ...] | None = None  # None: the session's
+    tool_choice: ToolChoice | None = None  # None: the session's
 
 
 @dataclass(frozen=True)
@@ -284,9 +305,103 @@ def _audio_modality_only(value: object, param: str) -> None:
         )
 
 
-def _no_tools(value: object, param: str) -> None:
-    if value not in (None, []):
-        raise _fail("unsupported_value", f"'{param}': function calling is not supported", param)
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SCHEMA_TYPES = frozenset({"string", "integer", "number", "boolean", "array", "object", "null"})
+
+
+def _tools(value: object, param: str) -> tuple[Tool, ...]:
+    """Function tools (``{type: "function", name, description, parameters}``), names unique."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _fail("invalid_type", f"'{param}' must be a list of tools, got {describe(value)}", param)
+    if len(value) > MAX_TOOLS:
+        raise _fail("array_above_max_length", f"'{param}' has {len(value)} tools; at most {MAX_TOOLS} are "
+                    "accepted", param)  # fmt: skip
+    tools: list[Tool] = []
+    for n, raw in enumerate(value):
+        p = f"{param}[{n}]"
+        obj = _dict(raw, p)
+        kind = obj.get("type", "function")
+        if kind == "mcp":
+            raise _fail("unsupported_value", f"'{p}.type' mcp: MCP tools are not supported; declare function "
+                        "tools and run them in the client", f"{p}.type")  # fmt: skip
+        if kind != "function":
+            raise _fail(
+                "invalid_value", f"'{p}.type' must be \"function\", got {describe(kind)}", f"{p}.type"
+            )
+        _check_keys(obj, {"type", "name", "description", "parameters"}, p, ignored=frozenset({"strict"}))
+        if "name" not in obj:
+            raise _fail("missing_required_parameter", f"'{p}.name' is required", f"{p}.name")
+        name = obj["name"]
+        if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
+            raise _fail("invalid_value", f"'{p}.name' must be 1-64 letters, digits, '_' or '-', got "
+                        f"{describe(name)}", f"{p}.name")  # fmt: skip
+        if any(t.name == name for t in tools):
+            raise _fail("duplicate_tool_name", f"'{p}.name' {name!r} is declared twice", f"{p}.name")
+        description = obj.get("description")
+        description = "" if description is None else _str(
+            description, f"{p}.description", max_chars=MAX_TOOL_DESCRIPTION_CHARS)  # fmt: skip
+        parameters = obj.get("parameters")
+        parameters = {"type": "object", "properties": {}} if parameters is None else _parameters(
+            parameters, f"{p}.parameters")  # fmt: skip
+        tools.append(Tool(name, description, parameters))
+    return tuple(tools)
+
+
+def _parameters(value: object, param: str) -> JSON:
+    """A tool's parameters: a JSON-schema object. Its shape is checked here; whether the model can fill
+    every construct is the tool caller's to say (``ToolSchemaError`` fails the response, naming it)."""
+    schema = _dict(value, param)
+    if len(json.dumps(schema)) > MAX_TOOL_SCHEMA_CHARS:
+        raise _fail("string_above_max_length", f"'{param}' is longer than {MAX_TOOL_SCHEMA_CHARS} characters "
+                    "as JSON", param)  # fmt: skip
+    if schema.get("type", "object") != "object":
+        raise _fail("invalid_value", f"'{param}.type' must be \"object\", got {describe(schema.get('type'))}",
+                    f"{param}.type")  # fmt: skip
+    props = _dict(schema.get("properties", {}), f"{param}.properties")
+    for key, prop in props.items():
+        if not _TOOL_NAME.fullmatch(key):
+            raise _fail("invalid_value", f"'{param}.properties' has a parameter name that is not 1-64 letters, "
+                        "digits, '_' or '-'", f"{param}.properties")  # fmt: skip
+        p = f"{param}.properties.{key}"
+        prop = _dict(prop, p)
+        kinds = prop.get("type", [])
+        for kind in kinds if isinstance(kinds, list) else [kinds]:
+            if kind not in _SCHEMA_TYPES:
+                raise _fail("invalid_value", f"'{p}.type' {describe(kind)} is not a JSON-schema type "
+                            f"({', '.join(sorted(_SCHEMA_TYPES))})", f"{p}.type")  # fmt: skip
+        if "enum" in prop and not (isinstance(prop["enum"], list) and prop["enum"]):
+            raise _fail("invalid_value", f"'{p}.enum' must be a non-empty list", f"{p}.enum")
+    required = schema.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        raise _fail("invalid_type", f"'{param}.required' must be a list of property names",
+                    f"{param}.required")  # fmt: skip
+    for r in required:
+        if r not in props:
+            raise _fail("invalid_value", f"'{param}.required' names {describe(r)}, which is not in "
+                        "'properties'", f"{param}.required")  # fmt: skip
+    return schema
+
+
+def _tool_choice(value: object, param: str) -> ToolChoice:
+    """``auto`` | ``none`` | ``required`` | ``{type: "function", name}`` (checked against the tools by
+    the session, which knows them)."""
+    if isinstance(value, str) and value in TOOL_CHOICES:
+        return value
+    if isinstance(value, dict):
+        _check_keys(value, {"type", "name"}, param, ignored=frozenset({"server_label"}))
+        if value.get("type") == "mcp":
+            raise _fail("unsupported_value", f"'{param}.type' mcp: MCP tools are not supported",
+                        f"{param}.type")  # fmt: skip
+        if value.get("type") != "function":
+            raise _fail("invalid_value", f"'{param}.type' must be \"function\", got "
+                        f"{describe(value.get('type'))}", f"{param}.type")  # fmt: skip
+        if "name" not in value:
+            raise _fail("missing_required_parameter", f"'{param}.name' is required", f"{param}.name")
+        return {"type": "function", "name": _id(value["name"], f"{param}.name")}
+    raise _fail("invalid_value", f"'{param}' must be \"auto\", \"none\", \"required\" or "
+                f"{{\"type\": \"function\", \"name\": ...}}, got {describe(value)}", param)  # fmt: skip
 
 
 def _audio_format(value: object, param: str) -> None:
@@ -401,10 +516,13 @@ def parse_session(obj: JSON, where: str = "session") -> SessionPatch:
         fields["instructions"] = _str(obj["instructions"], f"{where}.instructions")
     if "output_modalities" in obj:
         _audio_modality_only(obj["output_modalities"], f"{where}.output_modalities")
-    _no_tools(obj.get("tools"), f"{where}.tools")
+    if "tools" in obj:
+        fields["tools"] = _tools(obj["tools"], f"{where}.tools")
+    if "tool_choice" in obj:
+        fields["tool_choice"] = _tool_choice(obj["tool_choice"], f"{where}.tool_choice")
     if "max_output_tokens" in obj:
         _max_output_tokens(obj["max_output_tokens"], f"{where}.max_output_tokens")
-    if "parallel_tool_calls" in obj:  # meaningless without tools, but SDKs send it
+    if "parallel_tool_calls" in obj:  # accepted: a response makes at most one call either way
         _bool(obj["parallel_tool_calls"], f"{where}.parallel_tool_calls")
     if "audio" in obj:
         audio = _dict(obj["audio"], f"{where}.audio")
@@ -489,15 +607,21 @@ def _parse_bare(cls: type[AudioCommit] | type[AudioClear]):
     return parse
 
 
-def _parse_item_create(d: JSON, eid: str | None) -> ItemCreate:
+def _parse_item_create(d: JSON, eid: str | None) -> ItemCreate | FunctionOutputCreate:
     _check_keys(d, {"type", "event_id", "item", "previous_item_id"}, "")
     if "item" not in d:
         raise _fail("missing_required_parameter", "conversation.item.create needs an 'item'", "item")
     item = _dict(d["item"], "item")
+    kind = item.get("type", "message")
+    if kind == "function_call_output":
+        return _function_output(item, eid)
+    if kind == "function_call":
+        raise _fail("unsupported_value", "'item.type' function_call: calls are made by the server's model; "
+                    "answer one with a function_call_output item", "item.type")  # fmt: skip
     _check_keys(item, {"id", "type", "role", "content"}, "item", ignored=frozenset({"object", "status"}))
-    if item.get("type", "message") != "message":
-        raise _fail("unsupported_value", f"'item.type' {describe(item.get('type'))} is not supported (only "
-                    "\"message\")", "item.type")  # fmt: skip
+    if kind != "message":
+        raise _fail("unsupported_value", f"'item.type' {describe(kind)} is not supported (\"message\" or "
+                    "\"function_call_output\")", "item.type")  # fmt: skip
     if item.get("role") != "user":
         raise _fail(
             "unsupported_value",
@@ -538,6 +662,17 @@ def _parse_item_create(d: JSON, eid: str | None) -> ItemCreate:
     return ItemCreate(eid, text, item_id)
 
 
+def _function_output(item: JSON, eid: str | None) -> FunctionOutputCreate:
+    _check_keys(item, {"id", "type", "call_id", "output"}, "item", ignored=frozenset({"object", "status"}))
+    for key in ("call_id", "output"):
+        if key not in item:
+            raise _fail("missing_required_parameter", f"a function_call_output item needs '{key}'",
+                        f"item.{key}")  # fmt: skip
+    item_id = _id(item["id"], "item.id") if item.get("id") is not None else None
+    return FunctionOutputCreate(eid, _id(item["call_id"], "item.call_id"), _str(item["output"], "item.output"),
+                                item_id)  # fmt: skip
+
+
 def _parse_truncate(d: JSON, eid: str | None) -> ItemTruncate:
     _check_keys(d, {"type", "event_id", "item_id", "content_index", "audio_end_ms"}, "")
     for key in ("item_id", "audio_end_ms"):
@@ -569,7 +704,8 @@ def _parse_response_create(d: JSON, eid: str | None) -> ResponseCreate:
                     "conversation.item.create", "response.input")  # fmt: skip
     if "output_modalities" in resp:
         _audio_modality_only(resp["output_modalities"], "response.output_modalities")
-    _no_tools(resp.get("tools"), "response.tools")
+    tools = _tools(resp["tools"], "response.tools") if "tools" in resp else None
+    choice = _tool_choice(resp["tool_choice"], "response.tool_choice") if "tool_choice" in resp else None
     if "max_output_tokens" in resp:
         _max_output_tokens(resp["max_output_tokens"], "response.max_output_tokens")
     if "parallel_tool_calls" in resp:
@@ -585,7 +721,7 @@ def _parse_response_create(d: JSON, eid: str | None) -> ResponseCreate:
             _voice(out["voice"], "response.audio.output.voice")
     instructions = resp.get("instructions")
     return ResponseCreate(
-        eid, _str(instructions, "response.instructions") if instructions is not None else None
+        eid, _str(instructions, "response.instructions") if instructions is not None else None, tools, choice
     )
 
 

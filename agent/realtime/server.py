@@ -46,6 +46,7 @@ from audio.sinks import SimulatedSpeaker
 from audio.sources import AudioFrame
 from audio.vad import SileroVAD
 
+from ..tool_calls import schema_checker
 from .page import page_response
 from .protocol import JSON, RATE, encode
 from .security import AuthLimiter, bind_problem, is_loopback, keys_match, origin_allowed
@@ -60,6 +61,7 @@ from .session import (
     ReviseReply,
     ServerDefaults,
     SessionConfig,
+    SetTools,
     StartReply,
     Transcribe,
 )
@@ -373,8 +375,10 @@ class _Connection:
                 self._transcriptions.add(task)
                 task.add_done_callback(self._transcriptions.discard)
             elif isinstance(out, StartReply):
-                turn = self.pipeline.respond_to_text(out.text)
+                turn = self.pipeline.respond_to_text(out.text, out.tools, out.say)
                 self.send(self.session.begin_response(turn, out.user_item_id))
+            elif isinstance(out, SetTools):
+                self.pipeline.tools = out.request if out.request.offered else None
             elif isinstance(out, CancelReply):
                 if not self.pipeline.cancel_reply():
                     log.warning("response.cancel: the pipeline had no reply to cancel")
@@ -401,9 +405,10 @@ class _Connection:
             await self._stop_pipeline()
             new = self._build_pipeline(cfg, vad)
             new.conversation = old.conversation
+            new.tools = old.tools
             self.pipeline = new
             self._start_pipeline()
-        self.send(events)
+        await self._carry_out(events)
 
     async def _transcribe(self, pipeline: VoicePipeline, action: Transcribe) -> None:
         try:
@@ -434,6 +439,8 @@ def server_defaults(cfg: QuickturnConfig, services: Services) -> ServerDefaults:
         prefix_padding_ms=cfg.vad.preroll_ms,
         silence_duration_ms=cfg.endpoint.hangover_ms,
         max_output_tokens=cfg.lm.max_tokens,
+        tool_calls=services.tool_caller is not None,
+        check_tool=schema_checker(),
     )
 
 

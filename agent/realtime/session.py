@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import collections
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,11 +28,14 @@ from agent.events import (
     SpeculationDiscarded,
     SpeechStarted,
     StageError,
+    ToolCallDecided,
     TTSChunk,
     TurnMerged,
 )
+from dlm_core.tools import Tool, ToolSchemaError
 
 from ..text_split import heard_text
+from ..tool_calls import ToolChoice, ToolRequest, spoken_result
 from .protocol import (
     DELTA_BYTES,
     JSON,
@@ -41,6 +45,7 @@ from .protocol import (
     AudioClear,
     AudioCommit,
     ClientEvent,
+    FunctionOutputCreate,
     ItemCreate,
     ItemTruncate,
     RealtimeProtocolError,
@@ -55,6 +60,7 @@ from .protocol import (
 
 MAX_TURNS_KEPT = 8  # per-turn bookkeeping kept for turns that never finished (bounded)
 MAX_PENDING_ITEMS = 64  # user items waiting for response.create (each holds text or audio: bounded)
+MAX_CALLS_KEPT = 32  # function calls a client may still answer (the oldest are forgotten)
 
 
 def _fail(code: str, message: str, param: str | None = None) -> RealtimeProtocolError:
@@ -84,10 +90,22 @@ class Transcribe:
 
 @dataclass(frozen=True)
 class StartReply:
-    """Answer ``text`` now (``VoicePipeline.respond_to_text``), then call ``begin_response``."""
+    """Answer ``text`` now (``VoicePipeline.respond_to_text``), then call ``begin_response``.
+
+    ``tools``: the reply may call one instead of speaking; ``say``: the reply is these words, not the
+    model's (the results of the function calls it answers)."""
 
     text: str
     user_item_id: str
+    tools: ToolRequest | None = None
+    say: str | None = None
+
+
+@dataclass(frozen=True)
+class SetTools:
+    """The tools the session's spoken (server VAD) turns may call from now on (``VoicePipeline.tools``)."""
+
+    request: ToolRequest
 
 
 @dataclass(frozen=True)
@@ -109,7 +127,16 @@ class ApplyTurnDetection:
     config: SessionConfig
 
 
-Action = FeedAudio | ClearFeed | Transcribe | StartReply | CancelReply | ReviseReply | ApplyTurnDetection
+Action = (
+    FeedAudio
+    | ClearFeed
+    | Transcribe
+    | StartReply
+    | CancelReply
+    | ReviseReply
+    | ApplyTurnDetection
+    | SetTools
+)
 Output = JSON | Action  # a server event to send, or an action to carry out
 
 
@@ -143,6 +170,8 @@ class ServerDefaults:
     prefix_padding_ms: int = 256
     silence_duration_ms: int = 300
     max_output_tokens: int = 48
+    tool_calls: bool = True  # the reply model can call tools (a ``ToolCaller`` is loaded)
+    check_tool: Callable[[Tool], object] | None = None  # raises ToolSchemaError for a tool it cannot fill
 
     def turn_detection(self, **changes: Any) -> TurnDetection:
         base = TurnDetection(self.threshold, self.prefix_padding_ms, self.silence_duration_ms)
@@ -158,6 +187,12 @@ class SessionConfig:
     instructions: str = ""
     transcription: JSON | None = None  # None: no input transcription events
     turn_detection: TurnDetection | None = None  # None: manual commit + response.create
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice = "auto"
+
+    @property
+    def tool_request(self) -> ToolRequest:
+        return ToolRequest(self.tools, self.tool_choice)
 
     def to_wire(self) -> JSON:
         fmt = {"type": "audio/pcm", "rate": RATE}
@@ -177,8 +212,8 @@ class SessionConfig:
                 },
                 "output": {"format": dict(fmt), "voice": self.voice, "speed": 1.0},
             },
-            "tools": [],
-            "tool_choice": "auto",
+            "tools": [_tool_wire(t) for t in self.tools],
+            "tool_choice": dict(self.tool_choice) if isinstance(self.tool_choice, dict) else self.tool_choice,
             "max_output_tokens": self.max_output_tokens,
         }
 
@@ -223,6 +258,7 @@ class _Turn:
     trimmed: PromptTrimmed | None = None  # the reply's prompt was cut to fit (told with the response)
     audio_start_ms: int = 0
     previous_item_id: str | None = None  # the conversation's last item before this turn's user item
+    call: ToolCallDecided | None = None  # the reply model chose this call instead of speaking
 
 
 @dataclass
@@ -240,11 +276,23 @@ class _Response:
 
 
 @dataclass
+class _Call:
+    """A ``function_call`` item the server sent: the client answers it with a ``function_call_output``."""
+
+    item_id: str
+    name: str
+    request: str  # the user's words the call answers
+    answered: bool = False
+
+
+@dataclass
 class _Pending:
-    """A user item waiting for ``response.create``: typed text, or committed audio in (or out of) ASR."""
+    """An item waiting for ``response.create``: typed text, committed audio in (or out of) ASR, or a
+    function call's output."""
 
     item_id: str
     text: str | None  # None: still being transcribed
+    result: tuple[_Call, str] | None = None  # a function_call_output: its call, and the output
 
 
 def _finite(x: float | None) -> float | None:
@@ -275,6 +323,8 @@ class RealtimeSession:
         self._pending: list[_Pending] = []  # user items for the next response.create
         self._audio_s: dict[str, float] = {}  # committed audio items in ASR: their length
         self._requested = False  # response.create waits for committed audio to be transcribed
+        self._requested_tools = ToolRequest()  # ... and the tools that response may call
+        self._calls: collections.OrderedDict[str, _Call] = collections.OrderedDict()  # by call_id
         self._last_item_id: str | None = None
 
     # -- plumbing -----------------------------------------------------------------------------------
@@ -316,8 +366,10 @@ class RealtimeSession:
             return self._clear()
         if isinstance(ev, ItemCreate):
             return self._add_user_text(ev)
+        if isinstance(ev, FunctionOutputCreate):
+            return self._add_function_output(ev)
         if isinstance(ev, ResponseCreate):
-            return self._response_create(busy)
+            return self._response_create(ev, busy)
         if isinstance(ev, ResponseCancel):
             return self._response_cancel(ev)
         if isinstance(ev, ItemTruncate):
@@ -344,7 +396,37 @@ class RealtimeSession:
             td = patch.turn_detection
             # As in the reference API, a new turn_detection object replaces the old one (omitted = default).
             cfg = replace(cfg, turn_detection=None if td is None else self.defaults.turn_detection(**td))
+        if not isinstance(patch.tools, _Unset):
+            self._check_schemas(patch.tools, "session")
+            cfg = replace(cfg, tools=patch.tools)
+        if not isinstance(patch.tool_choice, _Unset):
+            cfg = replace(cfg, tool_choice=patch.tool_choice)
+        self._check_tools(cfg.tools, cfg.tool_choice, "session")
         return cfg
+
+    def _check_schemas(self, tools: tuple[Tool, ...], where: str) -> None:
+        """Newly declared tools: can the decoder fill each one's parameters? (Told now, not mid-turn.)"""
+        check = self.defaults.check_tool
+        for n, tool in enumerate(tools if check is not None and self.defaults.tool_calls else ()):
+            try:
+                check(tool)
+            except ToolSchemaError as exc:
+                why = str(exc)
+                why = why if len(why) <= 200 else why[:200] + "..."
+                raise _fail("unsupported_tool_schema", f"'{where}.tools[{n}].parameters' cannot be filled by "
+                            f"the model: {why}", f"{where}.tools[{n}].parameters") from None  # fmt: skip
+
+    def _check_tools(self, tools: tuple[Tool, ...], choice: ToolChoice, where: str) -> None:
+        """The choice must be one the tools allow, and this server must be able to call tools at all."""
+        if tools and not self.defaults.tool_calls:
+            raise _fail("tools_not_supported", "function calling needs a reply model that can call tools; "
+                        "this server's has no tool caller", f"{where}.tools")  # fmt: skip
+        if choice == "required" and not tools:
+            raise _fail("invalid_value", f"'{where}.tool_choice' is \"required\" but no tools are declared",
+                        f"{where}.tool_choice")  # fmt: skip
+        if isinstance(choice, dict) and not any(t.name == choice["name"] for t in tools):
+            raise _fail("invalid_value", f"'{where}.tool_choice' names {choice['name']!r}, which is not among "
+                        f"the declared tools", f"{where}.tool_choice.name")  # fmt: skip
 
     def _session_update(self, patch: SessionPatch, busy: bool) -> list[Output]:
         new = self.resolve_update(patch)
@@ -359,7 +441,7 @@ class RealtimeSession:
             raise _fail("turn_in_progress", "turn_detection cannot change during a turn; send the "
                         "session.update between turns", "session.audio.input.turn_detection")  # fmt: skip
 
-    def apply_turn_detection(self, cfg: SessionConfig, *, busy: bool) -> tuple[bool, list[JSON]]:
+    def apply_turn_detection(self, cfg: SessionConfig, *, busy: bool) -> tuple[bool, list[Output]]:
         """After ``ApplyTurnDetection``: may the reconfigured pipeline take over? ``busy``: the user
         started talking while the adapter prepared it (the old pipeline then stays, unchanged)."""
         try:
@@ -373,8 +455,11 @@ class RealtimeSession:
     def _commit_update(self, cfg: SessionConfig) -> list[Output]:
         if cfg.turn_detection is not None:
             self._buffer.clear()  # switching to server VAD: the pipeline owns the input from now on
+        out: list[Output] = []
+        if cfg.tool_request != self.config.tool_request:
+            out.append(SetTools(cfg.tool_request))
         self.config = cfg
-        return [self.event("session.updated", session=cfg.to_wire())]
+        return [*out, self.event("session.updated", session=cfg.to_wire())]
 
     # -- input audio --------------------------------------------------------------------------------
     @property
@@ -466,6 +551,23 @@ class RealtimeSession:
         self._pending.append(_Pending(item_id, ev.text))
         return list(self._item_added(_user_item(item_id, {"type": "input_text", "text": ev.text})))
 
+    def _add_function_output(self, ev: FunctionOutputCreate) -> list[Output]:
+        """The client's result for one of the server's function calls; ``response.create`` speaks it."""
+        call = self._calls.get(ev.call_id)
+        if call is None:
+            raise _fail("invalid_call_id", "'item.call_id' matches no function_call of this session (or one "
+                        f"too old: the last {MAX_CALLS_KEPT} are kept)", "item.call_id")  # fmt: skip
+        if call.answered:
+            raise _fail("duplicate_function_call_output", "that function call has an output already",
+                        "item.call_id")  # fmt: skip
+        self._check_room()
+        call.answered = True
+        item_id = ev.item_id or new_id("item")
+        self._pending.append(_Pending(item_id, "", (call, ev.output)))
+        item = {"id": item_id, "object": "realtime.item", "type": "function_call_output", "status": "completed",
+                "call_id": ev.call_id, "output": ev.output}  # fmt: skip
+        return list(self._item_added(item))
+
     def _check_room(self) -> None:
         if len(self._pending) >= MAX_PENDING_ITEMS:
             raise _fail("too_many_items", f"{MAX_PENDING_ITEMS} user items are waiting already: send "
@@ -479,7 +581,7 @@ class RealtimeSession:
         ]
 
     # -- responses ----------------------------------------------------------------------------------
-    def _response_create(self, busy: bool) -> list[Output]:
+    def _response_create(self, ev: ResponseCreate, busy: bool) -> list[Output]:
         if self.response is not None or self._requested:
             active = f"response {self.response.id} is" if self.response else "a response is"
             raise _fail("conversation_already_has_active_response",
@@ -492,6 +594,14 @@ class RealtimeSession:
                 "nothing to respond to: add a user message (conversation.item.create with input_text) "
                 "or commit audio (input_audio_buffer.commit) first",
             )
+        if ev.tools is not None:
+            self._check_schemas(ev.tools, "response")
+        tools = self.config.tools if ev.tools is None else ev.tools
+        choice = ev.tool_choice if ev.tool_choice is not None else self.config.tool_choice
+        if ev.tool_choice is None and isinstance(choice, dict) and ev.tools is not None:
+            choice = "auto"  # the session's named function need not be among this response's tools
+        self._check_tools(tools, choice, "response")
+        self._requested_tools = ToolRequest(tools, choice)
         self._requested = True
         return self._maybe_start(busy)
 
@@ -505,11 +615,19 @@ class RealtimeSession:
                                      "send response.create again when it is over"))]  # fmt: skip
         pending, self._pending = self._pending, []
         text = " ".join(t for p in pending if (t := (p.text or "").strip()))
+        results = [p.result for p in pending if p.result is not None]
+        if results:
+            # Function outputs are answered by saying them: the embedded model is not trained to phrase a
+            # tool's result (given in its context or as its draft, it still answered the request it
+            # cannot serve). The history gets the request that led to the call, and what was said.
+            say = " ".join(spoken_result(output) for _, output in results)
+            return [StartReply(text or results[-1][0].request, pending[-1].item_id, None, say)]
         if not text:
             return [
                 self.error(_fail("empty_user_input", "the committed audio contained no recognisable speech"))
             ]
-        return [StartReply(text, pending[-1].item_id)]
+        tools = self._requested_tools
+        return [StartReply(text, pending[-1].item_id, tools if tools.offered else None)]
 
     def begin_response(self, turn: int, user_item_id: str | None) -> list[JSON]:
         """A response for pipeline turn ``turn`` starts (server VAD commit, or after ``StartReply``)."""
@@ -584,7 +702,9 @@ class RealtimeSession:
                        output_index=0, content_index=0, part=part),
         ]  # fmt: skip
 
-    def _finish_response(self, resp: _Response, interrupted: bool) -> list[JSON]:
+    def _finish_response(
+        self, resp: _Response, interrupted: bool, call: ToolCallDecided | None = None
+    ) -> list[JSON]:
         if resp.error is not None:
             status, details = (
                 "failed",
@@ -612,11 +732,40 @@ class RealtimeSession:
             ]
             output.append(item)
             self.last_reply = resp
+        elif call is not None and status == "completed":
+            item = self._call_item(resp, call)
+            events += self._call_events(resp, item)
+            output.append(item)
         events.append(
             self.event("response.done", response=self._response_wire(resp, status, details, output))
         )
         self.response = None
         return events
+
+    def _call_item(self, resp: _Response, call: ToolCallDecided) -> JSON:
+        """The ``function_call`` item of a response whose reply is a call (its call is kept to be answered)."""
+        call_id = new_id("call")
+        self._calls[call_id] = _Call(resp.item_id, call.name, call.request)
+        while len(self._calls) > MAX_CALLS_KEPT:
+            self._calls.popitem(last=False)
+        return {"id": resp.item_id, "object": "realtime.item", "type": "function_call", "status": "completed",
+                "name": call.name, "call_id": call_id, "arguments": call.arguments}  # fmt: skip
+
+    def _call_events(self, resp: _Response, item: JSON) -> list[JSON]:
+        """A call's output item, streamed as the reference API does. The arguments are decoded at once
+        (every slot in parallel), so they arrive as one delta."""
+        prev, self._last_item_id = self._last_item_id, item["id"]
+        added = {**item, "status": "in_progress", "arguments": ""}
+        ids = {"response_id": resp.id, "item_id": item["id"], "output_index": 0, "call_id": item["call_id"]}
+        return [
+            self.event("response.output_item.added", response_id=resp.id, output_index=0, item=added),
+            self.event("conversation.item.added", previous_item_id=prev, item=added),
+            self.event("response.function_call_arguments.delta", **ids, delta=item["arguments"]),
+            self.event("response.function_call_arguments.done", **ids, name=item["name"],
+                       arguments=item["arguments"]),
+            self.event("response.output_item.done", response_id=resp.id, output_index=0, item=item),
+            self.event("conversation.item.done", previous_item_id=prev, item=item),
+        ]  # fmt: skip
 
     def _assistant_item(self, resp: _Response, status: str) -> JSON:
         return {
@@ -683,6 +832,11 @@ class RealtimeSession:
                 turn.transcript = None
                 turn.clauses.clear()
                 turn.trimmed = None
+                turn.call = None
+            return []
+        if isinstance(ev, ToolCallDecided):
+            if turn is not None:  # sent with the response when the turn ends (it may still be speculative)
+                turn.call = ev
             return []
         if isinstance(ev, FinalTranscript):
             if turn is None or turn.user_item_id is None:
@@ -781,8 +935,10 @@ class RealtimeSession:
     def _turn_finished(self, ev: LatencyReport) -> list[JSON]:
         turn = self._turns.pop(ev.turn, None)
         resp = self.response if self.response is not None and self.response.turn == ev.turn else None
-        events = self._finish_response(resp, ev.interrupted) if resp is not None else []
-        if ev.transcript:  # the pipeline added this exchange to its history (its reply, if any was heard)
+        call = turn.call if turn is not None else None
+        events = self._finish_response(resp, ev.interrupted, call) if resp is not None else []
+        if ev.transcript and call is None:  # the pipeline added this exchange to its history (a call's
+            # request joins the history with the reply that answers it)
             self._history_item = resp.item_id if resp is not None and resp.output_started else None
         events.append(self.event(
             "quickturn.latency",
@@ -807,6 +963,11 @@ class RealtimeSession:
         self._audio_s.clear()
         self._requested = False
         self._fed_floor_ms = self._fed_ms
+
+
+def _tool_wire(tool: Tool) -> JSON:
+    return {"type": "function", "name": tool.name, "description": tool.description,
+            "parameters": dict(tool.parameters)}  # fmt: skip
 
 
 def _user_item(item_id: str, content: JSON) -> JSON:

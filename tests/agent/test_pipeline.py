@@ -20,6 +20,7 @@ from agent.events import (
     BargeIn,
     BargeInIgnored,
     EndpointCommitted,
+    EventBus,
     FinalTranscript,
     FirstReplySample,
     LatencyReport,
@@ -30,11 +31,15 @@ from agent.events import (
     SpeechResumed,
     SpeechStarted,
     StageError,
+    ToolCallDecided,
     TTSChunk,
 )
-from agent.pipeline import Services
+from agent.pipeline import Services, VoicePipeline
 from agent.simulate import InputError, ScriptItem, ScriptRunner, load_items
+from agent.tool_calls import ToolRequest
 from agent.wer import word_error_rate
+from audio.sinks import SimulatedSpeaker
+from dlm_core.tools import Tool
 
 DEMO = Path(__file__).resolve().parents[2] / "demo"
 MANIFEST = {e["file"]: e for e in json.loads((DEMO / "manifest.json").read_text())}
@@ -233,3 +238,46 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         w.setframerate(16000)
     with pytest.raises(InputError, match="empty"):
         load_clip(ScriptItem(empty), 16000)
+
+
+def test_a_typed_turn_can_be_a_tool_call_or_say_given_words(cfg, services):
+    """The pipeline's two entry points for function calling: a reply offered tools may be decided into a
+    call (nothing is said, the request stays out of the history), and a reply may say given words."""
+
+    async def main() -> tuple[VoicePipeline, list]:
+        events: list = []
+        bus = EventBus()
+        bus.subscribe(events.append)
+        sink = SimulatedSpeaker(services.tts.sample_rate, cfg.audio.output_block_ms)
+        pipeline = VoicePipeline(cfg, services, sink, bus)
+        pipeline.keep_reply_audio = True
+        try:
+            if services.tool_caller is not None:
+                timer = Tool("set_timer", "Start a countdown timer.", {
+                    "type": "object", "properties": {"minutes": {"type": "integer"}}, "required": ["minutes"]})  # fmt: skip
+                choice = {"type": "function", "name": "set_timer"}
+                pipeline.respond_to_text("Set a timer for ten minutes.", ToolRequest((timer,), choice))
+                await pipeline.idle.wait()
+            pipeline.respond_to_text("Set a timer for ten minutes.", say="Your timer is set for ten minutes.")
+            await pipeline.idle.wait()
+        finally:
+            pipeline.close()
+            sink.close()
+        return pipeline, events
+
+    pipeline, events = asyncio.run(main())
+    assert not of(events, StageError), of(events, StageError)
+    said_turn = of(events, LatencyReport)[-1].turn
+    if services.tool_caller is not None:
+        (call,) = of(events, ToolCallDecided)
+        assert call.name == "set_timer" and isinstance(json.loads(call.arguments)["minutes"], int)
+        assert call.request == "Set a timer for ten minutes." and call.turn not in pipeline.reply_audio
+    assert not of(events, LMStarted, said_turn)  # no model: the words are said as they are
+    assert " ".join(e.text for e in of(events, TTSChunk, said_turn)) == "Your timer is set for ten minutes."
+    audio = np.concatenate([c.samples for c in pipeline.reply_audio[said_turn]])
+    assert np.sqrt(np.mean(audio**2)) > 0.01
+    history = [(m.role, m.content) for m in pipeline.conversation.turns]
+    assert history == [
+        ("user", "Set a timer for ten minutes."),
+        ("assistant", "Your timer is set for ten minutes."),
+    ]

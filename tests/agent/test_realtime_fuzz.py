@@ -24,6 +24,7 @@ from agent.realtime.session import (  # noqa: E402
     RealtimeSession,
     ReviseReply,
     ServerDefaults,
+    SetTools,
     StartReply,
     Transcribe,
 )
@@ -31,7 +32,16 @@ from agent.realtime.session import (  # noqa: E402
 DEFAULTS = ServerDefaults(
     voice="en_US-joe-medium", threshold=0.5, prefix_padding_ms=256, silence_duration_ms=300
 )
-ACTIONS = (ApplyTurnDetection, CancelReply, ClearFeed, FeedAudio, ReviseReply, StartReply, Transcribe)
+ACTIONS = (
+    ApplyTurnDetection,
+    CancelReply,
+    ClearFeed,
+    FeedAudio,
+    ReviseReply,
+    SetTools,
+    StartReply,
+    Transcribe,
+)
 NAME_CHARS = 48  # protocol.describe() quotes a client string only up to this length (and only plain names)
 FUZZ = settings(
     max_examples=300,
@@ -41,6 +51,8 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
+TOOL = {"type": "function", "name": "f", "description": "Does f.", "parameters": {
+    "type": "object", "properties": {"n": {"type": "integer", "enum": [1, 2]}}, "required": ["n"]}}  # fmt: skip
 AUDIO = base64.b64encode(bytes(4800)).decode()  # 0.1 s of 24 kHz silence
 SESSION = {
     "type": "realtime",
@@ -66,6 +78,11 @@ VALID: list[dict] = [
     {"type": "conversation.item.truncate", "item_id": "item_1", "content_index": 0, "audio_end_ms": 10},
     {"type": "response.create", "response": {"instructions": "x", "max_output_tokens": 10}},
     {"type": "response.cancel", "response_id": "resp_1"},
+    {"type": "session.update", "session": {"type": "realtime", "tools": [TOOL], "tool_choice": "required"}},
+    {"type": "session.update", "session": {"type": "realtime", "tool_choice": {"type": "function", "name": "f"}}},
+    {"type": "response.create", "response": {"tools": [TOOL], "tool_choice": "auto"}},
+    {"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "call_1",
+                                                  "output": "{\"ok\": true}"}},
 ]  # fmt: skip
 
 
@@ -203,7 +220,8 @@ def _play(session: RealtimeSession, raw: str | bytes, busy: bool, turn: list[int
             _check_event(out, long_inputs)
         elif isinstance(out, ApplyTurnDetection):
             for event in session.apply_turn_detection(out.config, busy=False)[1]:
-                _check_event(event, set())
+                if isinstance(event, dict):
+                    _check_event(event, set())
         elif isinstance(out, Transcribe):
             for event in session.transcribed(out.item_id, "words", busy=False):
                 if isinstance(event, dict):

@@ -173,7 +173,7 @@ def test_session_update_rejects_beta_names_and_unsupported_formats():
     fails(session_update(ulaw), "unsupported_audio_format")
     fails(session_update({"type": "realtime", "output_modalities": ["text"]}), "unsupported_value")
     fails(
-        session_update({"type": "realtime", "tools": [{"type": "function", "name": "f"}]}),
+        session_update({"type": "realtime", "tools": [{"type": "mcp", "server_label": "x"}]}),
         "unsupported_value",
     )
     semantic = {"type": "realtime", "audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}}

@@ -23,7 +23,10 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 import numpy as np
+import openai
+import pydantic
 import pytest
+from openai.types.realtime import RealtimeServerEvent
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
@@ -643,3 +646,158 @@ def test_a_public_address_without_a_key_is_refused_at_start(cfg, services):
             await RealtimeServer(cfg, services, host="0.0.0.0", port=0).start()
 
     asyncio.run(main())
+
+
+# -- function calling with the official SDK ---------------------------------------------------------------
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Get the current weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+TIMER_TOOL = {
+    "type": "function",
+    "name": "set_timer",
+    "description": "Start a countdown timer.",
+    "parameters": {"type": "object", "properties": {"minutes": {"type": "integer"}}, "required": ["minutes"]},
+}
+
+
+def test_sdk_function_call_round_trip(cfg, services):
+    """The openai SDK declares tools, gets the model's call, answers it, and hears the result spoken."""
+    if services.tool_caller is None:
+        pytest.skip("the reply model has no tool caller (dlm_core.tools.ToolCaller, branch h/toolmodel)")
+    strict = pydantic.TypeAdapter(RealtimeServerEvent)
+
+    async def scenario(server: RealtimeServer) -> None:
+        base = server.url.removesuffix("/realtime")
+        client = openai.AsyncOpenAI(api_key="sk-local", base_url="http://unused/v1", websocket_base_url=base)
+        async with client.realtime.connect(model="quickturn") as conn:
+
+            async def events_until(kind: str) -> list:
+                """Server events up to ``kind``, each validated strictly as the SDK's GA type."""
+                got = []
+                async with asyncio.timeout(120):
+                    while True:
+                        data = json.loads(await conn.recv_bytes())
+                        if data["type"].startswith("quickturn."):
+                            continue
+                        event = strict.validate_python(data)
+                        assert event.type != "error", event.error
+                        got.append(event)
+                        if event.type == kind:
+                            return got
+
+            await events_until("session.created")
+            await conn.session.update(session={
+                "type": "realtime", "tools": [WEATHER_TOOL, TIMER_TOOL],
+                "tool_choice": {"type": "function", "name": "get_weather"},
+                "audio": {"input": {"turn_detection": None}},
+            })  # fmt: skip
+            (updated,) = await events_until("session.updated")
+            assert [t.name for t in updated.session.tools] == ["get_weather", "set_timer"]
+
+            await conn.conversation.item.create(item={
+                "type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": "What's the weather like in Paris?"}],
+            })  # fmt: skip
+            await conn.response.create()
+            first = await events_until("response.done")
+            kinds = [e.type for e in first]
+            assert kinds[kinds.index("response.created") :] == [
+                "response.created",
+                "response.output_item.added",
+                "conversation.item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "conversation.item.done",
+                "response.done",
+            ]
+            call = first[-1].response.output[0]
+            assert first[-1].response.status == "completed" and call.type == "function_call"
+            assert call.name == "get_weather", call
+            arguments = json.loads(call.arguments)
+            # A free string is copied from the user's words (which words is the model's: see test_sdk_auto_*)
+            assert arguments["city"] and arguments["city"] in "What's the weather like in Paris?", arguments
+
+            await conn.conversation.item.create(item={
+                "type": "function_call_output", "call_id": call.call_id,
+                "output": json.dumps({"city": arguments["city"], "sky": "sunny", "temperature_c": 18}),
+            })  # fmt: skip
+            await conn.response.create()
+            second = await events_until("response.done")
+            done = second[-1].response
+            assert done.status == "completed" and done.output[0].type == "message"
+            transcript = done.output[0].content[0].transcript
+            assert "sunny" in transcript.lower() and "18" in transcript, transcript
+            audio = b"".join(
+                base64.b64decode(e.delta) for e in second if e.type == "response.output_audio.delta"
+            )
+            assert rms(np.frombuffer(audio, "<i2").astype(np.float32) / 32768) > 0.01
+            # The history holds the request once, answered by what was said.
+            (connection,) = server.connections
+            history = [(m.role, m.content) for m in connection.pipeline.conversation.turns]
+            assert history == [("user", "What's the weather like in Paris?"), ("assistant", transcript)]
+
+    async def main() -> None:
+        async with RealtimeServer(cfg, services, host="127.0.0.1", port=0) as server:
+            await scenario(server)
+
+    asyncio.run(main())
+
+
+def test_a_spoken_request_becomes_a_function_call(cfg, services):
+    """Server VAD: the spoken turn itself is decided into a call (speculatively, then committed)."""
+    if services.tool_caller is None:
+        pytest.skip("the reply model has no tool caller (dlm_core.tools.ToolCaller, branch h/toolmodel)")
+    name = "08_weather.wav"  # "What's the weather like tomorrow?"
+    forecast = {
+        "type": "function",
+        "name": "get_forecast",
+        "description": "The weather forecast for a day.",
+        "parameters": {"type": "object", "properties": {"day": {"type": "string", "enum": ["today", "tomorrow"]}},
+                       "required": ["day"]},
+    }  # fmt: skip
+
+    async def scenario(url: str) -> None:
+        async with connect(url, max_size=None) as ws:
+            c = Client(ws)
+            await c.wait_for("session.created")
+            await c.send(type="session.update", session={
+                "type": "realtime", "tools": [forecast, TIMER_TOOL],
+                "tool_choice": {"type": "function", "name": "get_forecast"},
+            })  # fmt: skip
+            await c.wait_for("session.updated")
+
+            async def microphone() -> None:  # 100 ms chunks in real time, then silence like an open mic
+                audio = silence(0.3) + clip_pcm(name)
+                step = 2 * round(CHUNK_S * RATE)
+                for i in range(0, len(audio), step):
+                    await c.send(type="input_audio_buffer.append", audio=b64(audio[i : i + step]))
+                    await asyncio.sleep(CHUNK_S)
+                while True:
+                    await c.send(type="input_audio_buffer.append", audio=b64(silence(CHUNK_S)))
+                    await asyncio.sleep(CHUNK_S)
+
+            mic = asyncio.create_task(microphone())
+            try:
+                latency = await c.wait_for("quickturn.latency", timeout=60)
+            finally:
+                mic.cancel()
+            (done,) = c.of("response.done")
+            (item,) = done["response"]["output"]
+            assert done["response"]["status"] == "completed" and item["type"] == "function_call"
+            assert item["name"] == "get_forecast" and json.loads(item["arguments"])["day"] in (
+                "today",
+                "tomorrow",
+            )
+            committed = c.of("input_audio_buffer.committed")[0]["item_id"]
+            (added,) = [e for e in c.of("conversation.item.added") if e["item"]["type"] == "function_call"]
+            assert added["previous_item_id"] == committed  # after the user's item, in the history's order
+            assert not c.of("response.output_audio.delta") and not c.of("error")
+            assert word_error_rate(MANIFEST[name]["text"], latency["transcript"]) <= 0.2, latency[
+                "transcript"
+            ]
+
+    run_with_server(cfg, services, scenario)
