@@ -110,6 +110,9 @@ class LMSection:
     draft_threshold: float = 0.05  # keep a draft token when the model gives it at least this probability
     draft_guidance: bool = True  # later steps, too, take a draft token once it is plausible
     draft_min_similarity: float = 0.5  # retrieval cosine below which no draft is offered
+    # A request an offline source answers (agent/sources): false speaks the source's sentence at once;
+    # true lets the model phrase it (the sentence as its draft) and speaks that only if it says the fact.
+    phrase_grounded: bool = False
 
 
 @dataclass

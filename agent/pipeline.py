@@ -43,6 +43,7 @@ from .events import (
     EventBus,
     FinalTranscript,
     FirstReplySample,
+    Grounded,
     LatencyReport,
     LMBlock,
     LMFinished,
@@ -581,6 +582,12 @@ class VoicePipeline:
                 stats.prefill_ms,
             ),
         )
+        if (g := model.last_grounding) is not None:
+            a = g.answer
+            event = Grounded(
+                reply.turn, now(), a.kind, a.coverage.value, a.source, a.sentence, g.by, g.model_text
+            )
+            self._emit_for_reply(reply, event)
 
     async def _play(self, reply: _Reply) -> None:
         await reply.commit.wait()
