@@ -113,6 +113,9 @@ class LMSection:
     # A request an offline source answers (agent/sources): false speaks the source's sentence at once;
     # true lets the model phrase it (the sentence as its draft) and speaks that only if it says the fact.
     phrase_grounded: bool = False
+    # How drafts are found: "meaning" (MiniLM sentence vectors), "words" (TF-IDF) or "both" (meaning first).
+    draft_retrieval: str = "meaning"
+    draft_min_meaning: float = 0.6  # sentence-vector cosine below which no draft is offered
 
 
 @dataclass

@@ -385,7 +385,10 @@ class VoicePipeline:
 
         def work():
             transcriber.feed(new)  # the transcriber is touched only from the partials' thread
-            return transcriber.partial()
+            partial = transcriber.partial()
+            # Draft retrieval by meaning encodes the words so far now, not after the user stops.
+            self.services.reply.prepare_text(partial.text)
+            return partial
 
         async def run():
             try:

@@ -96,6 +96,9 @@ class ReplyModel:
     def prefill(self, messages: Messages) -> None:
         """Optionally cache the conversation so far while the user is still speaking."""
 
+    def prepare_text(self, text: str) -> None:
+        """Optionally work on what the user has said so far (a partial transcript) while they speak."""
+
     def reconfigure(self, cfg: LMSection) -> None:
         """Apply run-time settings (steps, sampler, limits) without reloading weights (profiling sweeps)."""
 
@@ -130,8 +133,20 @@ class DiffusionReply(ReplyModel):
         self.drafts = None
         if (path / DRAFTS_FILE).is_file():
             from .embedded.drafts import DraftIndex
+            from .embedded.meaning import EncoderMissing
 
-            self.drafts = DraftIndex.load(path / DRAFTS_FILE)
+            if cfg.draft_retrieval not in ("words", "meaning", "both"):
+                raise ModelLoadError(
+                    f"lm.draft_retrieval={cfg.draft_retrieval!r}: use words, meaning or both"
+                )
+            try:
+                self.drafts = DraftIndex.load(
+                    path / DRAFTS_FILE,
+                    cfg.draft_retrieval,
+                    cfg.draft_min_meaning,  # type: ignore[arg-type]
+                )
+            except EncoderMissing as exc:
+                raise ModelLoadError(str(exc)) from exc
         elif cfg.drafts and path.resolve() == EMBEDDED_MODEL.resolve():
             # The shipped weights were tuned with their draft index: without it replies are worse, never
             # silently so (another model folder may simply have none).
@@ -273,6 +288,12 @@ class DiffusionReply(ReplyModel):
 
     def prefill(self, messages: Messages) -> None:
         self.engine.prefill(self.fit(messages).messages)
+
+    def prepare_text(self, text: str) -> None:
+        """Encode the partial transcript for draft retrieval by meaning (cached: free at the turn's end
+        when the final transcript is the same words)."""
+        if self.drafts is not None and self.cfg.drafts:
+            self.drafts.prepare(text)
 
     @property
     def last_stats(self) -> ReplyStats:
