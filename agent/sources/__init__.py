@@ -15,7 +15,7 @@ Three outcomes, for the reply gate and the trace:
 * ``Coverage.NOT_COVERED`` (``look_up`` returns None): no source covers this kind of question.
 
 Sources (all offline, from packages): ``countries`` (countryinfo: capitals, where a country is, its
-currency), ``units`` (pint: unit conversions), ``fun`` (jokes, fun facts and riddles written for this
+currency), ``units`` (pint: unit conversions), ``words`` (WordNet: definitions), ``fun`` (jokes, fun facts and riddles written for this
 project, plus pyjokes' one-liners).
 """
 
@@ -99,9 +99,9 @@ def look_up(text: str, previous: str | None = None, seed: int = 0) -> SourceAnsw
     """The source answer to the request ``text`` (``previous``: the user's message before it, for
     follow-ups such as "And of Portugal?"), or None when no source covers this kind of question.
     ``seed`` picks among equally good answers (which joke), so the caller decides how they vary."""
-    from . import countries, fun, units
+    from . import countries, fun, units, words
 
-    for source in (countries.look_up, units.look_up):
+    for source in (countries.look_up, units.look_up, words.look_up):
         found = source(text, previous)
         if found is not None:
             return found
@@ -110,7 +110,10 @@ def look_up(text: str, previous: str | None = None, seed: int = 0) -> SourceAnsw
 
 def warm_up() -> None:
     """Load every source's data now (countryinfo's files, pint's registry), not in the first turn."""
-    from . import countries, units
+    from . import countries, fun, units, words
 
     countries.table()
-    units.registry()
+    words.define("cat")  # WordNet's index files (~1 s)
+    fun.pyjokes_neutral()
+    for warm in ("how many feet are in a mile", "what is 20 degrees celsius in fahrenheit"):
+        units.look_up(warm)  # pint's registry, and its first conversions' set-up (offset units too)

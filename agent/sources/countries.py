@@ -29,7 +29,13 @@ _EXTRA_NAMES = {
     "the democratic republic of the congo": "democratic republic of the congo", "drc": "democratic republic of the congo",
 }  # fmt: skip
 # Capitals the package lacks or states in a form that reads badly aloud.
-_CAPITAL_FIX = {"wales": "Cardiff", "united states": "Washington, D.C.", "vatican city state": "Vatican City"}
+# Also where the package's data is out of date (countryinfo 1.0.1, checked 2026-12-07): Kazakhstan's
+# capital is Astana again since 2022, Burundi's is Gitega since 2019, Sri Lanka's official capital is
+# Sri Jayawardenepura Kotte (Colombo is the commercial one).
+_CAPITAL_FIX = {
+    "wales": "Cardiff", "united states": "Washington, D.C.", "vatican city state": "Vatican City",
+    "kazakhstan": "Astana", "burundi": "Gitega", "sri lanka": "Sri Jayawardenepura Kotte",
+}  # fmt: skip
 _NO_THE = {"the bahamas", "the gambia"}  # the package's own name already has "the"
 _THE_WORDS = ("republic", "united", "islands", "kingdom", "states")
 _THE_NAMES = {"netherlands", "philippines", "maldives", "seychelles", "comoros", "bahamas", "gambia"}
@@ -95,7 +101,7 @@ _TAIL = r"(?:\s+(?:please|again|now|then|today))*$"
 _ASK = {
     "capital": [
         re.compile(rf"\bcapital(?: city)? (?:of|for|in) {_PLACE}{_TAIL}"),
-        re.compile(rf"\b{_PLACE}'s capital(?: city)?(?: called)?{_TAIL}"),
+        re.compile(rf"(?:\b(?:what is|what's|whats|tell me|know)\s+|^){_PLACE}'s capital(?: city)?{_TAIL}"),
         re.compile(rf"\bwhat(?: is|'s) {_PLACE} capital{_TAIL}"),
     ],
     "region": [
@@ -107,7 +113,7 @@ _ASK = {
         re.compile(rf"\b(?:currency|money) (?:of|in|for) {_PLACE}{_TAIL}"),
         re.compile(rf"\b(?:currency|money) (?:do|does) (?:they )?(?:use|have) in {_PLACE}{_TAIL}"),
         re.compile(rf"\b(?:currency|money) (?:do|does) {_PLACE} (?:use|have){_TAIL}"),
-        re.compile(rf"\b{_PLACE}'s currency{_TAIL}"),
+        re.compile(rf"(?:\b(?:what is|what's|whats|tell me|know)\s+|^){_PLACE}'s currency{_TAIL}"),
     ],
 }  # fmt: skip
 # "I live in the capital of France." tells, it does not ask.

@@ -102,6 +102,8 @@ _PATTERNS = [
     # how many feet are (there) in a mile
     re.compile(rf"\bhow many {_UNIT.format('to')} (?:are |is )?(?:there )?in {_NUMBER} {_DEG}{_UNIT.format('frm')}$"),
     re.compile(rf"\bhow many {_UNIT.format('to')} (?:make|makes|are in|in) (?:up )?{_NUMBER} {_DEG}{_UNIT.format('frm')}$"),
+    # how many pounds is 10 kilograms
+    re.compile(rf"\bhow many {_UNIT.format('to')} (?:is|are|equals|make|makes) {_NUMBER} {_DEG}{_UNIT.format('frm')}$"),
     # (convert|what is|how much is) 10 miles (in|to|into|as) kilometers
     re.compile(rf"(?:^|\b(?:convert|is|what's|whats|how much is|how many) ){_NUMBER} {_DEG}{_UNIT.format('frm')} (?:in|to|into|as|in terms of) {_DEG}{_UNIT.format('to')}$"),
     # 10 miles is how many kilometers

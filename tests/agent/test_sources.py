@@ -40,6 +40,16 @@ NOW = datetime(2026, 12, 7, 14, 5)
         ("What's 30 celsius in fahrenheit?", "30 degrees Celsius is 86 degrees Fahrenheit."),
         ("How many ounces are in a cup?", "There are 8 fluid ounces in a cup."),
         ("what is two kilos in pounds", "2 kilograms is about 4.41 pounds."),
+        ("What does ubiquitous mean?", "The word ubiquitous means being present everywhere at once."),
+        ("Define ephemeral.", "The word ephemeral means lasting a very short time."),
+        (
+            "What do cats mean?",
+            "The word cat means a feline mammal usually having thick soft fur and no ability to roar.",
+        ),
+        (
+            "What's the definition of run?",
+            "The word run means to move fast by using one's feet, with one foot off the ground at any given time.",
+        ),
     ],
 )
 def test_a_covered_question_gets_the_source_fact(question: str, sentence: str) -> None:
@@ -58,6 +68,7 @@ def test_a_covered_question_gets_the_source_fact(question: str, sentence: str) -
         ("Convert 5 miles to seconds.", "I don't know how: miles and seconds measure different things."),
         ("How many days are in a month?", "I don't know: a month has no fixed number of days."),
         ("Tell me a fun fact about quantum physics.", "I don't know a fun fact about quantum physics."),
+        ("What does flibbertigibbetx mean?", "I don't know the word flibbertigibbetx."),
     ],
 )
 def test_a_covered_kind_without_an_answer_is_an_honest_dont_know(question: str, sentence: str) -> None:
@@ -77,6 +88,8 @@ def test_a_covered_kind_without_an_answer_is_an_honest_dont_know(question: str, 
         "How are you today?",
         "What time is it?",
         "I feel lonely sometimes.",
+        "What is the time?",  # "what is X" is no request for a definition
+        "What is a black hole?",
     ],
 )
 def test_a_request_no_source_covers_is_left_alone(text: str) -> None:
