@@ -61,6 +61,7 @@ class SentenceEncoder:
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
+        self.hits = self.misses = 0  # encode() calls answered from the cache / by an encoder pass
 
     def _ln(self, x: torch.Tensor, name: str) -> torch.Tensor:
         return F.layer_norm(x, x.shape[-1:], self.w[f"{name}.weight"], self.w[f"{name}.bias"], self.eps)
@@ -118,8 +119,10 @@ class SentenceEncoder:
         key = self.key(text)
         with self._lock:
             if key in self._cache:
+                self.hits += 1
                 self._cache.move_to_end(key)
                 return self._cache[key]
+            self.misses += 1
             vec = self.encode_batch([key])[0]
             self._cache[key] = vec
             if len(self._cache) > self._cache_size:

@@ -1,5 +1,6 @@
 """Jokes, fun facts and riddles: a curated set written for this project (MIT, with the code; see
-docs/data-card.md), plus the one-liners of ``pyjokes`` (BSD-3-Clause, "neutral" category) for jokes.
+docs/data-card.md), plus the one-liners of ``pyjokes`` (BSD-3-Clause, "neutral" category), which are
+about programming, for "Tell me a programming joke".
 
 Covered: "Tell me a joke", "Make me laugh", "Say something funny"; "Tell me a fun fact", "Tell me
 something interesting (about space)"; "Tell me a riddle"; and "Another one" / "Tell me another" /
@@ -101,8 +102,12 @@ _TOPIC = {w: topic for topic, words in _TOPIC_WORDS.items() for w in words.split
 _ALL_FACTS = tuple(f for facts in FACTS.values() for f in facts)
 
 _JOKE = re.compile(
-    r"\b(?:tell|know|got|have|hear) (?:me |us )?(?:a |any |another |one more |some )?(?:good |funny |dad |short )?jokes?\b|\bmake me laugh\b|\bsay something funny\b|^(?:a |another )?jokes?(?: please)?$|\bsomething funny\b"
+    r"\b(?:tell|know|got|have|hear) (?:me |us )?(?:a |any |another |one more |some )?(?:[a-z]+ )?jokes?\b"
+    r"|\b(?:any|some|another) (?:[a-z]+ )?jokes?\b|\bmake me laugh\b|\bsomething funny\b"
+    r"|^(?:a |another )?(?:[a-z]+ )?jokes?(?: please)?$"
 )
+# pyjokes' one-liners are about programming: told when that is what is asked for.
+_NERDY = re.compile(r"\b(?:programming|programmer|computer|coding|nerdy|geeky|geek|tech) jokes?\b")
 _RIDDLE = re.compile(r"\briddles?\b|\bbrain ?teaser")
 _FACT = re.compile(r"\b(?:fun|interesting|cool|random) facts?\b|\bsomething (?:interesting|cool|amazing|fascinating)\b|\bteach me something\b|\btell me something i don't know\b")  # fmt: skip
 _ABOUT = re.compile(r"\b(?:about|on|from) (?:the )?(?P<topic>[a-z ]+?)$")
@@ -145,7 +150,11 @@ def look_up(text: str, previous: str | None = None, seed: int = 0) -> SourceAnsw
         s = _pick(RIDDLES, seed)
         return SourceAnswer("riddle", Coverage.ANSWER, s, (s.rsplit("?", 1)[-1].strip(" ."),), "quickturn")
     if what == "joke":
-        pool = JOKES + pyjokes_neutral()
+        pool = (
+            pyjokes_neutral()
+            if _NERDY.search(without_filler(text)) or _NERDY.search(previous or "")
+            else JOKES
+        )
         s = _pick(pool, seed)
         return SourceAnswer("joke", Coverage.ANSWER, s, (s,), "quickturn" if s in JOKES else "pyjokes")
     if topic is None:

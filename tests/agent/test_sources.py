@@ -13,6 +13,7 @@ from agent.events import Event, Grounded, LatencyReport
 from agent.pipeline import Services, VoicePipeline
 from agent.prompt import Conversation
 from agent.sources import Coverage, SourceAnswer, coverage_of, grounded_reply, look_up, phrases
+from agent.sources.fun import JOKES
 from audio.sinks import MemorySink
 
 NOW = datetime(2026, 12, 7, 14, 5)
@@ -115,6 +116,9 @@ def test_jokes_riddles_and_facts_vary_and_another_one_is_a_new_one() -> None:
     again = look_up("Another one!", "Tell me a joke.", seed=3)
     assert first is not None and again is not None and first.kind == again.kind == "joke"
     assert first.sentence != again.sentence
+    assert look_up("Do you know any good jokes?").sentence in JOKES
+    nerdy = look_up("Tell me a programming joke.")
+    assert nerdy is not None and nerdy.source == "pyjokes"
     riddle = look_up("Tell me a riddle.")
     assert riddle is not None and riddle.kind == "riddle" and "?" in riddle.sentence
     space = look_up("Tell me something interesting about space.")
