@@ -116,6 +116,9 @@ class LMSection:
     # How drafts are found: "meaning" (MiniLM sentence vectors), "words" (TF-IDF) or "both" (meaning first).
     draft_retrieval: str = "meaning"
     draft_min_meaning: float = 0.6  # sentence-vector cosine below which no draft is offered
+    # Retrieval by meaning encodes partial transcripts while the user speaks; a final transcript with other
+    # words is encoded in the turn (true: +~40 ms there) or looked up by words instead (false).
+    draft_encode_in_turn: bool = False
 
 
 @dataclass

@@ -135,18 +135,17 @@ class DiffusionReply(ReplyModel):
             from .embedded.drafts import DraftIndex
             from .embedded.meaning import EncoderMissing
 
-            if cfg.draft_retrieval not in ("words", "meaning", "both"):
-                raise ModelLoadError(
-                    f"lm.draft_retrieval={cfg.draft_retrieval!r}: use words, meaning or both"
-                )
             try:
-                self.drafts = DraftIndex.load(
-                    path / DRAFTS_FILE,
-                    cfg.draft_retrieval,
-                    cfg.draft_min_meaning,  # type: ignore[arg-type]
+                self.drafts = DraftIndex.load(path / DRAFTS_FILE)
+                self.drafts.configure(
+                    cfg.draft_retrieval,  # type: ignore[arg-type]
+                    cfg.draft_min_meaning,
+                    cfg.draft_encode_in_turn,
                 )
             except EncoderMissing as exc:
                 raise ModelLoadError(str(exc)) from exc
+            except ValueError as exc:
+                raise ModelLoadError(f"lm.draft_retrieval: {exc}") from exc
         elif cfg.drafts and path.resolve() == EMBEDDED_MODEL.resolve():
             # The shipped weights were tuned with their draft index: without it replies are worse, never
             # silently so (another model folder may simply have none).
@@ -197,6 +196,8 @@ class DiffusionReply(ReplyModel):
             raise ValueError(f"lm.{', lm.'.join(changed)} changed: these need a new model, not reconfigure()")
         if cfg.threads and cfg.threads != self.cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if self.drafts is not None:  # how drafts are found is a run-time setting (a profiling sweep)
+            self.drafts.configure(cfg.draft_retrieval, cfg.draft_min_meaning, cfg.draft_encode_in_turn)  # type: ignore[arg-type]
         self.cfg = cfg
         self._apply_runtime(cfg)
         if cfg.steps not in self._warmed:  # a new step count: compile/capture it before it is timed

@@ -93,6 +93,7 @@ class DraftIndex:
     def __post_init__(self) -> None:
         self.encoder: SentenceEncoder | None = None
         self.vectors: torch.Tensor | None = None
+        self.folder: Path | None = None  # where the index was loaded from (its stored vectors lie beside it)
         df: Counter[str] = Counter()
         docs = [Counter(terms(p)) for p in self.prompts]
         for d in docs:
@@ -107,16 +108,34 @@ class DraftIndex:
                 self.postings[t].append((i, v / norm))
 
     @classmethod
-    def load(cls, path: str | Path, retrieval: Retrieval = "words", min_meaning: float = 0.6) -> DraftIndex:
+    def load(
+        cls,
+        path: str | Path,
+        retrieval: Retrieval = "words",
+        min_meaning: float = 0.6,
+        encode_in_turn: bool = True,
+    ) -> DraftIndex:
         with gzip.open(path, "rt") as f:
             pairs = json.load(f)
-        index = cls([p for p, _ in pairs], [r for _, r in pairs], retrieval, min_meaning)
-        if retrieval != "words":
+        index = cls([p for p, _ in pairs], [r for _, r in pairs])
+        index.folder = Path(path).parent
+        index.configure(retrieval, min_meaning, encode_in_turn)
+        return index
+
+    def configure(self, retrieval: Retrieval, min_meaning: float, encode_in_turn: bool) -> None:
+        """How drafts are found (a run-time setting: profiling sweeps switch it on a loaded model)."""
+        if retrieval not in ("words", "meaning", "both"):
+            raise ValueError(f"draft retrieval {retrieval!r}: use words, meaning or both")
+        self.retrieval, self.min_meaning, self.encode_in_turn = retrieval, min_meaning, encode_in_turn
+        if retrieval != "words" and self.vectors is None:
             from agent.embedded.meaning import prompt_vectors, shared_encoder
 
-            index.encoder = shared_encoder()
-            index.vectors = prompt_vectors(index.prompts, Path(path).parent, index.encoder)
-        return index
+            self.encoder = shared_encoder()
+            if self.folder is None:
+                raise ValueError(
+                    "retrieval by meaning needs an index loaded from its folder (DraftIndex.load)"
+                )
+            self.vectors = prompt_vectors(self.prompts, self.folder, self.encoder)
 
     def meaning_scores(self, prompt: str, top: int = 16) -> dict[int, float]:
         """Cosine of the prompt's sentence vector to the ``top`` closest stored prompts'."""
@@ -151,12 +170,21 @@ class DraftIndex:
         that need no value (and no previous reply) are drafts."""
         asked = messages[-1]["content"]
         ranked: list[int] = []
-        if self.retrieval != "words":  # closest in meaning first
+        retrieval = self.retrieval
+        if (
+            retrieval != "words"
+            and not self.encode_in_turn
+            and not (self.encoder and self.encoder.cached(asked))
+        ):
+            retrieval = (
+                "words"  # the words were not encoded while the user spoke: no encoder pass in the turn
+            )
+        if retrieval != "words":  # closest in meaning first
             by_meaning = self.meaning_scores(asked)
             ranked = sorted(
                 (i for i, s in by_meaning.items() if s >= self.min_meaning), key=lambda i: -by_meaning[i]
             )
-        if self.retrieval != "meaning":  # then (or only) the closest in words
+        if retrieval != "meaning":  # then (or only) the closest in words
             scores = self.scores(asked)
             ranked += sorted(
                 (i for i, s in scores.items() if s >= min_similarity and i not in ranked),

@@ -104,3 +104,36 @@ def test_stored_vectors_are_rebuilt_when_the_prompts_change(tmp_path, encoder: S
     changed = prompt_vectors(["goodbye", "what time is it"], tmp_path, encoder)
     assert not torch.allclose(changed[0], first[0], atol=1e-2)
     assert torch.allclose(changed[0], encoder.encode_batch(["goodbye"])[0], atol=1e-3)
+
+
+def test_without_encoding_in_the_turn_unseen_words_are_looked_up_by_words(indexes, encoder) -> None:
+    words, meaning = indexes
+    prompt = _prompt("Which mountain on Earth is the highest of them all?")
+    meaning.configure("meaning", 0.6, encode_in_turn=False)
+    try:
+        assert not encoder.cached(prompt[-1]["content"])
+        assert meaning.draft(prompt, prompt.context) == words.draft(prompt, prompt.context)  # no encoder pass
+        assert not encoder.cached(prompt[-1]["content"])
+        meaning.prepare(prompt[-1]["content"])  # as from a partial transcript while the user spoke
+        draft = meaning.draft(prompt, prompt.context)
+        assert draft is not None and "Everest" in draft
+    finally:
+        meaning.configure("meaning", 0.6, encode_in_turn=True)
+
+
+def test_retrieval_is_a_run_time_setting_of_the_loaded_model() -> None:
+    from agent.config import load_config
+    from agent.reply import DiffusionReply
+
+    model = DiffusionReply(load_config(overrides=["lm.draft_retrieval=words"]).lm)
+    assert model.drafts is not None and model.drafts.retrieval == "words" and model.drafts.vectors is None
+    model.reconfigure(
+        load_config(overrides=["lm.draft_retrieval=meaning", "lm.draft_encode_in_turn=true"]).lm
+    )
+    assert (
+        model.drafts.retrieval == "meaning"
+        and model.drafts.vectors is not None
+        and model.drafts.encode_in_turn
+    )
+    with pytest.raises(ValueError, match="words, meaning or both"):
+        model.drafts.configure("vibes", 0.6, True)  # type: ignore[arg-type]
