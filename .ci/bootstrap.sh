@@ -9,8 +9,9 @@ PYTHON=${PYTHON:-python3}
 
 # Debian packages: PortAudio (sounddevice), espeak-ng/sox (test speech), mosquitto (MQTT broker),
 # PulseAudio (virtual mic/speaker in tests), fortunes + wamerican (embedded-model data and eval),
-# chromium (headless test of the `quickturn serve` browser page).
-DEBS="libportaudio2 espeak-ng sox mosquitto mosquitto-clients pulseaudio pulseaudio-utils libasound2-plugins fortunes wamerican chromium"
+# chromium (headless test of the `quickturn serve` browser page), wordnet-base (word definitions,
+# agent/sources/words.py).
+DEBS="libportaudio2 espeak-ng sox mosquitto mosquitto-clients pulseaudio pulseaudio-utils libasound2-plugins fortunes wamerican chromium wordnet-base"
 missing=""
 for p in $DEBS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -110,6 +110,15 @@ class LMSection:
     draft_threshold: float = 0.05  # keep a draft token when the model gives it at least this probability
     draft_guidance: bool = True  # later steps, too, take a draft token once it is plausible
     draft_min_similarity: float = 0.5  # retrieval cosine below which no draft is offered
+    # A request an offline source answers (agent/sources): false speaks the source's sentence at once;
+    # true lets the model phrase it (the sentence as its draft) and speaks that only if it says the fact.
+    phrase_grounded: bool = False
+    # How drafts are found: "meaning" (MiniLM sentence vectors), "words" (TF-IDF) or "both" (meaning first).
+    draft_retrieval: str = "meaning"
+    draft_min_meaning: float = 0.6  # sentence-vector cosine below which no draft is offered
+    # Retrieval by meaning encodes partial transcripts while the user speaks; a final transcript with other
+    # words is encoded in the turn (true: +~40 ms there) or looked up by words instead (false).
+    draft_encode_in_turn: bool = False
 
 
 @dataclass

@@ -137,6 +137,19 @@ class LMFinished(Event):
 
 
 @dataclass(frozen=True)
+class Grounded(Event):
+    """An offline source answered the request (agent/sources): what it said and what was spoken."""
+
+    kind: ClassVar[str] = "reply.grounded"
+    question_kind: str  # "capital", "conversion", "joke", ...
+    coverage: str  # "answer" | "unknown" (a covered kind of question whose answer no source has)
+    source: str  # "countryinfo", "pint", "quickturn", "pyjokes"
+    sentence: str  # the source's sentence
+    spoken_by: str  # "model" (its phrasing said the fact) | "source" (the source's sentence)
+    model_text: str  # the model's reply, "" when it was not asked (lm.phrase_grounded = false)
+
+
+@dataclass(frozen=True)
 class TTSChunk(Event):
     kind: ClassVar[str] = "tts.chunk"
     index: int

@@ -46,6 +46,7 @@ from .events import (
     EventBus,
     FinalTranscript,
     FirstReplySample,
+    Grounded,
     LatencyReport,
     LMBlock,
     LMFinished,
@@ -406,7 +407,10 @@ class VoicePipeline:
 
         def work():
             transcriber.feed(new)  # the transcriber is touched only from the partials' thread
-            return transcriber.partial()
+            partial = transcriber.partial()
+            # Draft retrieval by meaning encodes the words so far now, not after the user stops.
+            self.services.reply.prepare_text(partial.text)
+            return partial
 
         async def run():
             try:
@@ -624,6 +628,12 @@ class VoicePipeline:
                 stats.prefill_ms,
             ),
         )
+        if (g := model.last_grounding) is not None:
+            a = g.answer
+            event = Grounded(
+                reply.turn, now(), a.kind, a.coverage.value, a.source, a.sentence, g.by, g.model_text
+            )
+            self._emit_for_reply(reply, event)
 
     async def _play(self, reply: _Reply) -> None:
         await reply.commit.wait()

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from .calculator import WorkedSum, worked_sum
 from .memory import Fact, UserMemory
+from .sources import SourceAnswer, look_up
 
 
 @dataclass(frozen=True)
@@ -68,21 +69,33 @@ class Context:
     now: datetime
     facts: tuple[Fact, ...] = ()
     worked: WorkedSum | None = None
+    grounding: SourceAnswer | None = None  # what an offline source says to the request (agent.sources)
 
     @classmethod
     def for_turn(
-        cls, assistant_name: str, now: datetime, earlier_user_texts: Iterable[str], user_text: str
+        cls,
+        assistant_name: str,
+        now: datetime,
+        earlier_user_texts: Iterable[str],
+        user_text: str,
+        grounded: bool = False,
     ) -> Context:
-        """The context the agent writes for ``user_text``, after the user said ``earlier_user_texts``."""
-        memory = UserMemory.from_texts(earlier_user_texts)
-        return cls(assistant_name, now, memory.ordered(), worked_sum(user_text))
+        """The context the agent writes for ``user_text``, after the user said ``earlier_user_texts``.
+        ``grounded``: with the offline sources' answer (``agent.sources``), as serving writes it; the
+        committed training data predates the sources and is rebuilt from contexts without it."""
+        earlier = list(earlier_user_texts)
+        memory = UserMemory.from_texts(earlier)
+        grounding = ground(user_text, earlier[-1] if earlier else None, now) if grounded else None
+        return cls(assistant_name, now, memory.ordered(), worked_sum(user_text), grounding)
 
     @property
     def system(self) -> str:
-        """The system message: the context sentences, the memory's, then the worked-out sum's."""
+        """The system message: the context sentences, the memory's, the worked-out sum's, then the
+        source's answer to the request."""
         facts = tuple(f.sentence() for f in self.facts)
         text = context_sentences(self.assistant_name, self.now, facts)
-        return f"{text} {self.worked.sentence}" if self.worked else text
+        text = f"{text} {self.worked.sentence}" if self.worked else text
+        return f"{text} {self.grounding.sentence}" if self.grounding else text
 
     def values(self) -> dict[str, str]:
         """The values a draft reply template may hold, by placeholder ("time": "2:05 PM")."""
@@ -97,7 +110,17 @@ class Context:
         }
         if self.worked:
             values |= {"expr": self.worked.expr, "result": self.worked.result}
+        if self.grounding:
+            values |= {"answer": self.grounding.sentence}
         return values | {f.placeholder: f.spoken for f in self.facts}
+
+
+def ground(user_text: str, previous_user_text: str | None, now: datetime) -> SourceAnswer | None:
+    """The offline sources' answer to the request (``previous_user_text`` for follow-ups: "And of
+    Portugal?"); the clock's minute picks which joke, so asking again later gives another one."""
+    if not user_text.strip():
+        return None
+    return look_up(user_text, previous_user_text, seed=now.hour * 60 + now.minute)
 
 
 class Prompt(list[dict[str, str]]):
@@ -141,7 +164,9 @@ class Conversation:
         return True
 
     def context_for(self, user_text: str, now: datetime) -> Context:
-        return Context(self.assistant_name, now, self.memory.ordered(), worked_sum(user_text))
+        previous = next((m.content for m in reversed(self.turns) if m.role == "user"), None)
+        grounding = ground(user_text, previous, now)
+        return Context(self.assistant_name, now, self.memory.ordered(), worked_sum(user_text), grounding)
 
     def messages_for(self, user_text: str, now: datetime) -> list[Message]:
         """System context + recent history + the new user message."""

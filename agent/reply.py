@@ -30,6 +30,8 @@ from dlm_core import (
 
 from .config import LMSection
 from .prompt import Prompt, PromptFit, fit_prompt
+from .sources import GroundedReply, SourceAnswer, grounded_reply
+from .sources import warm_up as warm_sources
 
 # The shipped model folder, found through the installed package (a wheel has it as well as a checkout).
 EMBEDDED_MODEL = Path(str(resources.files("agent.embedded").joinpath("model")))
@@ -85,11 +87,17 @@ class ReplyModel:
     def reply(self, messages: Messages) -> str:
         return " ".join(p.text.strip() for p in self.stream(messages)).strip()
 
+    # The latest grounded turn's decision (agent.sources): what the model said, what was spoken and why.
+    last_grounding: GroundedReply | None = None
+
     def warmup(self) -> None:
         """Run once on a dummy prompt so the first real turn is as fast as the tenth."""
 
     def prefill(self, messages: Messages) -> None:
         """Optionally cache the conversation so far while the user is still speaking."""
+
+    def prepare_text(self, text: str) -> None:
+        """Optionally work on what the user has said so far (a partial transcript) while they speak."""
 
     def reconfigure(self, cfg: LMSection) -> None:
         """Apply run-time settings (steps, sampler, limits) without reloading weights (profiling sweeps)."""
@@ -125,8 +133,19 @@ class DiffusionReply(ReplyModel):
         self.drafts = None
         if (path / DRAFTS_FILE).is_file():
             from .embedded.drafts import DraftIndex
+            from .embedded.meaning import EncoderMissing
 
-            self.drafts = DraftIndex.load(path / DRAFTS_FILE)
+            try:
+                self.drafts = DraftIndex.load(path / DRAFTS_FILE)
+                self.drafts.configure(
+                    cfg.draft_retrieval,  # type: ignore[arg-type]
+                    cfg.draft_min_meaning,
+                    cfg.draft_encode_in_turn,
+                )
+            except EncoderMissing as exc:
+                raise ModelLoadError(str(exc)) from exc
+            except ValueError as exc:
+                raise ModelLoadError(f"lm.draft_retrieval: {exc}") from exc
         elif cfg.drafts and path.resolve() == EMBEDDED_MODEL.resolve():
             # The shipped weights were tuned with their draft index: without it replies are worse, never
             # silently so (another model folder may simply have none).
@@ -177,6 +196,8 @@ class DiffusionReply(ReplyModel):
             raise ValueError(f"lm.{', lm.'.join(changed)} changed: these need a new model, not reconfigure()")
         if cfg.threads and cfg.threads != self.cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if self.drafts is not None:  # how drafts are found is a run-time setting (a profiling sweep)
+            self.drafts.configure(cfg.draft_retrieval, cfg.draft_min_meaning, cfg.draft_encode_in_turn)  # type: ignore[arg-type]
         self.cfg = cfg
         self._apply_runtime(cfg)
         if cfg.steps not in self._warmed:  # a new step count: compile/capture it before it is timed
@@ -193,6 +214,32 @@ class DiffusionReply(ReplyModel):
         )  # fmt: skip
 
     def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[ReplyPiece]:
+        context = messages.context if isinstance(messages, Prompt) else None
+        self.last_grounding = None
+        if context is not None and context.grounding is not None:
+            yield from self._grounded(messages, context.grounding, cancel)
+            return
+        yield from self._stream(messages, cancel)
+
+    def _grounded(
+        self, messages: Messages, answer: SourceAnswer, cancel: threading.Event | None
+    ) -> Iterator[ReplyPiece]:
+        """A request an offline source answers: the source's sentence is the draft, the whole reply is
+        decoded (one short block as a rule), and it is spoken only if it says the fact and nothing
+        else (``agent.sources.grounded_reply``); otherwise the source's sentence is."""
+        if not self.cfg.phrase_grounded:
+            self._stats = ReplyStats(self.name)  # no LM pass
+            self.last_grounding = GroundedReply(answer, "", answer.sentence, "source")
+            yield ReplyPiece(answer.sentence, True)
+            return
+        pieces = [p.text.strip() for p in self._stream(messages, cancel)]
+        if cancel is not None and cancel.is_set():
+            return
+        choice = grounded_reply(answer, " ".join(p for p in pieces if p), messages[-1]["content"])
+        self.last_grounding = choice
+        yield ReplyPiece(choice.spoken, True)
+
+    def _stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[ReplyPiece]:
         t0 = time.perf_counter()
         messages = self.fit(messages).messages  # a prompt that does not fit must never fail the turn
         draft = self.draft_ids(messages)
@@ -218,9 +265,13 @@ class DiffusionReply(ReplyModel):
     def draft_ids(self, messages: Messages) -> list[int] | None:
         """Token ids of a retrieved draft reply (with its end token), or None. Templates that need a
         context value are filled only from a ``Prompt``'s context."""
+        context = messages.context if isinstance(messages, Prompt) else None
+        if context is not None and context.grounding is not None:  # the source's answer is the draft
+            return self.engine.tokenizer.encode(context.grounding.sentence) + list(
+                self.engine.cfg.eos_token_ids[:1]
+            )
         if not self.cfg.drafts or self.drafts is None:
             return None
-        context = messages.context if isinstance(messages, Prompt) else None
         text = self.drafts.draft(messages, context, self.cfg.draft_min_similarity)
         if text is None:
             return None
@@ -233,10 +284,17 @@ class DiffusionReply(ReplyModel):
         lens = tuple(n for n in (full, tail) if n >= self.cfg.steps)
         self.engine.warmup(steps=(self.cfg.steps,), block_lens=lens, sampler=self.options.sampler)
         _ = self.engine.token_texts  # built once here, not in the first turn (finish_copies reads it)
+        warm_sources()  # countryinfo's files and pint's registry (~0.4 s), not in the first grounded turn
         self._warmed.add(self.cfg.steps)
 
     def prefill(self, messages: Messages) -> None:
         self.engine.prefill(self.fit(messages).messages)
+
+    def prepare_text(self, text: str) -> None:
+        """Encode the partial transcript for draft retrieval by meaning (cached: free at the turn's end
+        when the final transcript is the same words)."""
+        if self.drafts is not None and self.cfg.drafts:
+            self.drafts.prepare(text)
 
     @property
     def last_stats(self) -> ReplyStats:

@@ -14,6 +14,10 @@ this conversation (``DiffusionEngine.stream(draft=...)``).
 
 The values come typed (``agent.prompt.Context``), as the agent wrote the context from them. This module
 loads and looks up the index; ``recipe/drafts.py`` builds it from the training data (``make train``).
+
+Retrieval is by words (TF-IDF, above) or by meaning (``retrieval="meaning"``: MiniLM sentence vectors,
+``agent.embedded.meaning``), which finds paraphrases that share few words with any stored prompt ("Do
+you still know who I am?" → "what's my name"). Measured in docs/notes/grounding.md.
 """
 
 from __future__ import annotations
@@ -26,13 +30,18 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from agent.calculator import NUMBER_WORDS
 from agent.memory import facts_in
 
 if TYPE_CHECKING:
+    import torch
+
+    from agent.embedded.meaning import SentenceEncoder
     from agent.prompt import Context
+
+Retrieval = Literal["words", "meaning", "both"]
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -76,8 +85,15 @@ def fill(template: str, values: dict[str, str] | None) -> str | None:
 class DraftIndex:
     prompts: list[str]
     replies: list[str | list[str]]  # a template, or templates to try in order (the first that fills wins)
+    retrieval: Retrieval = "words"
+    min_meaning: float = (
+        0.6  # cosine of sentence vectors below which no draft is offered (retrieval="meaning")
+    )
 
     def __post_init__(self) -> None:
+        self.encoder: SentenceEncoder | None = None
+        self.vectors: torch.Tensor | None = None
+        self.folder: Path | None = None  # where the index was loaded from (its stored vectors lie beside it)
         df: Counter[str] = Counter()
         docs = [Counter(terms(p)) for p in self.prompts]
         for d in docs:
@@ -92,10 +108,48 @@ class DraftIndex:
                 self.postings[t].append((i, v / norm))
 
     @classmethod
-    def load(cls, path: str | Path) -> DraftIndex:
+    def load(
+        cls,
+        path: str | Path,
+        retrieval: Retrieval = "words",
+        min_meaning: float = 0.6,
+        encode_in_turn: bool = True,
+    ) -> DraftIndex:
         with gzip.open(path, "rt") as f:
             pairs = json.load(f)
-        return cls([p for p, _ in pairs], [r for _, r in pairs])
+        index = cls([p for p, _ in pairs], [r for _, r in pairs])
+        index.folder = Path(path).parent
+        index.configure(retrieval, min_meaning, encode_in_turn)
+        return index
+
+    def configure(self, retrieval: Retrieval, min_meaning: float, encode_in_turn: bool) -> None:
+        """How drafts are found (a run-time setting: profiling sweeps switch it on a loaded model)."""
+        if retrieval not in ("words", "meaning", "both"):
+            raise ValueError(f"draft retrieval {retrieval!r}: use words, meaning or both")
+        self.retrieval, self.min_meaning, self.encode_in_turn = retrieval, min_meaning, encode_in_turn
+        if retrieval != "words" and self.vectors is None:
+            from agent.embedded.meaning import prompt_vectors, shared_encoder
+
+            self.encoder = shared_encoder()
+            if self.folder is None:
+                raise ValueError(
+                    "retrieval by meaning needs an index loaded from its folder (DraftIndex.load)"
+                )
+            self.vectors = prompt_vectors(self.prompts, self.folder, self.encoder)
+
+    def meaning_scores(self, prompt: str, top: int = 16) -> dict[int, float]:
+        """Cosine of the prompt's sentence vector to the ``top`` closest stored prompts'."""
+        if self.encoder is None or self.vectors is None:
+            raise ValueError("this draft index was loaded without sentence vectors (retrieval='words')")
+        sims = self.vectors @ self.encoder.encode(prompt)
+        values, ids = sims.topk(min(top, len(self.prompts)))
+        return {int(i): float(v) for v, i in zip(values, ids)}
+
+    def prepare(self, prompt: str) -> None:
+        """Encode ``prompt`` now (a partial transcript while the user speaks), so that the same text's
+        retrieval at the end of the turn costs no encoder pass."""
+        if self.retrieval != "words" and self.encoder is not None and prompt.strip():
+            self.encoder.encode(prompt)
 
     def scores(self, prompt: str) -> dict[int, float]:
         """Cosine similarity of the prompt to every stored prompt that shares a term with it."""
@@ -115,9 +169,28 @@ class DraftIndex:
         ``context`` holds the values the system message was written from; without it only replies
         that need no value (and no previous reply) are drafts."""
         asked = messages[-1]["content"]
-        scores = self.scores(asked)
+        ranked: list[int] = []
+        retrieval = self.retrieval
+        if (
+            retrieval != "words"
+            and not self.encode_in_turn
+            and not (self.encoder and self.encoder.cached(asked))
+        ):
+            retrieval = (
+                "words"  # the words were not encoded while the user spoke: no encoder pass in the turn
+            )
+        if retrieval != "words":  # closest in meaning first
+            by_meaning = self.meaning_scores(asked)
+            ranked = sorted(
+                (i for i, s in by_meaning.items() if s >= self.min_meaning), key=lambda i: -by_meaning[i]
+            )
+        if retrieval != "meaning":  # then (or only) the closest in words
+            scores = self.scores(asked)
+            ranked += sorted(
+                (i for i, s in scores.items() if s >= min_similarity and i not in ranked),
+                key=lambda i: -scores[i],
+            )
         # The closest prompt; a question about a remembered fact only if it asks about the same thing.
-        ranked = sorted((i for i, sim in scores.items() if sim >= min_similarity), key=lambda i: -scores[i])
         i = next(
             (i for i in ranked if isinstance(self.replies[i], str) or _asks_the_same(self.prompts[i], asked)),
             -1,
