@@ -136,6 +136,7 @@ class DiffusionReply(ReplyModel):
                 "or run without drafts with --set lm.drafts=false"
             )
         self._warmed: set[int] = set()
+        self.last_draft: str | None = None  # the draft text the last reply was conditioned on
         self._apply_runtime(cfg)
         self._stats = ReplyStats(self.name)
 
@@ -220,11 +221,20 @@ class DiffusionReply(ReplyModel):
         context value are filled only from a ``Prompt``'s context."""
         if not self.cfg.drafts or self.drafts is None:
             return None
-        context = messages.context if isinstance(messages, Prompt) else None
-        text = self.drafts.draft(messages, context, self.cfg.draft_min_similarity)
+        text = self.draft_text(messages)
         if text is None:
             return None
         return self.engine.tokenizer.encode(text) + list(self.engine.cfg.eos_token_ids[:1])
+
+    def draft_text(self, messages: Messages) -> str | None:
+        """The retrieved draft reply, filled for this conversation, or None (also kept as
+        ``last_draft``: the reply gate falls back to it as written)."""
+        self.last_draft = None
+        if not self.cfg.drafts or self.drafts is None:
+            return None
+        context = messages.context if isinstance(messages, Prompt) else None
+        self.last_draft = self.drafts.draft(messages, context, self.cfg.draft_min_similarity)
+        return self.last_draft
 
     def warmup(self) -> None:
         """Run (and on CUDA capture) every block shape a reply can take with this sampler."""

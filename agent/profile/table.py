@@ -158,6 +158,10 @@ def print_report(console, report: dict[str, Any], show_turns: bool = True) -> No
     if "wer" in s:
         notes.append(f"ASR word error rate {s['wer']:.1%} (pooled per file)")
     console.print("\n" + "; ".join(notes))
+    for label, summary in [(b["name"], b["summary"]) for b in blocks] or [("", s)]:
+        if summary.get("reply_candidates"):  # the reply gate's fallback chain: what was spoken
+            used = ", ".join(f"{k} {v}" for k, v in summary["reply_candidates"].items())
+            console.print(f"reply gate{f' ({label})' if label else ''}: spoken candidates {used}")
     tt = s.get("turn_taking") or {}
     if tt.get("split") or tt.get("merged"):
         kinds = [
