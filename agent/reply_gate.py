@@ -324,17 +324,25 @@ HONEST_REPLIES: dict[str, str] = {
     "request": "Sorry, I can't do that.",
     "sad": "I'm sorry to hear that. I'm here if you want to talk.",
     "happy": "That's lovely to hear!",
+    "statement": "I see. Tell me more about it.",
     "greeting": "Hi! How can I help?",
     "how_are_you": "I'm doing well, thanks! How are you?",
     "farewell": "Goodbye! Talk to you soon.",
     "thanks": "You're welcome!",
     "unclear": "Sorry, could you put that another way?",
 }
+# Verbs that open a command the agent cannot carry out (it has no tools): "Call my mum."
 _REQUEST_VERBS = _set(
     "turn switch set play call text send order book buy open close remind schedule start stop dim "
-    "lock unlock email message add cancel pause skip find show"
+    "lock unlock email message add cancel pause skip find show transfer check read navigate vacuum make "
+    "post download water feed drive wake record print pay deliver clean cook fetch bring"
 )
-_HAPPY = _set("happy glad excited great good awesome proud love loved won passed finished")
+_HAPPY = _set(
+    "happy glad excited great good awesome proud love loved won passed finished relieved grateful calm"
+)
+_NEGATION = _set("not no never n't isn't wasn't don't didn't can't")
+_HELLO = _set("hello hi hey hiya howdy yo greetings morning afternoon evening")
+_BYE = ("have a nice", "have a good", "take care", "good night", "goodnight")
 
 
 def request_kind(user: str) -> str:
@@ -342,25 +350,29 @@ def request_kind(user: str) -> str:
     ws = [w.lower() for w in words_of(user)]
     if not ws:
         return "unclear"
-    if _has_phrase(user, _FAREWELL):
+    words = set(ws)
+    if _has_phrase(user, _FAREWELL) or _has_phrase(user, _BYE):
         return "farewell"
-    if set(ws) & {"thanks", "thank"}:
+    if words & {"thanks", "thank"}:
         return "thanks"
-    if set(ws) & _SAD:
-        return "sad"
     if _has_phrase(user, ("how are you", "how are things", "how's it going", "how is it going", "what's up",
                           "how are you doing", "how have you been")):  # fmt: skip
         return "how_are_you"
+    asks_me = _is_question(user) and bool(words & {"you", "your", "you're"})
     if ws[0] in _REQUEST_VERBS or (
-        ws[:2] in (["can", "you"], ["could", "you"]) and set(ws[2:4]) & _REQUEST_VERBS
+        ws[:2] in (["can", "you"], ["could", "you"]) and bool(words & _REQUEST_VERBS)
     ):
         return "request"
+    if not asks_me and (words & _SAD or (words & _HAPPY and words & _NEGATION)):
+        return "sad"  # "I'm not doing great" is sad news too
     if _is_question(user):
         return "question"
-    if ws[0] in _GREETING or _has_phrase(user, ("good morning", "good afternoon", "good evening")):
+    if ws[0] in _HELLO or (len(ws) <= 4 and words & _HELLO):
         return "greeting"
-    if set(ws) & _HAPPY and {"i", "i'm", "im", "we", "my"} & set(ws):
+    if words & _HAPPY:
         return "happy"
+    if len(ws) >= 4:  # something the user told: acknowledge it rather than ask them to repeat it
+        return "statement"
     return "unclear"
 
 

@@ -148,7 +148,12 @@ def test_request_kinds_get_fitting_honest_replies():
     assert honest_reply("Thanks, goodbye!") == HONEST_REPLIES["farewell"]
     assert honest_reply("Thank you so much.") == HONEST_REPLIES["thanks"]
     assert honest_reply("Hi there, how are you today?") == HONEST_REPLIES["how_are_you"]
-    assert honest_reply("purple monkey dishwasher") == HONEST_REPLIES["unclear"]
+    assert honest_reply("I baked bread for the first time.") == HONEST_REPLIES["statement"]
+    assert honest_reply("Honestly, I'm not doing great.") == HONEST_REPLIES["sad"]
+    assert request_kind("Do you ever get bored?") == "question"  # about the agent, not sad news
+    assert request_kind("Howdy, partner.") == "greeting"
+    assert request_kind("Have a nice evening.") == "farewell"
+    assert honest_reply("purple monkey") == HONEST_REPLIES["unclear"]
     assert request_kind("") == "unclear"
 
 
