@@ -15,6 +15,7 @@ LABELS = {
     "lm_ms": "LM reply (all blocks)",
     "lm_prefill_ms": "  LM prompt prefill",
     "lm_ms_per_step": "  LM per denoising step",
+    "gate_ms": "  reply gate (judging; in LM reply)",
     "tts_first_chunk_ms": "TTS first clause",
     "reply_ready_ms": "reply ready (last voiced → audio)",
     "output_ms": "output (ready/commit → 1st sample)",
@@ -36,7 +37,7 @@ def stage_table(summary: dict[str, Any], title: str) -> Table:
         s = summary.get(key)
         if not s:
             continue
-        digits = 1 if key == "lm_ms_per_step" else 0
+        digits = 1 if key in ("lm_ms_per_step", "gate_ms") else 0
         cells = [_ms(s[c], digits) for c in ("p50", "p95", "p99", "mean")] + [str(s["n"])]
         if key == "v2v_ms":
             t.add_section()

@@ -255,3 +255,15 @@ def test_pipeline_turn_carries_the_gate_decision(services):
     report = [ev for ev in events if isinstance(ev, LatencyReport) and ev.turn == g.turn][0]
     assert report.reply_candidate == g.candidate and report.gate_reason == g.reason
     assert report.stages_ms["gate_ms"] == pytest.approx(g.gate_ms, abs=0.01)  # rounded to 0.01 ms
+
+
+def test_profile_summary_counts_the_spoken_candidates():
+    from agent.report import summarize
+
+    rows = [
+        {"file": f"{n}.wav", "turn": n, "transcript": "", "reply_candidate": c, "discarded_speculations": 0,
+         "interrupted": False}
+        for n, c in enumerate(["model", "honest", "draft", "honest", ""])
+    ]  # fmt: skip
+    assert summarize(rows)["reply_candidates"] == {"draft": 1, "honest": 2, "model": 1}
+    assert "reply_candidates" not in summarize([{**rows[0], "reply_candidate": ""}])  # no gate, no line
