@@ -111,6 +111,7 @@ FEATURES: tuple[str, ...] = (
     "draft_agreement",
     "draft_exact",
     "draft_near_miss",
+    "recalls_user",
 )
 
 
@@ -248,6 +249,13 @@ def signals(inp: GateInput, lexicon: Lexicon) -> dict[str, float]:
     reply_content = _content(ws)
     if _is_question(inp.user) and reply_content:
         s["echo_question"] = float(set(reply_content) <= set(user_ws))
+    # A question about the user answered with a word they said earlier (or the context's memory holds),
+    # not one from the question: "Your name is Tomasz." after "Hi, I'm Tomasz." ... "Who am I?".
+    about_user = _is_question(inp.user) and bool(set(user_ws) & {"my", "i", "me", "i'm", "im"})
+    earlier = {w.lower() for h in inp.history for w in words_of(h)} | {
+        w.lower() for w in words_of(inp.context)
+    }
+    s["recalls_user"] = float(about_user and any(w in earlier and w not in user_ws for w in reply_content))
     context_sentences = {" ".join(words_of(c)).lower() for c in _sentences(inp.context)}
     s["context_copy"] = sum(" ".join(words_of(r)).lower() in context_sentences for r in _sentences(reply))
     context_low = inp.context.lower()

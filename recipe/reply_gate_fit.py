@@ -43,6 +43,7 @@ SIGNS = {f: 1 for f in FEATURES} | {
     "has_draft": 0,
     "draft_agreement": -1,
     "draft_exact": -1,
+    "recalls_user": -1,
 }
 
 

@@ -134,6 +134,13 @@ def test_content_signals(lexicon):
     assert s("Thanks, goodbye!", "Hello! How was your day?")["farewell_mismatch"] == 1
     assert s("I'm nervous about my exam.", "Awesome! You must be thrilled.")["cheer_on_sad"] == 1
     assert s("Hi!", "")["empty"] == 1
+    told = [{"role": "system", "content": CONTEXT}, {"role": "user", "content": "Hi, I'm Tomasz."},
+            {"role": "assistant", "content": "Hi Tomasz!"}, {"role": "user", "content": "Who am I?"}]  # fmt: skip
+    assert signals(gate_input(told, "Your name is Tomasz.", None, None), lexicon)["recalls_user"] == 1
+    assert (
+        signals(gate_input(told, "Your name is Quinn.", None, None), lexicon)["recalls_user"] == 1
+    )  # context
+    assert signals(gate_input(told, "You are you.", None, None), lexicon)["recalls_user"] == 0
 
 
 def test_an_empty_reply_is_never_passed(gate, lexicon):
