@@ -142,7 +142,7 @@ class ReplyGated(Event):
     candidate of the fallback chain is spoken, and why."""
 
     kind: ClassVar[str] = "reply.gated"
-    candidate: str  # model | draft | redecode | honest
+    candidate: str  # model | draft | redecode | recall | honest
     reason: str  # "passed", or what failed each candidate before it ("model: nonwords+repeats")
     score: float  # P(garbled or wrong) of the model's reply
     verdict: str  # the model's reply: "passed" or "blocked"
@@ -208,7 +208,7 @@ class LatencyReport(Event):
     discarded_speculations: int = 0
     merges: int = 0  # times the user went on after the turn was committed (one reply to the whole)
     interrupted: bool = False
-    reply_candidate: str = ""  # the reply gate's choice (model | draft | redecode | honest); "" = no gate
+    reply_candidate: str = ""  # the reply gate's choice (agent/gated_reply.CANDIDATES); "" = no gate
     gate_reason: str = ""  # why that candidate ("passed", or what failed the ones before it)
 
 

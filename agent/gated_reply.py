@@ -10,13 +10,16 @@ not passed. A failed candidate is replaced by the next one of a fixed chain:
                    message (``_draft_fits``) and passes;
   3. ``redecode``  one more decode (more steps, by default without the draft), only while the turn is
                    within ``gate.redecode_within_ms``, if it passes;
-  4. ``honest``    a short true reply that fits the request ("I'm not sure about that one.").
+  4. ``recall``    for a question about the user, what they told the agent, said back ("You told me
+                   your wife's name is Priya."; ``reply_gate.recall_reply``);
+  5. ``honest``    a short true reply that fits the request ("I'm not sure about that one.").
 
 ``last_gate`` holds the decision (which candidate, why, every verdict) for the turn's ``ReplyGated``.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -26,9 +29,18 @@ from .config import GateSection, LMSection
 from .events import ReplyGated
 from .prompt import PromptFit
 from .reply import DiffusionReply, Messages, ReplyModel, ReplyPiece, ReplyStats
-from .reply_gate import GateInput, GateModel, Lexicon, Verdict, honest_reply, request_kind, signals
+from .reply_gate import (
+    GateInput,
+    GateModel,
+    Lexicon,
+    Verdict,
+    honest_reply,
+    recall_reply,
+    request_kind,
+    signals,
+)
 
-CANDIDATES = ("model", "draft", "redecode", "honest")
+CANDIDATES = ("model", "draft", "redecode", "recall", "honest")
 # Messages where any retrieved reply of their kind fits (a greeting for a greeting): the draft as written
 # needs no agreement from the model there.
 _ANY_DRAFT_OF_ITS_KIND = frozenset({"greeting", "how_are_you", "farewell", "thanks"})
@@ -57,6 +69,15 @@ class GateDecision:
             if t.candidate == self.candidate:
                 return t.verdict
         return self.tried[0].verdict
+
+
+def told_by_user(messages: Messages) -> list[str]:
+    """What the user said about themselves before this message: the context's memory sentences ("The
+    user's name is Sam.") first, then their earlier messages, oldest first (the latest wins a tie)."""
+    msgs = list(messages)
+    context = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else ""
+    memory = [s for s in re.split(r"(?<=[.!?])\s+", context) if s.startswith("The user")]
+    return memory + [m["content"] for m in msgs[1 if context else 0 : -1] if m["role"] == "user"]
 
 
 def gate_input(messages: Messages, reply: str, probs: Sequence[float] | None, draft: str | None) -> GateInput:
@@ -185,10 +206,13 @@ class GatedReply(ReplyModel):
             again = self.inner.engine.generate(messages, options, draft=again_draft)
             if again.text != text and attempt("redecode", again.text, again.confidences):
                 return decided("redecode", again.text)
-        honest = honest_reply(messages[-1]["content"] if messages else "")
-        tried.append(
-            Tried("honest", honest, Verdict(True, 0.0, {}, (request_kind(messages[-1]["content"]),)))
-        )
+        user = messages[-1]["content"] if messages else ""
+        recalled = recall_reply(user, told_by_user(messages))
+        if recalled is not None:  # the user's own words: spoken as they are, like the honest line
+            tried.append(Tried("recall", recalled, Verdict(True, 0.0, {}, ("asks_about_user",))))
+            return decided("recall", recalled)
+        honest = honest_reply(user)
+        tried.append(Tried("honest", honest, Verdict(True, 0.0, {}, (request_kind(user),))))
         return decided("honest", honest)
 
 

@@ -386,3 +386,69 @@ def request_kind(user: str) -> str:
 
 def honest_reply(user: str) -> str:
     return HONEST_REPLIES[request_kind(user)]
+
+
+# -- questions about what the user said: repeat it back --------------------------------------------------
+_ABOUT_ME_PAIRS = {("did", "i"), ("do", "i"), ("am", "i"), ("i", "am"), ("i", "say"), ("i", "said"),
+                   ("i", "tell"), ("i", "told"), ("about", "me")}  # fmt: skip
+_TO_YOU = {"i": "you", "i'm": "you're", "im": "you're", "my": "your", "me": "you", "mine": "yours",
+           "myself": "yourself", "i've": "you've", "i'll": "you'll", "i'd": "you'd", "am": "are"}  # fmt: skip
+
+
+def asks_about_user(user: str) -> bool:
+    """A question about the user themselves ("What's my wife called?", "How old did I say I am?",
+    "Who is coming to visit me?"), as opposed to one they ask for themselves ("What should I cook?")."""
+    ws = [w.lower() for w in words_of(user)]
+    if not ws or not _is_question(user) and not (ws[0] in ("remind", "tell") or "?" in user):
+        return False
+    return (
+        bool({"my", "mine", "i'm", "im"} & set(ws))
+        or ws[-1] == "me"
+        or bool(_ABOUT_ME_PAIRS & set(zip(ws, ws[1:])))
+    )
+
+
+def second_person(statement: str) -> str:
+    """ "I have two kids." → "you have two kids"; "The user lives in Leeds." → "you live in Leeds" (what
+    the user said or the memory holds, said back to them). Names keep their capitals."""
+    text = statement.strip().rstrip(".!")
+    text = re.sub(r"^(?:hi|hello|hey|well|so|oh|okay|ok|yes|yeah)\b[,!]?\s*", "", text, flags=re.I)
+    text = re.sub(r",?\s*by the way$", "", text, flags=re.I)
+    text = re.sub(r"\bthe user's\b", "your", text, flags=re.I)
+    text = re.sub(r"\bthe user (\w+?)s\b", r"you \1", text, flags=re.I)  # "the user lives" → "you live"
+    out: list[str] = []
+    for token in re.findall(r"[A-Za-z']+|[^A-Za-z']+", text):
+        low = token.lower().replace("’", "'")
+        if low == "was" and out and out[-1] == "you":
+            out.append("were")
+        elif low in _TO_YOU:
+            out.append(_TO_YOU[low])
+        elif not out and low in _STOP:  # a sentence's first word, not a name: "The", "A", "Just"
+            out.append(low)
+        else:
+            out.append(token)
+    return "".join(out)
+
+
+def recall_reply(user: str, told: Sequence[str]) -> str | None:
+    """For a question about the user, what they told the agent, said back ("You told me your wife's name
+    is Priya."); ``told``: their earlier messages and the context's memory sentences ("The user's ...").
+    The one sharing most content words with the question, else the latest that is about them. None when
+    the question is not about the user or nothing they said is about themselves."""
+    if not asks_about_user(user):
+        return None
+    asked = {w.removesuffix("'s") for w in _content(words_of(user))}
+    best, best_overlap = None, 0
+    about_them: list[str] = []
+    for sentence in (s.strip() for t in told for s in re.split(r"(?<=[.!?])\s+", t) if s.strip()):
+        ws = [w.lower() for w in words_of(sentence)]
+        if _is_question(sentence) or not ({"i", "i'm", "im", "my", "me", "user", "user's"} & set(ws)):
+            continue
+        about_them.append(sentence)
+        overlap = len(asked & {w.removesuffix("'s") for w in _content(words_of(sentence))})
+        if overlap > best_overlap:
+            best, best_overlap = sentence, overlap
+    chosen = best or (about_them[-1] if about_them else None)
+    if chosen is None:
+        return "I don't think you've told me that yet."
+    return f"You told me {second_person(chosen)}."

@@ -165,7 +165,7 @@ def test_spoken_turn_streams_events_in_order(cfg, services):
             assert c.first("conversation.item.input_audio_transcription.completed") < c.first("response.done")
             assert not c.of("error"), c.of("error")
             # The served reply went through the reply gate, as every reply does (agent/gated_reply.py).
-            assert latency["reply_candidate"] in ("model", "draft", "redecode", "honest"), latency
+            assert latency["reply_candidate"] in ("model", "draft", "redecode", "recall", "honest"), latency
 
             started = c.of("input_audio_buffer.speech_started")[0]
             stopped = c.of("input_audio_buffer.speech_stopped")[0]

@@ -29,8 +29,11 @@ from agent.reply_gate import (
     GateError,
     GateModel,
     Lexicon,
+    asks_about_user,
     honest_reply,
+    recall_reply,
     request_kind,
+    second_person,
     signals,
 )
 from agent.simulate import ScriptItem, ScriptRunner
@@ -274,3 +277,33 @@ def test_profile_summary_counts_the_spoken_candidates():
     ]  # fmt: skip
     assert summarize(rows)["reply_candidates"] == {"draft": 1, "honest": 2, "model": 1}
     assert "reply_candidates" not in summarize([{**rows[0], "reply_candidate": ""}])  # no gate, no line
+
+
+def test_questions_about_the_user_get_their_own_words_back():
+    assert asks_about_user("What's my wife called?") and asks_about_user("How old did I say I am?")
+    assert asks_about_user("Who is coming to visit me?")
+    assert not asks_about_user("What should I cook for dinner?") and not asks_about_user("Tell me a joke.")
+    assert second_person("I'm 34 years old.") == "you're 34 years old"
+    assert second_person("The user lives in Leeds.") == "you live in Leeds"
+    assert second_person("Hi, I'm Tomasz, by the way.") == "you're Tomasz"
+    told = ["The user's name is Priya.", "My sister Jo is visiting this weekend.", "I play the cello."]
+    assert recall_reply("What instrument do I play?", told) == "You told me you play the cello."
+    assert recall_reply("What is my name?", told) == "You told me your name is Priya."
+    assert (
+        recall_reply("Who is coming to visit me?", told[:2])
+        == "You told me your sister Jo is visiting this weekend."
+    )
+    assert recall_reply("What's my dog called?", []) == "I don't think you've told me that yet."
+    assert recall_reply("What's the capital of Peru?", told) is None
+
+
+def test_a_blocked_reply_about_the_user_falls_back_to_what_they_said(gated):
+    msgs = [
+        {"role": "system", "content": CONTEXT},
+        {"role": "user", "content": "I drive an old red Volvo."},
+        {"role": "assistant", "content": "A classic!"},
+        {"role": "user", "content": "What kind of car do I drive?"},
+    ]
+    d = gated._choose(msgs, "Weees make car and car.", [0.3] * 6, None, time.perf_counter())
+    assert [t.candidate for t in d.tried] == ["model", "recall"]
+    assert d.text == "You told me you drive an old red Volvo."
