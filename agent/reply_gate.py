@@ -389,23 +389,29 @@ def honest_reply(user: str) -> str:
 
 
 # -- questions about what the user said: repeat it back --------------------------------------------------
-_ABOUT_ME_PAIRS = {("did", "i"), ("do", "i"), ("am", "i"), ("i", "am"), ("i", "say"), ("i", "said"),
-                   ("i", "tell"), ("i", "told"), ("about", "me")}  # fmt: skip
+_WH = _set("what what's whats which who who's whose when where where's how")
+_MEMORY_VERBS = _set("remember remind told know")
+_ME = _set("my me i i'm im mine")
 _TO_YOU = {"i": "you", "i'm": "you're", "im": "you're", "my": "your", "me": "you", "mine": "yours",
            "myself": "yourself", "i've": "you've", "i'll": "you'll", "i'd": "you'd", "am": "are"}  # fmt: skip
 
 
 def asks_about_user(user: str) -> bool:
-    """A question about the user themselves ("What's my wife called?", "How old did I say I am?",
-    "Who is coming to visit me?"), as opposed to one they ask for themselves ("What should I cook?")."""
-    ws = [w.lower() for w in words_of(user)]
-    if not ws or not _is_question(user) and not (ws[0] in ("remind", "tell") or "?" in user):
+    """A question about the user themselves ("What's my wife called?", "How old did I say I am?", "Do
+    you remember my job?"), not one they ask for themselves ("How do I make tea?", "Is my parcel out?")
+    or about the agent ("Can you see me?"). Judged on the message's last sentence."""
+    sentences = [x for x in re.split(r"(?<=[.!?])\s+", user.strip()) if words_of(x)]
+    if not sentences or not _is_question(sentences[-1]) and not sentences[-1].lower().startswith("tell me"):
         return False
-    return (
-        bool({"my", "mine", "i'm", "im"} & set(ws))
-        or ws[-1] == "me"
-        or bool(_ABOUT_ME_PAIRS & set(zip(ws, ws[1:])))
-    )
+    ws = [w.lower() for w in words_of(sentences[-1])]
+    words, pairs = set(ws), set(zip(ws, ws[1:]))
+    mine = bool(words & {"my", "mine"}) or ws[-1] == "me"  # not "tell me": that "me" asks, it is no topic
+    if (words & _MEMORY_VERBS and mine) or pairs & {("did", "i"), ("i", "said"), ("i", "told"),
+                                                           ("i", "am"), ("about", "me")}:  # fmt: skip
+        return True
+    if "you" in words or ws[0] not in _WH:
+        return False  # "Can you see me?", "Is my parcel out for delivery yet?"
+    return mine or (("do", "i") in pairs and ws[:2] != ["how", "do"])
 
 
 def second_person(statement: str) -> str:
@@ -442,7 +448,7 @@ def recall_reply(user: str, told: Sequence[str]) -> str | None:
     about_them: list[str] = []
     for sentence in (s.strip() for t in told for s in re.split(r"(?<=[.!?])\s+", t) if s.strip()):
         ws = [w.lower() for w in words_of(sentence)]
-        if _is_question(sentence) or not ({"i", "i'm", "im", "my", "me", "user", "user's"} & set(ws)):
+        if _is_question(sentence) or ws[0] in _REQUEST_VERBS or not (_ME | {"user", "user's"}) & set(ws):
             continue
         about_them.append(sentence)
         overlap = len(asked & {w.removesuffix("'s") for w in _content(words_of(sentence))})

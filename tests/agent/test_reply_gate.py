@@ -283,6 +283,10 @@ def test_questions_about_the_user_get_their_own_words_back():
     assert asks_about_user("What's my wife called?") and asks_about_user("How old did I say I am?")
     assert asks_about_user("Who is coming to visit me?")
     assert not asks_about_user("What should I cook for dinner?") and not asks_about_user("Tell me a joke.")
+    for other in ("Can you see me?", "Is my parcel out for delivery yet?", "how do i make a cup of tea",
+                  "Tell me something interesting I might not know.", "Why not? My old speaker could."):  # fmt: skip
+        assert not asks_about_user(other), other
+    assert asks_about_user("Very long. Do you remember what my job is?")
     assert second_person("I'm 34 years old.") == "you're 34 years old"
     assert second_person("The user lives in Leeds.") == "you live in Leeds"
     assert second_person("Hi, I'm Tomasz, by the way.") == "you're Tomasz"
