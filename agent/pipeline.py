@@ -65,6 +65,7 @@ from .events import (
     TurnMerged,
     now,
 )
+from .gated_reply import gate_event, with_gate
 from .latency import summarize_turn
 from .prompt import Conversation
 from .reply import ReplyModel, build_reply_model
@@ -109,7 +110,7 @@ class Services:
         """Load and warm every model (blocking: call it from a thread in async code)."""
         asr = load_asr(cfg, warmup)
         tts = load_tts(cfg, warmup)
-        reply = build_reply_model(cfg.lm, reply_kind)
+        reply = with_gate(build_reply_model(cfg.lm, reply_kind), cfg.gate)  # nothing garbled is spoken
         if warmup:
             reply.warmup()
         return cls(asr, tts, reply, vad_factory(cfg), load_end_of_turn(cfg), load_tool_caller(reply))
@@ -614,6 +615,9 @@ class VoicePipeline:
 
     def _lm_finished(self, reply: _Reply, model: ReplyModel, pieces: list[str]) -> None:
         stats = model.last_stats
+        decision = getattr(model, "last_gate", None)  # a GatedReply judged this reply before TTS
+        if decision is not None:
+            self._emit_for_reply(reply, gate_event(decision, reply.turn, now()))
         reply.text = " ".join(p for p in pieces if p).strip()
         self._emit_for_reply(
             reply,
@@ -757,6 +761,8 @@ class VoicePipeline:
                 discarded_speculations=timing.discarded_speculations,
                 merges=timing.merges,
                 interrupted=interrupted,
+                reply_candidate=timing.reply_candidate,
+                gate_reason=timing.gate_reason,
             )
         )
         if self._reply is reply:

@@ -155,6 +155,7 @@ class DiffusionReply(ReplyModel):
                 "or run without drafts with --set lm.drafts=false"
             )
         self._warmed: set[int] = set()
+        self.last_draft: str | None = None  # the draft text the last reply was conditioned on
         self._apply_runtime(cfg)
         self._stats = ReplyStats(self.name)
 
@@ -265,17 +266,23 @@ class DiffusionReply(ReplyModel):
     def draft_ids(self, messages: Messages) -> list[int] | None:
         """Token ids of a retrieved draft reply (with its end token), or None. Templates that need a
         context value are filled only from a ``Prompt``'s context."""
-        context = messages.context if isinstance(messages, Prompt) else None
-        if context is not None and context.grounding is not None:  # the source's answer is the draft
-            return self.engine.tokenizer.encode(context.grounding.sentence) + list(
-                self.engine.cfg.eos_token_ids[:1]
-            )
-        if not self.cfg.drafts or self.drafts is None:
-            return None
-        text = self.drafts.draft(messages, context, self.cfg.draft_min_similarity)
+        text = self.draft_text(messages)
         if text is None:
             return None
         return self.engine.tokenizer.encode(text) + list(self.engine.cfg.eos_token_ids[:1])
+
+    def draft_text(self, messages: Messages) -> str | None:
+        """The retrieved draft reply, filled for this conversation, or None (also kept as
+        ``last_draft``: the reply gate falls back to it as written)."""
+        self.last_draft = None
+        context = messages.context if isinstance(messages, Prompt) else None
+        if context is not None and context.grounding is not None:  # the source's answer is the draft
+            self.last_draft = context.grounding.sentence
+            return self.last_draft
+        if not self.cfg.drafts or self.drafts is None:
+            return None
+        self.last_draft = self.drafts.draft(messages, context, self.cfg.draft_min_similarity)
+        return self.last_draft
 
     def warmup(self) -> None:
         """Run (and on CUDA capture) every block shape a reply can take with this sampler."""

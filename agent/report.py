@@ -144,6 +144,8 @@ def turn_row(report: LatencyReport, events: Iterable[Event], file: str | None, r
         "discarded_speculations": timing.discarded_speculations,
         "merges": report.merges,
         "interrupted": report.interrupted,
+        "reply_candidate": timing.reply_candidate,
+        "gate_reason": timing.gate_reason,
     }
     if reference is not None:
         row["reference"] = reference
@@ -157,6 +159,9 @@ def summarize(rows: list[dict]) -> dict[str, Any]:
     summary["discarded_speculations"] = sum(r["discarded_speculations"] for r in rows)
     summary["interrupted"] = sum(1 for r in rows if r["interrupted"])
     summary["merges"] = sum(r.get("merges", 0) for r in rows)
+    candidates = [r["reply_candidate"] for r in rows if r.get("reply_candidate")]
+    if candidates:  # the reply gate: how often each candidate of its fallback chain was spoken
+        summary["reply_candidates"] = {c: candidates.count(c) for c in sorted(set(candidates))}
     files = per_file(rows)
     summary["turn_taking"] = turn_taking(files)
     scored = [f for f in files if f["reference"] is not None]

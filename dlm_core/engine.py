@@ -38,6 +38,7 @@ it can; sampling with temperature and the ``random`` rule stay eager.
 
 from __future__ import annotations
 
+import difflib
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -53,7 +54,14 @@ from .copies import PromptWords
 from .errors import GenerationError
 from .families import Messages
 from .loader import LoadedModel, load_model
-from .sampling import SamplerConfig, StepPlan, accept_draft, build_plan, denoise_step, reveal_first
+from .sampling import (
+    SamplerConfig,
+    StepPlan,
+    accept_draft_probs,
+    build_plan,
+    denoise_step_probs,
+    reveal_first_probs,
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,9 @@ class BlockResult:
     finished: bool  # this block ended the reply (EOS, or the length limit)
     denoise_ms: float
     steps: int  # denoising forwards spent on this block
+    # Per kept token: the probability the model gave it when it was revealed (1.0 for a pinned token or
+    # one a copy was finished with; NaN where a captured CUDA graph revealed it). A reply gate reads it.
+    confidences: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -116,6 +127,7 @@ class GenerationResult:
     prefill_ms: float = 0.0
     total_ms: float = 0.0
     stopped: bool = False  # the caller's ``stop`` event ended it before the reply was done
+    confidences: list[float] = field(default_factory=list)  # per token of ``token_ids`` (BlockResult's)
 
     @property
     def forwards(self) -> int:
@@ -349,7 +361,7 @@ class DiffusionEngine:
                 n_reply = min(length - len(lead), max_tokens - reply_pos)
                 tb = time.perf_counter()
                 block_draft = draft[reply_pos : reply_pos + n_reply]
-                ids, n_steps = self._denoise_block(
+                ids, n_steps, probs = self._denoise_block(
                     lead,
                     reply_pos,
                     length,
@@ -362,10 +374,14 @@ class DiffusionEngine:
                     result.stopped = True
                     break
                 kept, ended = self._cut_at_terminator(ids[len(lead) : len(lead) + n_reply])
+                kept_probs = probs[len(lead) : len(lead) + len(kept)]
                 reply_pos += n_reply
                 finished = ended or reply_pos >= max_tokens
                 if copies is not None:  # the cache keeps the block as denoised; the text gets the whole words
-                    kept = copies.finish(kept, self.token_texts, open_end=not finished)
+                    finished_ids = copies.finish(kept, self.token_texts, open_end=not finished)
+                    if finished_ids != kept:
+                        kept_probs = _carry_probs(kept, kept_probs, finished_ids)
+                    kept = finished_ids
                 if not finished:  # commit the block so the next one can attend to it
                     self._append(ids)
                 lead = []
@@ -376,9 +392,11 @@ class DiffusionEngine:
                     finished=finished,
                     denoise_ms=(time.perf_counter() - tb) * 1e3,
                     steps=n_steps,
+                    confidences=kept_probs,
                 )
                 result.blocks.append(block)
                 result.token_ids.extend(kept)
+                result.confidences.extend(kept_probs)
                 index += 1
                 yield block
                 if finished:
@@ -531,8 +549,9 @@ class DiffusionEngine:
         draft: list[int],
         stop: threading.Event | None,
         settled_at: int | None,
-    ) -> tuple[list[int], int]:
-        """Denoise one block; returns its token ids (lead included) and the number of forwards spent.
+    ) -> tuple[list[int], int, list[float]]:
+        """Denoise one block; returns its token ids (lead included), the number of forwards spent and
+        each position's probability when it was revealed (1.0 where fixed, NaN where a graph ran).
 
         ``settled_at``: when given, stop as soon as positions [lead, settled_at) are settled (see
         ``_settled``) instead of always spending every step."""
@@ -542,8 +561,21 @@ class DiffusionEngine:
         free = fixed_host.count(False) - int(ar_first)  # positions the denoiser has to fill
         n_steps = min(opts.steps, free)
         plan = self._plan(length, max(1, n_steps), sampler, c.banned_ids, min_len, max(1, free))
+        mask_id = self.cfg.mask_token_id
+        # The probability each position was revealed with (one where per step: free next to a forward).
+        probs = torch.where(x == mask_id, torch.nan, 1.0)
+
+        def reveal(new_x: Tensor, p: Tensor, old_x: Tensor) -> Tensor:
+            nonlocal probs
+            probs = torch.where((old_x == mask_id) & (new_x != mask_id), p, probs)
+            return new_x
+
+        def done(ids: Tensor, spent: int) -> tuple[list[int], int, list[float]]:
+            return ids[0].tolist(), spent, probs[0].tolist()
+
         if ar_first:
-            x = reveal_first(self._anchor, x, fixed, sampler, plan)
+            first, p = reveal_first_probs(self._anchor, x, fixed, sampler, plan)
+            x = reveal(first, torch.nn.functional.pad(p, (0, x.shape[1] - 1)), x)
         if draft and n_steps > 1:  # the first step checks the draft instead of revealing from scratch
             ctx_len = len(self._cached)
             suggestion = torch.full_like(x, -1)
@@ -551,10 +583,10 @@ class DiffusionEngine:
             suggestion[0, len(lead) : len(lead) + n] = torch.tensor(draft[:n], device=self.device)
             positions = torch.arange(ctx_len, ctx_len + length, device=self.device)
             logits = self._block_logits(x, positions, ctx_len)
-            x = accept_draft(logits, x, fixed, suggestion, draft_threshold, plan)
+            x = reveal(*accept_draft_probs(logits, x, fixed, suggestion, draft_threshold, plan), x)
             guide = suggestion if opts.draft_guidance else None  # and it keeps guiding the remaining steps
             if settled_at is not None and self._settled(x, len(lead), settled_at):
-                return x[0].tolist(), 1  # the model accepted the whole draft reply
+                return done(x, 1)  # the model accepted the whole draft reply
             n_steps -= 1
             plan = self._plan(length, n_steps, sampler, c.banned_ids, min_len, max(1, free))
             spent = 1
@@ -571,12 +603,13 @@ class DiffusionEngine:
                 positions = torch.arange(ctx_len, ctx_len + length, device=self.device)
                 for s in range(n_steps):
                     if stop is not None and stop.is_set():
-                        return x[0].tolist(), s + spent
+                        return done(x, s + spent)
                     logits = self._block_logits(x, positions, ctx_len)
-                    x = denoise_step(logits, x, fixed, s, sampler, plan, guide, draft_threshold)
+                    step = denoise_step_probs(logits, x, fixed, s, sampler, plan, guide, draft_threshold)
+                    x = reveal(*step, x)
                     if settled_at is not None and s + 1 < n_steps and self._settled(x, len(lead), settled_at):
-                        return x[0].tolist(), s + 1 + spent
-        return x[0].tolist(), n_steps + spent
+                        return done(x, s + 1 + spent)
+        return done(x, n_steps + spent)
 
     def _settled(self, x: Tensor, start: int, end: int) -> bool:
         """No masked position in [start, end) before the first revealed end token: what the block will
@@ -596,3 +629,14 @@ class DiffusionEngine:
             if tid in self._terminators:
                 return ids[:i], True
         return ids, False
+
+
+def _carry_probs(before: list[int], probs: list[float], after: list[int]) -> list[float]:
+    """Reveal probabilities for ``after`` (``before`` with copies finished or cut back): a kept token
+    keeps its own, a token a copy was finished with gets 1.0 (it was copied from the prompt)."""
+    out = [1.0] * len(after)
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            out[j1:j2] = probs[i1:i2]
+    return out

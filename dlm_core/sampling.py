@@ -158,7 +158,22 @@ def denoise_step(
     draft: Tensor | None = None,
     draft_threshold: float | Tensor = 0.05,
 ) -> Tensor:
-    """One reveal step. logits [B, L, V]; x [B, L]; fixed [B, L] bool (never changed). Returns new x.
+    """One reveal step (``denoise_step_probs`` without the probabilities)."""
+    return denoise_step_probs(logits, x, fixed, step, cfg, plan, draft, draft_threshold)[0]
+
+
+def denoise_step_probs(
+    logits: Tensor,
+    x: Tensor,
+    fixed: Tensor,
+    step: int | Tensor,
+    cfg: SamplerConfig,
+    plan: StepPlan,
+    draft: Tensor | None = None,
+    draft_threshold: float | Tensor = 0.05,
+) -> tuple[Tensor, Tensor]:
+    """One reveal step; returns the new x and, at every position, the probability the model gave the
+    token this step would put there (what a position revealed now is committed with). logits [B, L, V]; x [B, L]; fixed [B, L] bool (never changed). Returns new x.
 
     ``draft`` [B, L] (token ids, -1 where none; see ``accept_draft``): a position revealed now takes the
     draft's token instead of the model's choice wherever the model gives it probability ≥
@@ -207,7 +222,7 @@ def denoise_step(
             reveal = masked & (within.gather(-1, ranks) | (ranks < floor))
 
     x = torch.where(reveal, cand, x)
-    return _terminate(x, fixed, plan)
+    return _terminate(x, fixed, plan), probs.gather(-1, cand.unsqueeze(-1)).squeeze(-1)
 
 
 def _constrain(logits: Tensor, plan: StepPlan, no_terminator: Tensor) -> Tensor:
@@ -233,10 +248,18 @@ def _candidates(logits: Tensor, cfg: SamplerConfig, plan: StepPlan) -> Tensor:
 def reveal_first(anchor: Tensor, x: Tensor, fixed: Tensor, cfg: SamplerConfig, plan: StepPlan) -> Tensor:
     """Decode position 0 from the previous position's logits ``anchor`` [B, 1, V] (Fast-dLLM v2's
     autoregressive block start), honouring bans and the minimum length. Other positions are untouched."""
+    return reveal_first_probs(anchor, x, fixed, cfg, plan)[0]
+
+
+def reveal_first_probs(
+    anchor: Tensor, x: Tensor, fixed: Tensor, cfg: SamplerConfig, plan: StepPlan
+) -> tuple[Tensor, Tensor]:
+    """``reveal_first`` and the probability [B, 1] the model gave the first token."""
     logits = _constrain(anchor, plan, plan.no_terminator_before[:1])
     cand = _candidates(logits, cfg, plan)
+    p = torch.softmax(logits, dim=-1).gather(-1, cand.unsqueeze(-1)).squeeze(-1)
     first = torch.where(x[:, :1] == plan.mask_id, cand, x[:, :1])
-    return _terminate(torch.cat([first, x[:, 1:]], dim=1), fixed, plan)
+    return _terminate(torch.cat([first, x[:, 1:]], dim=1), fixed, plan), p
 
 
 def accept_draft(
@@ -250,9 +273,18 @@ def accept_draft(
     around a retrieved or teacher draft instead of from scratch, and the model vetoes whatever does
     not fit this prompt (a stale time, another name).
     """
+    return accept_draft_probs(logits, x, fixed, draft, threshold, plan)[0]
+
+
+def accept_draft_probs(
+    logits: Tensor, x: Tensor, fixed: Tensor, draft: Tensor, threshold: float, plan: StepPlan
+) -> tuple[Tensor, Tensor]:
+    """``accept_draft`` and, at every position, the probability the model gave the draft's token."""
     logits = _constrain(logits, plan, plan.no_terminator_before)
-    keep = (x == plan.mask_id) & _plausible(torch.softmax(logits, dim=-1), draft, threshold)
-    return _terminate(torch.where(keep, draft, x), fixed, plan)
+    probs = torch.softmax(logits, dim=-1)
+    p = probs.gather(-1, draft.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    keep = (x == plan.mask_id) & (draft >= 0) & (p >= threshold)
+    return _terminate(torch.where(keep, draft, x), fixed, plan), p
 
 
 def _plausible(probs: Tensor, draft: Tensor, threshold: float | Tensor) -> Tensor:

@@ -19,7 +19,7 @@ def stage_markdown(summary: dict[str, Any]) -> list[str]:
         s = summary.get(key)
         if not s:
             continue
-        digits = 1 if key == "lm_ms_per_step" else 0
+        digits = 1 if key in ("lm_ms_per_step", "gate_ms") else 0
         label = LABELS.get(key, key).strip()
         cells = [_ms(s[c], digits) for c in ("p50", "p95", "p99", "mean")] + [str(s["n"])]
         if key == "v2v_ms":
@@ -63,6 +63,11 @@ def report_markdown(report: dict[str, Any]) -> str:
                 f"| {_ms(v['p50'])} | {_ms(v['p95'])} | {_ms(v['mean'])} | {ratio} |"
             )
         lines.append("")
+    for b in blocks or [{"name": "", "summary": s}]:
+        used = b["summary"].get("reply_candidates")
+        if used:  # the reply gate's fallback chain: how often each candidate was spoken
+            name = f" ({b['name']})" if b["name"] else ""
+            lines += [f"Reply gate{name}: spoken " + ", ".join(f"{k} {v}" for k, v in used.items()), ""]
     lines += stage_markdown(s)
     return "\n".join(lines) + "\n"
 

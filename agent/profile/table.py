@@ -15,6 +15,7 @@ LABELS = {
     "lm_ms": "LM reply (all blocks)",
     "lm_prefill_ms": "  LM prompt prefill",
     "lm_ms_per_step": "  LM per denoising step",
+    "gate_ms": "  reply gate (judging; in LM reply)",
     "tts_first_chunk_ms": "TTS first clause",
     "reply_ready_ms": "reply ready (last voiced → audio)",
     "output_ms": "output (ready/commit → 1st sample)",
@@ -36,7 +37,7 @@ def stage_table(summary: dict[str, Any], title: str) -> Table:
         s = summary.get(key)
         if not s:
             continue
-        digits = 1 if key == "lm_ms_per_step" else 0
+        digits = 1 if key in ("lm_ms_per_step", "gate_ms") else 0
         cells = [_ms(s[c], digits) for c in ("p50", "p95", "p99", "mean")] + [str(s["n"])]
         if key == "v2v_ms":
             t.add_section()
@@ -158,6 +159,10 @@ def print_report(console, report: dict[str, Any], show_turns: bool = True) -> No
     if "wer" in s:
         notes.append(f"ASR word error rate {s['wer']:.1%} (pooled per file)")
     console.print("\n" + "; ".join(notes))
+    for label, summary in [(b["name"], b["summary"]) for b in blocks] or [("", s)]:
+        if summary.get("reply_candidates"):  # the reply gate's fallback chain: what was spoken
+            used = ", ".join(f"{k} {v}" for k, v in summary["reply_candidates"].items())
+            console.print(f"reply gate{f' ({label})' if label else ''}: spoken candidates {used}")
     tt = s.get("turn_taking") or {}
     if tt.get("split") or tt.get("merged"):
         kinds = [

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import ConfigError, QuickturnConfig, apply_overrides, parse_override
+from ..gated_reply import with_gate
 from ..pipeline import Services, load_asr, load_end_of_turn, load_tts, vad_factory
 from ..reply import LOAD_FIELDS, ReplyModel, build_reply_model
 
@@ -165,7 +166,7 @@ class ServicePool:
         return Services(
             self._asr[asr_load_key(cfg)],
             self._tts[_key(cfg.tts)],
-            reply,
+            with_gate(reply, cfg.gate),  # gate.enabled swept: the same loaded model, gated or not
             vad_factory(cfg),
             load_end_of_turn(cfg),
         )

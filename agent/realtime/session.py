@@ -952,6 +952,8 @@ class RealtimeSession:
             discarded_speculations=ev.discarded_speculations,
             merges=ev.merges,
             interrupted=ev.interrupted,
+            reply_candidate=ev.reply_candidate,  # the reply gate's choice and why (agent/gated_reply.py)
+            gate_reason=ev.gate_reason,
         ))  # fmt: skip
         return events
 

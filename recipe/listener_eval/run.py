@@ -46,6 +46,7 @@ class Reply:
     text: str
     ms: float
     raw: str | None = None  # the teacher's sample before it was cut to whole sentences
+    candidate: str | None = None  # the reply gate's spoken candidate (None: no gate)
 
 
 def agent_prompt(item: dict, cfg: QuickturnConfig, now: datetime = DEFAULT_NOW) -> Prompt:
@@ -61,12 +62,14 @@ def agent_prompt(item: dict, cfg: QuickturnConfig, now: datetime = DEFAULT_NOW) 
 def run_diffusion(
     label: str, path: Path, items: list[dict], cfg: QuickturnConfig, log: Callable[[str], None]
 ) -> list[Reply]:
-    """The reply model as the agent runs it (``DiffusionReply``, the config's ``[lm]`` settings)."""
+    """The reply model as the agent runs it (``DiffusionReply``, the config's ``[lm]`` settings, behind
+    the reply gate unless ``gate.enabled=false``; the spoken candidate is kept, not shown the labeller)."""
+    from agent.gated_reply import with_gate
     from agent.reply import DiffusionReply
 
     cfg.lm.model_path = str(path)
     cfg.lm.prefill_while_listening = False
-    model = DiffusionReply(cfg.lm)
+    model = with_gate(DiffusionReply(cfg.lm), cfg.gate)
     model.warmup()
     log(f"{label}: {model.name}, {model.drafts_state}, S={cfg.lm.steps}, {cfg.lm.threads} thread(s)")
     out = []
@@ -74,7 +77,9 @@ def run_diffusion(
         model.reset()  # each conversation stands alone
         t0 = time.perf_counter()
         text = model.reply(agent_prompt(item, cfg))
-        out.append(Reply(item["id"], label, text, (time.perf_counter() - t0) * 1e3))
+        ms = (time.perf_counter() - t0) * 1e3
+        gate = getattr(model, "last_gate", None)
+        out.append(Reply(item["id"], label, text, ms, candidate=gate.candidate if gate else None))
         if (i + 1) % 50 == 0:
             log(f"{label}: {i + 1}/{len(items)}")
     return out
@@ -208,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             {"prompt_id": r.prompt_id, "category": cats[r.prompt_id], "system": r.system, "reply": r.text}
             | {"ms": round(r.ms, 1)}
             | ({"raw": r.raw} if r.raw is not None and r.raw != r.text else {})
+            | ({"candidate": r.candidate} if r.candidate is not None else {})
             for r in replies
         ],
     )

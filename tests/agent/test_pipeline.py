@@ -34,6 +34,7 @@ from agent.events import (
     ToolCallDecided,
     TTSChunk,
 )
+from agent.gated_reply import with_gate
 from agent.pipeline import Services, VoicePipeline
 from agent.simulate import InputError, ScriptItem, ScriptRunner, load_items
 from agent.tool_calls import ToolRequest
@@ -71,10 +72,14 @@ def run_script(cfg, services, items, **kw):
 @pytest.fixture
 def long_replies(cfg, services):
     """Replies of ≥ 24 tokens (a few seconds of speech), long enough to talk over."""
-    long_cfg = load_config(overrides=["lm.min_tokens=24"])
+    long_cfg = load_config(overrides=["lm.min_tokens=24", "gate.enabled=false"])
+    gated = services.reply
+    # The model's long replies as they are: the reply gate would replace most with a short honest one.
+    services.reply = with_gate(gated, long_cfg.gate)
     services.reply.reconfigure(long_cfg.lm)
     yield long_cfg
     services.reply.reconfigure(cfg.lm)
+    services.reply = gated
 
 
 def of(events, kind, turn=None):

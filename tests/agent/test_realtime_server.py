@@ -32,6 +32,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
 from agent.config import load_config
+from agent.gated_reply import with_gate
 from agent.pipeline import Services
 from agent.realtime.server import FEED_SLACK_S, FrameFeed, RealtimeServer, ServerError
 from agent.realtime.session import InputClock
@@ -166,6 +167,8 @@ def test_spoken_turn_streams_events_in_order(cfg, services):
             assert positions == sorted(positions), [c.events[p]["type"] for p in sorted(positions)]
             assert c.first("conversation.item.input_audio_transcription.completed") < c.first("response.done")
             assert not c.of("error"), c.of("error")
+            # The served reply went through the reply gate, as every reply does (agent/gated_reply.py).
+            assert latency["reply_candidate"] in ("model", "draft", "redecode", "recall", "honest"), latency
 
             started = c.of("input_audio_buffer.speech_started")[0]
             stopped = c.of("input_audio_buffer.speech_stopped")[0]
@@ -328,9 +331,14 @@ def test_manual_turn_commit_then_cancel(cfg, services):
 @pytest.fixture
 def long_replies(cfg, services):
     """Replies of at least 24 tokens (a few seconds of speech), long enough to talk over."""
-    services.reply.reconfigure(load_config(None, ["lm.min_tokens=24", "lm.max_tokens=32"]).lm)
+    long_cfg = load_config(None, ["lm.min_tokens=24", "lm.max_tokens=32", "gate.enabled=false"])
+    gated = services.reply
+    # The model's long replies as they are: the reply gate would replace most with a short honest one.
+    services.reply = with_gate(gated, long_cfg.gate)
+    services.reply.reconfigure(long_cfg.lm)
     yield
     services.reply.reconfigure(cfg.lm)
+    services.reply = gated
 
 
 def test_barge_in_cancels_the_reply_and_truncate_sets_the_history(cfg, services, long_replies):
