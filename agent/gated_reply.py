@@ -14,6 +14,9 @@ not passed. A failed candidate is replaced by the next one of a fixed chain:
                    your wife's name is Priya."; ``reply_gate.recall_reply``);
   5. ``honest``    a short true reply that fits the request ("I'm not sure about that one.").
 
+A request an offline source answered (``agent.sources``) is not judged: its reply is the source's
+sentence, or the model's phrasing already checked to say that fact and nothing else (``source``).
+
 ``last_gate`` holds the decision (which candidate, why, every verdict) for the turn's ``ReplyGated``.
 """
 
@@ -39,8 +42,9 @@ from .reply_gate import (
     request_kind,
     signals,
 )
+from .sources import GroundedReply
 
-CANDIDATES = ("model", "draft", "redecode", "recall", "honest")
+CANDIDATES = ("source", "model", "draft", "redecode", "recall", "honest")
 # Messages where any retrieved reply of their kind fits (a greeting for a greeting): the draft as written
 # needs no agreement from the model there.
 _ANY_DRAFT_OF_ITS_KIND = frozenset({"greeting", "how_are_you", "farewell", "thanks"})
@@ -132,6 +136,10 @@ class GatedReply(ReplyModel):
     def last_stats(self) -> ReplyStats:
         return self._stats
 
+    @property
+    def last_grounding(self) -> GroundedReply | None:  # type: ignore[override]
+        return self.inner.last_grounding
+
     # -- the gate --------------------------------------------------------------------------------
     def judge(
         self, messages: Messages, text: str, probs: Sequence[float] | None, draft: str | None
@@ -155,8 +163,18 @@ class GatedReply(ReplyModel):
         pieces = [p.text.strip() for p in self.inner.stream(messages, cancel)]
         if cancel is not None and cancel.is_set():
             return
-        result = self.inner.engine.last_result
         stats = self.inner.last_stats
+        grounding = self.inner.last_grounding
+        if grounding is not None:  # a source's fact, already checked: spoken as decided
+            total = round((time.perf_counter() - t0) * 1e3, 2)
+            verdict = Verdict(True, 0.0, {}, ("grounded",))
+            tried = [Tried("source", grounding.spoken, verdict)]
+            self.last_gate = GateDecision("source", grounding.spoken, f"grounded ({grounding.by})",
+                                          tried, 0.0, total)  # fmt: skip
+            self._stats = replace(stats, lm_ms=total)
+            yield ReplyPiece(grounding.spoken, True)
+            return
+        result = self.inner.engine.last_result
         draft = self.inner.last_draft
         decision = self._choose(
             messages, " ".join(p for p in pieces if p).strip(), result.confidences, draft, t0

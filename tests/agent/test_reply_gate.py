@@ -194,10 +194,15 @@ def test_the_model_reply_is_spoken_only_if_it_passes(user, gated, cfg):
     (in the chain's order), and a blocked model reply is never the one spoken."""
     conv = Conversation(cfg.agent.name, cfg.agent.history_turns)
     gated.reset()
-    spoken = gated.reply(conv.prompt_for(user, datetime(2026, 5, 14, 16, 20)))
+    prompt = conv.prompt_for(user, datetime(2026, 5, 14, 16, 20))
+    spoken = gated.reply(prompt)
     d = gated.last_gate
     assert d is not None and spoken == d.text
     order = [t.candidate for t in d.tried]
+    if prompt.context.grounding is not None:  # an offline source answers it: its checked fact is spoken
+        assert order == ["source"] and d.candidate == "source"
+        assert prompt.context.grounding.sentence in spoken or d.reason == "grounded (model)"
+        return
     assert order == sorted(order, key=CANDIDATES.index) and order[0] == "model"
     assert all(not t.verdict.passed for t in d.tried[:-1])  # every candidate before the spoken one failed
     assert d.tried[-1].verdict.passed and d.tried[-1].candidate == d.candidate
