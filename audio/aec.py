@@ -258,7 +258,8 @@ class EchoCanceller:
         self.near_end = not self._aec3_echo()
         # Learn the echo path only from echo: while the user talks the error is their voice, and
         # adapting on it would pull the filter off the path (and subtract garbage from them).
-        self.near_end_audio = self.linear.process(mic, ref, adapt=not (self.bypassed or self.near_end))
+        adapt = not (self.bypassed or self.near_end)
+        self.near_end_audio = self.linear.process(mic, ref, adapt=adapt)
         # AEC3's output, delayed to the linear filter's latency: one signal, whichever is chosen.
         self._aec3_lag = np.concatenate((self._aec3_lag, self._detect))
         aec3, self._aec3_lag = self._aec3_lag[: len(mic)], self._aec3_lag[len(mic) :]

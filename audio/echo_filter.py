@@ -40,7 +40,7 @@ class AdaptiveEchoFilter:
         sample_rate: int = 16000,
         block: int = 256,
         partitions: int = 24,
-        step: float = 1.0,
+        step: float = 1.5,
         active_energy: float = 1e-6,
         smooth: float = 0.7,
         copy_ratio: float = 0.8,
