@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                 voice, phrase = VOICES[k % len(VOICES)], (k // len(VOICES)) % len(INTERRUPTIONS)
                 level = LEVELS[k % len(LEVELS)]
                 r = k % len(replies)
-                at = 0.6 + 1.4 * ((k * 7) % args.tries) / max(1, args.tries - 1)
+                # 9 is prime to 20: every level and voice meets early and late starts alike
+                at = 0.6 + 1.4 * ((k * 9) % args.tries) / max(1, args.tries - 1)
                 over.append(
                     one_try(
                         cfg,
