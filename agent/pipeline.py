@@ -306,20 +306,21 @@ class VoicePipeline:
     def process_frame(self, frame: AudioFrame) -> None:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        x = frame.samples
+        x = heard = frame.samples
         echo = False
         if self.aec is not None and self.reference is not None:
             x = self.aec.process(x, self.reference.read_next(frame.t - frame.duration, len(x)))
             echo = self.aec.may_be_echo(x)  # what is left may be the agent's own voice: not speech
+            heard = self.aec.near_end_audio  # for ASR: the user whole (x is for the VAD, echo-free)
         if self.muted:
-            x = np.zeros_like(x)  # heard as silence: a turn in progress ends as if the user stopped
+            x = heard = np.zeros_like(x)  # heard as silence: a turn in progress ends as if the user stopped
         prob = self.vad.probability(x)
         decision = self.detector.update(0.0 if echo else prob)
-        self._recent.append(x)
+        self._recent.append(heard)
         if self._utt is not None:
-            self._utt.frames.append(x)
+            self._utt.frames.append(heard)
         if self._interruption is not None:
-            self._interruption.append(x)
+            self._interruption.append(heard)
         tracker = self.tracker
         actions = tracker.frame(frame.t, decision.is_speech, decision.prob, decision.event == "start")
         if tracker.interrupting and self._interruption is None:  # speech over the reply began

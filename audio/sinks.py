@@ -274,7 +274,11 @@ class SimulatedSpeaker(BufferedSink):
     reference gets the scheduled time: the simulated device plays blocks back to back on a steady
     clock, whatever the thread's wake-up jitter. If the thread is starved for more than two blocks
     it re-anchors the schedule instead of bursting (`late_resyncs`).
-    Every block (silent ones too) is written to `reference` for the echo canceller.
+    Every block (silent ones too) is written to `reference` for the echo canceller, stamped
+    `latency_blocks` later than its hand-over: like a sound card's buffer, what is handed over now
+    plays a little later. Stamped at hand-over, the reference for the span the microphone had just
+    captured was often not written yet (the thread wakes after its due time) and read as silence:
+    holes of up to 35 ms per frame in what the canceller was told the speaker played.
     """
 
     def __init__(
@@ -283,10 +287,12 @@ class SimulatedSpeaker(BufferedSink):
         block_ms: float = 20.0,
         reference: PlaybackReference | None = None,
         record: bool = False,
+        latency_blocks: int = 2,
     ) -> None:
         super().__init__(sample_rate, reference, record)
         self.block = int(sample_rate * block_ms / 1000)
         self.block_s = self.block / sample_rate
+        self.latency_s = latency_blocks * self.block_s
         self.late_resyncs = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="SimulatedSpeaker", daemon=True)
@@ -305,7 +311,8 @@ class SimulatedSpeaker(BufferedSink):
                 start, k, due = now, 0, now
             block, _ = self._pull(self.block)  # callbacks get the actual hand-over moment
             if self.reference is not None:
-                self.reference.write(block, due, self.sample_rate)  # the device clock is steady
+                # the device clock is steady; the block plays once the buffer ahead of it has
+                self.reference.write(block, due + self.latency_s, self.sample_rate)
             k += 1
 
     def close(self) -> None:

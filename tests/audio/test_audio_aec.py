@@ -9,10 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from audio.aec import EchoCanceller, PlaybackReference, erle_db
+from audio.aec import EchoCanceller, EchoCoupling, PlaybackReference, erle_db
+from audio.echo_filter import AdaptiveEchoFilter
 from audio.formats import AudioClip, read_wav
 from audio.sinks import SimulatedSpeaker
-from audio.sources import SimulatedMic
+from audio.sources import SimulatedMic, room_impulse_response
+from audio.vad import SileroVAD, SpeechDetector
 
 SR = 16000
 
@@ -107,7 +109,8 @@ def test_read_next_is_seamless_under_jitter() -> None:
     chunks = [r.read_next(20.0 + k * 0.032 + jitter[k], 512) for k in range(20)]
     first = int(chunks[0][0])
     np.testing.assert_array_equal(np.concatenate(chunks), x[first : first + 20 * 512])  # no skips/repeats
-    assert r.read_next(20.5, 512)[0] == 8000  # a jump beyond the resync window re-anchors
+    r.write(np.arange(SR, dtype=np.float32), 30.0)
+    assert r.read_next(30.5, 512)[0] == 8000  # a jump beyond the resync window (500 ms) re-anchors
 
 
 def test_playback_reference_resamples() -> None:
@@ -171,3 +174,88 @@ def test_end_to_end_speaker_mic_echo(speech16k: AudioClip) -> None:
     tail = slice(len(raw) - int(1.8 * SR), len(raw) - int(0.3 * SR))  # the last part of the speech
     assert np.sqrt(np.mean(raw[tail] ** 2)) > 0.02  # the echo really reached the mic
     assert erle_db(raw[tail], clean[tail]) >= 15.0
+
+
+def reverberant_echo(ref: np.ndarray, delay_ms: float, gain: float, rt60_ms: float) -> np.ndarray:
+    """A room as SimulatedMic makes it: delayed, attenuated, with a diffuse reverberant tail."""
+    wet = np.convolve(ref, room_impulse_response(rt60_ms, SR, 1))[: len(ref)] * gain
+    d = int(delay_ms * SR / 1000)
+    return np.concatenate([np.zeros(d, np.float32), wet[: len(ref) - d]]).astype(np.float32)
+
+
+def test_linear_filter_learns_a_long_reverberant_path() -> None:
+    """150 ms of delay and a 300 ms tail: the taps cover both, and the peak is the delay."""
+    ref = (np.random.default_rng(0).standard_normal(SR * 5) * 0.1).astype(np.float32)
+    mic = reverberant_echo(ref, 150, 0.3, 300)
+    f = AdaptiveEchoFilter(SR)
+    out = np.concatenate([f.process(mic[i : i + 512], ref[i : i + 512]) for i in range(0, len(ref), 512)])
+    out = out[f.latency_samples :]
+    assert erle_db(mic[4 * SR :], out[4 * SR :]) >= 25.0
+    assert f.delay_ms == pytest.approx(150, abs=2)
+
+
+def test_linear_filter_learns_nothing_from_the_user() -> None:
+    """While the user talks (adapt=False) the filter only subtracts: what it cannot predict of the
+    microphone, the user, comes out sample for sample."""
+    rng = np.random.default_rng(1)
+    ref = (rng.standard_normal(SR * 6) * 0.1).astype(np.float32)
+    echo = reverberant_echo(ref, 80, 0.3, 250)
+    near = np.zeros_like(ref)
+    near[4 * SR : 5 * SR] = rng.standard_normal(SR) * 0.05
+    f = AdaptiveEchoFilter(SR)
+    out = []
+    for i in range(0, len(ref), 512):
+        talking = bool(near[i : i + 512].any())
+        out.append(f.process(echo[i : i + 512] + near[i : i + 512], ref[i : i + 512], adapt=not talking))
+    y = np.concatenate(out)[f.latency_samples :]
+    seg = slice(4 * SR + 600, 5 * SR - 600)
+    # the user's signal passes: what differs from it is the (cancelled) echo, far below it
+    assert erle_db(near[seg], y[seg] - near[seg]) >= 20.0
+    assert erle_db(echo[5 * SR + 600 :], y[5 * SR + 600 :]) >= 20.0  # and the filter did not drift
+
+
+def test_echo_path_found_despite_its_delay(speech16k: AudioClip) -> None:
+    """The first blocks of a reply have no echo yet (it arrives 150 ms later). Counting them took
+    the path for absent at the start of every reply; the canceller passed the raw echo on and the
+    agent interrupted itself. With the warm-up, the path is never taken for absent."""
+    ref = np.tile(speech16k.samples, 2)[: SR * 4]
+    mic = reverberant_echo(ref, 150, 0.3, 400)
+    found = {}
+    for warmup in (0, 25):
+        c = EchoCoupling(warmup_blocks=warmup)
+        paths = []
+        for i in range(0, len(ref), 160):
+            c.update(mic[i : i + 160], ref[i : i + 160])
+            paths.append(c.echo_path)
+        found[warmup] = all(paths)
+    assert found == {0: False, 25: True}
+
+
+def test_the_echo_never_reads_as_speech_and_the_user_comes_out_whole(
+    speech16k: AudioClip, other_speech_wav
+) -> None:
+    """The canceller's two jobs for barge-in, through the pipeline's own front end (VAD on what
+    ``process`` returns, its probability zeroed where ``may_be_echo``): over a 150 ms reverberant
+    echo, from the reply's first sample on, the detector is voiced for less than a barge-in needs
+    (300 ms) in all the echo before the user speaks (no self-interruption), and for more than that
+    while the user speaks; ``near_end_audio`` (what ASR hears) has the user at their level, what is
+    left of the echo far below them."""
+    ref = np.tile(speech16k.samples, 3)[: SR * 9]
+    user = read_wav(other_speech_wav, target_rate=SR).samples * 0.3
+    near = np.zeros_like(ref)
+    a = 5 * SR
+    near[a : a + len(user)] = user
+    mic = reverberant_echo(ref, 150, 0.3, 400) + near
+    aec, vad, detector = EchoCanceller(SR), SileroVAD(SR), SpeechDetector()
+    voiced_ms = {"echo": 0.0, "user": 0.0}
+    heard = []
+    for i in range(0, len(ref) - 511, 512):
+        x = aec.process(mic[i : i + 512], ref[i : i + 512])
+        prob = vad.probability(x)
+        if detector.update(0.0 if aec.may_be_echo(x) else prob).is_speech:
+            voiced_ms["echo" if i < a else "user"] += 32.0
+        heard.append(aec.near_end_audio)
+    assert voiced_ms["echo"] < 300.0 <= voiced_ms["user"], voiced_ms
+    out = np.concatenate(heard)[aec.latency_samples :]
+    seg = slice(a, a + len(user))
+    assert erle_db(near[seg], out[seg] - near[seg]) >= 10.0  # the user whole, the echo 10 dB under

@@ -80,11 +80,12 @@ def test_speaker_plays_in_real_time_with_timeline() -> None:
     starts = [i for i in np.flatnonzero(far == audio[0]) if np.array_equal(far[i : i + len(audio)], audio)]
     assert len(starts) == 1, "the reply is not one contiguous, exact run in the playback reference"
     ref_start = (round((ev.first[0] - lookback) * SR) + int(starts[0])) / SR
-    # Real-time pacing: no sample is handed over before the device clock reaches it (positions are
-    # whole samples, hence the half-sample rounding), so the reply takes its full length to play.
+    # Real-time pacing: no sample is handed over before the device clock reaches it, less the
+    # device's buffer (it plays latency_s after hand-over; positions are whole samples, hence the
+    # half-sample rounding), so the reply takes its full length to play.
     offset = 0
     for b in blocks:
-        assert b.t >= ref_start + offset / SR - 0.5 / SR
+        assert b.t >= ref_start - spk.latency_s + offset / SR - 0.5 / SR
         offset += b.samples
 
 
