@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from . import DONT_KNOW, Coverage, SourceAnswer
-from .text import normalise, without_filler
+from .text import normalise, sayable_name, without_filler
 
 # Names people say that the package spells differently or lacks (checked against countryinfo 1.0.1).
 _EXTRA_NAMES = {
@@ -141,19 +141,26 @@ _DONT_KNOW = {
 }
 
 
+_DONT_KNOW_THAT = {
+    "capital": "I don't know that country's capital.",
+    "region": "I don't know where that is.",
+    "currency": "I don't know that country's currency.",
+}
+
+
 def _answer(kind: str, place: str, strict: bool) -> SourceAnswer | None:
     """The answer about ``place``; with ``strict`` an unknown place is no answer at all (a follow-up
     "What about you?" is not about a country), otherwise an honest "I don't know"."""
     place = place.strip(" .-'")
-    place = re.sub(r"^(?:the country(?: of)?|country) ", "", place)
+    place = re.sub(r"^(?:the country(?: of)?|country|the name of|name of) ", "", place)
     c = table().get(place)
     if c is None:
         if strict or not place or len(place.split()) > 4:
             return None
         said = " ".join(w[:1].upper() + w[1:] if w not in ("of", "the", "and") else w for w in place.split())
-        return SourceAnswer(
-            kind, Coverage.UNKNOWN, _DONT_KNOW[kind].format(place=said), DONT_KNOW, "countryinfo", said
-        )
+        # Only a name is said back; words the pattern caught by mistake are not ("the Name of Germany").
+        sentence = _DONT_KNOW[kind].format(place=said) if sayable_name(place) else _DONT_KNOW_THAT[kind]
+        return SourceAnswer(kind, Coverage.UNKNOWN, sentence, DONT_KNOW, "countryinfo", said)
     found = _sentence(kind, c)
     if found is None:
         sentence = _DONT_KNOW[kind].format(place=c.name)

@@ -13,7 +13,7 @@ import functools
 import re
 
 from . import DONT_KNOW, Coverage, SourceAnswer
-from .text import without_filler
+from .text import sayable_topic, without_filler
 
 JOKES = (
     "Why did the scarecrow win an award? Because he was outstanding in his field.",
@@ -165,7 +165,9 @@ def look_up(text: str, previous: str | None = None, seed: int = 0) -> SourceAnsw
         return SourceAnswer(
             "fun_fact",
             Coverage.UNKNOWN,
-            f"I don't know a fun fact about {topic}.",
+            f"I don't know a fun fact about {topic}."
+            if sayable_topic(topic)
+            else "I don't know a fun fact about that.",
             DONT_KNOW,
             "quickturn",
             topic,

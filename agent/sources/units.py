@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 from . import DONT_KNOW, Coverage, SourceAnswer
-from .text import without_filler
+from .text import sayable_name, without_filler
 
 
 def _units(table: str) -> dict[str, tuple[str, str, str]]:
@@ -158,7 +158,10 @@ def look_up(text: str, previous: str | None = None) -> SourceAnswer | None:
             sentence = f"I don't know: a month has no fixed number of {u[2]}."
             return SourceAnswer("conversion", Coverage.UNKNOWN, sentence, DONT_KNOW, "pint")
         if f is None or u is None:
-            sentence = f"I don't know the unit {frm if f is None else to}."
+            unknown = frm if f is None else to
+            sentence = (
+                f"I don't know the unit {unknown}." if sayable_name(unknown) else "I don't know that unit."
+            )
             return SourceAnswer("conversion", Coverage.UNKNOWN, sentence, DONT_KNOW, "pint")
         n = _value(m["n"])
         return _convert(n, f, u)

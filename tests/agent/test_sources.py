@@ -194,3 +194,25 @@ def test_the_pipeline_speaks_the_fact_a_follow_up_and_an_honest_dont_know(servic
     assert all(g.spoken_by in ("model", "source") for g in grounded)
     if phrase == "true":
         assert all(g.model_text for g in grounded)  # the model was asked, its phrasing checked
+
+
+@pytest.mark.parametrize(
+    ("request_text", "never_said"),
+    [
+        ("tell me a fun fact about octopus is", "octopus is"),
+        ("how many days in a weak", "weak"),
+        ("How many days are there in a leap year?", "leap year"),
+    ],
+)
+def test_an_honest_reply_never_says_back_words_the_matcher_caught_by_mistake(
+    request_text: str, never_said: str
+) -> None:
+    """Blind labels of 2026-12-07 called "I don't know the unit weak." garbled: only names are said back."""
+    answer = look_up(request_text)
+    assert answer is not None and answer.coverage is Coverage.UNKNOWN
+    assert "don't know" in answer.sentence and never_said not in answer.sentence.lower()
+
+
+def test_the_name_of_a_countrys_capital_is_its_capital() -> None:
+    answer = look_up("Tell me the name of Germany's capital.")
+    assert answer is not None and answer.sentence == "The capital of Germany is Berlin."
