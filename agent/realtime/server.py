@@ -39,6 +39,9 @@ from websockets.typing import Subprotocol
 from agent.config import MQTTSection, QuickturnConfig
 from agent.events import Event, EventBus
 from agent.pipeline import Services, VoicePipeline
+from agent.priority import PriorityGate
+from agent.reply import DiffusionReply
+from agent.reply_batch import BatchedReply
 from audio.formats import float_to_pcm16_bytes, pcm16_bytes_to_float, to_float32
 from audio.framing import Framer
 from audio.resample import StreamResampler
@@ -444,6 +447,17 @@ class RealtimeServer:
         self, cfg: QuickturnConfig, services: Services, *, host: str | None = None, port: int | None = None
     ) -> None:
         self.cfg = cfg
+        self.batched: BatchedReply | None = None
+        if cfg.server.batch_replies and isinstance(services.reply, DiffusionReply):
+            # Every connection's replies denoised together, each session with its own cached prefix.
+            self.batched = BatchedReply(
+                services.reply, max_batch=cfg.server.reply_batch, sessions=cfg.server.reply_sessions
+            )
+            services = dataclasses.replace(services, reply=self.batched)
+        for model in (services.asr, services.tts):  # the process's shared ASR and TTS queues
+            gate = getattr(model, "gate", None)
+            if isinstance(gate, PriorityGate):
+                gate.by_priority = cfg.server.first_clauses_first
         self.services = services
         self.host = cfg.server.host if host is None else host
         self.port = cfg.server.port if port is None else port
@@ -499,6 +513,8 @@ class RealtimeServer:
                 for ws in list(self._server.connections):
                     ws.transport.abort()
         await self._stop_mqtt()
+        if self.batched is not None:
+            await asyncio.to_thread(self.batched.close)  # its thread ends after the step in progress
 
     def keep(self, task: asyncio.Future) -> None:
         self._tasks.add(task)
