@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .priority import LATER, PriorityGate
+from .priority import PriorityGate
 
 __all__ = [
     "SAMPLE_RATE",
@@ -474,8 +474,14 @@ class StreamingTranscriber:
         if rec._is_silent(audio) or self.audio_s > _MAX_WINDOW_S - 2.0:
             # Too short / silent, or beyond one window: keep what we have (final() still covers all).
             return self._last
-        with rec._slots.slot(LATER):  # a preview: any session's final pass goes first
+        # A preview nobody waits for: decoded only when the recognizer is idle, so another session's
+        # final pass never queues behind it (the next partial covers this audio too).
+        if not rec._slots.try_acquire():
+            return self._last
+        try:
             dec = rec._decode(audio, prefix_words=self._committed, abandon=self._abandon)
+        finally:
+            rec._slots.release()
         if dec is None:
             return self._last
         self._decoded_samples = self._n_samples

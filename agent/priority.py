@@ -41,6 +41,13 @@ class PriorityQueue:
         heapq.heappush(self._waiting, (priority, next(self._order), ticket))
         return False
 
+    def try_ask(self) -> bool:
+        """Take a slot only if one is free and nobody waits (work worth doing only when idle)."""
+        if self.in_use < self.slots and not self._waiting:
+            self.in_use += 1
+            return True
+        return False
+
     def done(self) -> object | None:
         """A slot is given back: the waiting ticket that holds it now, if any."""
         if self._waiting:
@@ -76,6 +83,15 @@ class PriorityGate:
             if self._queue.ask(turn, priority if self.by_priority else URGENT):
                 turn.set()
         return turn
+
+    def try_acquire(self) -> bool:
+        """A slot now if one is free and nobody waits, else False at once. With priorities off,
+        simply ``acquire`` (first come, first served: True once the slot is held)."""
+        if not self.by_priority:
+            self.acquire(LATER)
+            return True
+        with self._lock:
+            return self._queue.try_ask()
 
     def release(self) -> None:
         with self._lock:

@@ -65,3 +65,15 @@ def test_the_gate_is_first_come_first_served_when_priorities_are_off() -> None:
     gate.release()
     assert final.is_set()
     gate.release()
+
+
+def test_work_worth_doing_only_when_idle_never_waits() -> None:
+    gate = PriorityGate(1)
+    assert gate.try_acquire()  # idle: taken
+    assert not gate.try_acquire()  # busy: refused at once, nothing queued
+    final = gate.ask(URGENT)
+    gate.release()
+    assert final.is_set() and not gate.try_acquire()
+    gate.release()
+    assert gate.try_acquire()
+    gate.release()
