@@ -43,6 +43,14 @@ class BatchedReply(ReplyModel):
 
     def warmup(self) -> None:
         self.inner.warmup()
+        self.warm_batch()
+
+    def warm_batch(self) -> None:
+        """One reply through the batch thread, so the first real one does not pay its first step."""
+        session = SessionReply(self, object())
+        for _ in session.stream([{"role": "user", "content": "Hello there."}]):
+            pass
+        session.release()
 
     def reconfigure(self, cfg: LMSection) -> None:
         self.inner.reconfigure(cfg)

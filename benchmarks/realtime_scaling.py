@@ -213,6 +213,9 @@ async def run(args: argparse.Namespace) -> dict:
         clips[name] = (float_to_pcm16_bytes(np.concatenate([np.zeros(int(0.3 * RATE), np.float32), x])),
                        0.3 + voiced_end_s(x, RATE))  # fmt: skip
     variants = {v: VARIANTS[v] for v in args.variants}
+    for extra in args.variant:  # NAME=section.key=value,section.key=value
+        name, _, overrides = extra.partition("=")
+        variants[name] = [o for o in overrides.split(",") if o]
     out_dir = Path(args.log_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     servers = {
@@ -247,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speakers", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     ap.add_argument("--rounds", type=int, default=3, help="turns per speaker, all speaking at once")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=KEY=VALUE,...",
+                    help="another server variant, e.g. asr2=asr.workers=2")  # fmt: skip
     ap.add_argument("--turn-timeout", type=float, default=60.0)
     ap.add_argument("--start-timeout", type=float, default=300.0)
     ap.add_argument("--log-dir", default="out/realtime_scaling")

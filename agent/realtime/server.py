@@ -479,6 +479,8 @@ class RealtimeServer:
         problem = bind_problem(self.host, self.cfg.server.api_key, self.cfg.server.insecure)
         if problem is not None:  # the CLI checks this before loading models; a library caller gets it here
             raise ServerError(problem)
+        if self.batched is not None:
+            await asyncio.to_thread(self.batched.warm_batch)
         self._mqtt_task = self._start_mqtt()
         try:
             self._server = await serve(
