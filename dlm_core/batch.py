@@ -401,8 +401,9 @@ class BatchedEngine:
 
     @contextlib.contextmanager
     def _bound(self, rows: int | Tensor, ctx: int = 0) -> Iterator[None]:
-        """Point the model's caches at one row of the pool (``rows`` an int: written in place) or at
-        copies of several rows' first ``ctx`` positions (a tensor of rows: read by a block step)."""
+        """Point the model's caches at one row of the pool (``rows`` an int: a view, written in place
+        by a context forward, read up to ``ctx`` by a block step) or at copies of several rows' first
+        ``ctx`` positions (a tensor of rows: read by a block step)."""
         model = self.model
         saved = [layer.attn.cache for layer in model.layers], model.copy_keys, model.copy_ids
         try:
@@ -501,11 +502,15 @@ class BatchedEngine:
         lens_t = torch.tensor(lens, device=self.device)[:, None]
         top = self.model.rotary.cos.shape[0] - 1  # padded positions may run past the table: masked anyway
         positions = (ctx_t + torch.arange(width, device=self.device)[None]).clamp(max=top)
-        keys = torch.arange(ctx_max + width, device=self.device)[None]
-        visible = (keys < ctx_t) | ((keys >= ctx_max) & (keys - ctx_max < lens_t))
-        rows_t = torch.tensor([r.row for r in rows], device=self.device)
-        with self._bound(rows_t, ctx_max):
-            logits = self.model.forward_block(tokens, positions, ctx_max, visible.view(n, 1, 1, -1))
+        if n == 1:  # alone: the unbatched computation (no mask, a view of the row instead of a copy)
+            with self._bound(rows[0].row, ctx_max):
+                logits = self.model.forward_block(tokens, positions[0], ctx_max)
+        else:  # each row sees its own context and block, nothing of the others' longer ones
+            keys = torch.arange(ctx_max + width, device=self.device)[None]
+            visible = (keys < ctx_t) | ((keys >= ctx_max) & (keys - ctx_max < lens_t))
+            rows_t = torch.tensor([r.row for r in rows], device=self.device)
+            with self._bound(rows_t, ctx_max):
+                logits = self.model.forward_block(tokens, positions, ctx_max, visible.view(n, 1, 1, -1))
         self.forwards += 1
         self.rows_forwarded += n
         out = []
