@@ -186,7 +186,7 @@ class ServerSection:
     allowed_origins: list[str] = field(default_factory=list)
     # Replies of all connections denoised together (agent/reply_batch.py): false = one at a time.
     batch_replies: bool = True
-    reply_batch: int = 16  # rows in one batched forward at most
+    reply_batch: int = 4  # rows in one batched forward at most (oldest first blocks first)
     reply_sessions: int = 32  # sessions whose conversation stays cached (LRU beyond; ~4 MiB each)
     # Shared ASR and TTS serve urgent work first (agent/priority.py): final passes before partials, a
     # reply's first clause before anyone's later clauses. false = first come, first served.

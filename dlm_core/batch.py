@@ -181,6 +181,7 @@ class _Row:
     copies: PromptWords | None
     lead: list[int]
     t0: float
+    seq: int = 0  # admission order
     reply_pos: int = 0
     index: int = 0
     # the block in progress
@@ -241,7 +242,7 @@ class BatchedEngine:
         self.max_batch = max_batch
         self.first_blocks_first = first_blocks_first
         self.pool = SlotPool(sessions)
-        self.queue = BatchQueue(max_batch)
+        self.queue = BatchQueue(sessions)  # every session with a row may be active; a step takes max_batch
         self._contexts = [_Context() for _ in range(sessions)]
         cache = self.model.layers[0].attn.cache
         dtype = cache.k.dtype if cache is not None else self.model.embed_tokens.weight.dtype
@@ -262,6 +263,7 @@ class BatchedEngine:
                 torch.zeros(sessions, engine.max_context, dtype=torch.long, device=self.device),
             )
         self.active: list[_Row] = []
+        self._admitted = 0
         self.forwards = 0  # batched forwards run (for benchmarks)
         self.rows_forwarded = 0  # rows in them
 
@@ -331,13 +333,15 @@ class BatchedEngine:
         return events
 
     def rows_to_step(self, active: Sequence[_Row]) -> list[_Row]:
-        """First blocks first: while any reply still waits for its first block (what its user waits
-        to hear), only those rows step; later blocks follow behind audio that is already playing. Every
-        step costs about its rows' worth of compute on a CPU, so this is what shortens first audio."""
-        if not self.first_blocks_first:
-            return list(active)
-        first = [r for r in active if r.index == 0]
-        return first or list(active)
+        """Which rows this step runs: at most ``max_batch``, oldest request first, and first blocks
+        first — while any reply still waits for its first block (what its user waits to hear), only
+        such rows step; later blocks follow behind audio that is already playing. On a CPU a step costs
+        about its rows' worth of compute, so a small cap keeps most of batching's gain while the
+        earliest replies finish first instead of all finishing together at the end."""
+        rows = sorted(active, key=lambda r: r.seq)
+        if self.first_blocks_first:
+            rows = [r for r in rows if r.index == 0] or rows
+        return rows[: self.max_batch]
 
     def fail_all(self, exc: BaseException) -> list[tuple[BatchRequest, object]]:
         """After a failed step: every active and waiting request ends with ``exc``; their rows' caches
@@ -377,7 +381,8 @@ class BatchedEngine:
         )
         c = req.options.constraints
         copies = PromptWords.of(req.prompt, self.engine.token_texts) if c.finish_copies else None
-        r = _Row(req, row, state, copies, lead=req.prompt[len(state.cached) :], t0=t0)
+        r = _Row(req, row, state, copies, lead=req.prompt[len(state.cached) :], t0=t0, seq=self._admitted)
+        self._admitted += 1
         self.active.append(r)
         return self._start_block(r)
 

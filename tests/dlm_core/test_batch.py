@@ -257,15 +257,31 @@ def test_slot_pool_forgets_a_replying_session_when_its_reply_ends() -> None:
 @dataclass(eq=False)
 class Row:
     index: int
+    seq: int
 
 
-def test_first_blocks_step_before_later_blocks(engine: DiffusionEngine) -> None:
-    batched = BatchedEngine(engine, max_batch=2, sessions=2)
-    second, first, other_first = Row(1), Row(0), Row(0)
-    assert batched.rows_to_step([second, first, other_first]) == [first, other_first]  # type: ignore[list-item]
-    assert batched.rows_to_step([second]) == [second]  # type: ignore[list-item]
+def test_first_blocks_step_first_oldest_first_up_to_the_batch_size(engine: DiffusionEngine) -> None:
+    batched = BatchedEngine(engine, max_batch=2, sessions=4)
+    second, first, later_first, last_first = Row(1, 0), Row(0, 2), Row(0, 1), Row(0, 3)
+    rows = [second, first, later_first, last_first]
+    assert batched.rows_to_step(rows) == [later_first, first]  # type: ignore[arg-type]
+    assert batched.rows_to_step([second, Row(2, 5), Row(1, 4)])[0] is second  # type: ignore[arg-type]
     batched.first_blocks_first = False
-    assert batched.rows_to_step([second, first]) == [second, first]  # type: ignore[list-item]
+    assert batched.rows_to_step(rows) == [second, later_first]  # type: ignore[arg-type]
+
+
+def test_a_capped_batch_still_decodes_every_waiting_reply_as_alone(engine: DiffusionEngine) -> None:
+    prompts = [prompt_ids(engine, c) for c in CHATS]
+    expected = [alone(engine, p, OPTIONS) for p in prompts]
+    batched = BatchedEngine(engine, max_batch=2, sessions=4)
+    requests = [batched.request(i, p, OPTIONS) for i, p in enumerate(prompts)]
+    for req in requests:
+        batched.submit(req)
+    events = run(batched)
+    assert [r.result.token_ids for r in requests if r.result] == expected
+    assert batched.rows_forwarded <= 2 * batched.forwards
+    first_blocks = [r for r, e in events if e is not END and e.index == 0]
+    assert first_blocks[:2] == requests[:2]  # the oldest two got their first blocks first
 
 
 @pytest.mark.cuda
