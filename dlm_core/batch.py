@@ -313,24 +313,44 @@ class BatchedEngine:
         events: (request, ``BlockResult``) per finished block, (request, ``END``) per finished request."""
         events: list[tuple[BatchRequest, object]] = []
         with self.engine._lock, torch.inference_mode():
-            busy = {r.req.session for r in self.active}
-            start, dropped = self.queue.take(len(self.active), busy)
-            for req in dropped:
-                events += self._end(req, stopped=True)
-            for req in start:
-                assert isinstance(req, BatchRequest)
-                events += self._admit(req)
-            for r in list(self.active):
-                if r.req.cancelled():
-                    events += self._leave(r, stopped=True)
-            groups: dict[bool, list[_Row]] = {}
-            for r in self.rows_to_step(self.active):  # the copy head's whole-word rule: one flag per forward
-                groups.setdefault(r.req.options.constraints.whole_word_copies, []).append(r)
-            for whole_words, rows in groups.items():
-                self.engine._whole_word_copies(whole_words)
-                for r, logits in zip(rows, self._forward(rows)):
-                    events += self._after_forward(r, logits)
+            try:
+                self._step(events)
+            except Exception as exc:  # a failed forward: every active reply ends with the error
+                events += self.fail_all(exc, waiting=False)
         return events
+
+    def _step(self, events: list[tuple[BatchRequest, object]]) -> None:
+        busy = {r.req.session for r in self.active}
+        start, dropped = self.queue.take(len(self.active), busy)
+        for req in dropped:
+            events += self._end(req, stopped=True)
+        for req in start:
+            assert isinstance(req, BatchRequest)
+            try:
+                events += self._admit(req)
+            except Exception as exc:  # this request's prefill failed (a bad token id): it alone ends
+                events += self._reject(req, exc)
+        for r in list(self.active):
+            if r.req.cancelled():
+                events += self._leave(r, stopped=True)
+        groups: dict[bool, list[_Row]] = {}
+        for r in self.rows_to_step(self.active):  # the copy head's whole-word rule: one flag per forward
+            groups.setdefault(r.req.options.constraints.whole_word_copies, []).append(r)
+        for whole_words, rows in groups.items():
+            self.engine._whole_word_copies(whole_words)
+            for r, logits in zip(rows, self._forward(rows)):
+                events += self._after_forward(r, logits)
+
+    def _reject(self, req: BatchRequest, exc: Exception) -> list[tuple[BatchRequest, object]]:
+        self.active = [r for r in self.active if r.req is not req]
+        row = self.pool.row_of(req.session)
+        if row is not None:
+            self._contexts[row] = _Context()  # possibly half written
+        freed = self.pool.unpin(req.session)
+        if freed is not None:
+            self._contexts[freed] = _Context()
+        req.done = True
+        return [(req, exc)]
 
     def rows_to_step(self, active: Sequence[_Row]) -> list[_Row]:
         """Which rows this step runs: at most ``max_batch``, oldest request first, and first blocks
@@ -343,9 +363,9 @@ class BatchedEngine:
             rows = [r for r in rows if r.index == 0] or rows
         return rows[: self.max_batch]
 
-    def fail_all(self, exc: BaseException) -> list[tuple[BatchRequest, object]]:
-        """After a failed step: every active and waiting request ends with ``exc``; their rows' caches
-        are dropped (they may be half written)."""
+    def fail_all(self, exc: BaseException, waiting: bool = True) -> list[tuple[BatchRequest, object]]:
+        """Every active request (and, with ``waiting``, every queued one) ends with ``exc``; the active
+        rows' caches are dropped (a failed step may have half written them)."""
         events: list[tuple[BatchRequest, object]] = []
         for r in self.active:
             self._contexts[r.row] = _Context()
@@ -353,7 +373,7 @@ class BatchedEngine:
             r.req.done = True
             events.append((r.req, exc))
         self.active = []
-        for req in self.queue.drain():
+        for req in self.queue.drain() if waiting else []:
             assert isinstance(req, BatchRequest)
             req.done = True
             events.append((req, exc))

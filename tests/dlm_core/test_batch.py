@@ -161,6 +161,24 @@ def test_sampling_with_temperature_gives_each_reply_its_own_seeded_noise(engine:
     assert [r.result.token_ids for r in requests if r.result] == expected
 
 
+def test_a_request_that_fails_in_its_prefill_ends_alone(engine: DiffusionEngine) -> None:
+    good = prompt_ids(engine, CHATS[1])
+    expected = alone(engine, good, OPTIONS)
+    batched = BatchedEngine(engine, max_batch=2, sessions=2)
+    bad = batched.request("bad", [1, engine.cfg.vocab_size + 5, 3], OPTIONS)  # no such token
+    ok = batched.request("ok", good, OPTIONS)
+    batched.submit(bad)
+    batched.submit(ok)
+    events = run(batched)
+    failed = [e for r, e in events if r is bad]
+    assert len(failed) == 1 and isinstance(failed[0], IndexError)
+    assert ok.result is not None and ok.result.token_ids == expected
+    assert not batched.pool.pinned("bad")
+    batched.submit(again := batched.request("bad", good, OPTIONS))  # the session can reply again
+    run(batched)
+    assert again.result is not None and again.result.token_ids == expected
+
+
 def test_bad_requests_fail_at_once(engine: DiffusionEngine) -> None:
     batched = BatchedEngine(engine, max_batch=1, sessions=1)
     with pytest.raises(GenerationError, match="context holds"):
