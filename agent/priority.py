@@ -73,8 +73,14 @@ class PriorityGate:
         finally:
             self.release()
 
-    def acquire(self, priority: int = URGENT) -> None:
+    def acquire(self, priority: int = URGENT, blocking: bool = True) -> bool:
+        """Wait for a slot (True), or with ``blocking=False`` take one only if it is free and nobody
+        waits (True) and otherwise return False at once, as ``threading.Semaphore.acquire`` does."""
+        if not blocking:
+            with self._lock:
+                return self._queue.try_ask()
         self.ask(priority).wait()  # set by the release that hands this caller the slot
+        return True
 
     def ask(self, priority: int) -> threading.Event:
         """Join the queue: the event is set once the caller holds a slot (``release`` it after)."""
@@ -87,11 +93,7 @@ class PriorityGate:
     def try_acquire(self) -> bool:
         """A slot now if one is free and nobody waits, else False at once. With priorities off,
         simply ``acquire`` (first come, first served: True once the slot is held)."""
-        if not self.by_priority:
-            self.acquire(LATER)
-            return True
-        with self._lock:
-            return self._queue.try_ask()
+        return self.acquire(LATER, blocking=not self.by_priority)
 
     def release(self) -> None:
         with self._lock:
