@@ -188,9 +188,11 @@ class ServerSection:
     batch_replies: bool = True
     reply_batch: int = 4  # rows in one batched forward at most (oldest first blocks first)
     reply_sessions: int = 32  # sessions whose conversation stays cached (LRU beyond; ~4 MiB each)
-    # Shared ASR and TTS serve urgent work first (agent/priority.py): final passes before partials, a
-    # reply's first clause before anyone's later clauses. false = first come, first served.
-    first_clauses_first: bool = True
+    # Shared ASR and TTS serve urgent work first (agent/priority.py): final passes before partials (and
+    # partials only when the recognizer is idle), a reply's first clause before anyone's later clauses.
+    # Off by default: final transcripts then come sooner, so a turn commits in a short mid-sentence pause
+    # more often (answered as a whole after a merge); false = first come, first served.
+    first_clauses_first: bool = False
 
 
 @dataclass

@@ -63,7 +63,9 @@ class PriorityGate:
     def __init__(self, slots: int = 1) -> None:
         self._queue = PriorityQueue(slots)
         self._lock = threading.Lock()
-        self.by_priority = True  # False: first come, first served (``[server] first_clauses_first``)
+        # Off by default: first come, first served as a lock or semaphore; ``serve`` turns it on with
+        # ``[server] first_clauses_first`` (faster final passes change when turns commit, see there).
+        self.by_priority = False
 
     @contextlib.contextmanager
     def slot(self, priority: int) -> Iterator[None]:

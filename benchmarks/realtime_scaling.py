@@ -3,8 +3,10 @@
     python -m benchmarks.realtime_scaling --speakers 1 2 4 8 16 --rounds 3 --json out/bench/realtime_scaling.json
 
 Starts one server per variant (``python -m agent.cli serve --port 0`` with the variant's ``--set``
-overrides; by default ``batched``, the shipped config, and ``queued``, today's one-reply-at-a-time
-behaviour: ``server.batch_replies=false server.first_clauses_first=false``), then for each speaker
+overrides; by default ``batched``, batched replies with ASR/TTS priorities on
+(``server.first_clauses_first=true``), and ``queued``, the one-reply-at-a-time behaviour before
+batching: ``server.batch_replies=false server.first_clauses_first=false``; ``batched-fifo`` is the
+shipped config), then for each speaker
 count N and each variant in turn (side by side, the same minutes): N connections, each an open
 microphone streaming 100 ms chunks in real time (silence between turns), speak a demo clip at the
 same moment, ``--rounds`` times. A round ends when every speaker's turn has ended (``quickturn.latency``)
@@ -47,9 +49,11 @@ RATE = 24000
 CHUNK_S = 0.1
 CLIPS = ["02_your_name.wav", "03_time.wav", "04_weekday.wav", "08_weather.wav", "09_joke.wav", "14_sum.wav"]
 VARIANTS = {
-    "batched": [],
+    "batched": ["server.first_clauses_first=true"],
     "queued": ["server.batch_replies=false", "server.first_clauses_first=false"],
+    "batched-fifo": ["server.first_clauses_first=false"],  # the shipped config
 }
+DEFAULT_VARIANTS = ["batched", "queued"]
 
 
 @dataclass
@@ -249,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--speakers", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     ap.add_argument("--rounds", type=int, default=3, help="turns per speaker, all speaking at once")
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=KEY=VALUE,...",
                     help="another server variant, e.g. asr2=asr.workers=2")  # fmt: skip
     ap.add_argument("--turn-timeout", type=float, default=60.0)

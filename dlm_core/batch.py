@@ -659,8 +659,13 @@ class BatchWorker:
         self._forgets: list[Hashable] = []
         self._closed = False
         self.last_error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="dlm-batch", daemon=True)
-        self._thread.start()
+        self._thread = threading.Thread(target=self._run, name="dlm-batch", daemon=True)  # on first use
+
+    def _wake(self) -> None:
+        """Under ``_cond``: start the thread if this is the first job, and tell it there is work."""
+        if not self._thread.is_alive() and not self._closed:
+            self._thread.start()
+        self._cond.notify()
 
     def stream(
         self,
@@ -677,25 +682,27 @@ class BatchWorker:
             if self._closed:
                 raise GenerationError("the batch worker is closed")
             self._inbox.append(req)
-            self._cond.notify()
+            self._wake()
         return BatchStream(req)
 
     def prefill(self, session: Hashable, ids: Sequence[int]) -> None:
         with self._cond:
             self._prefills[session] = [int(t) for t in ids]
-            self._cond.notify()
+            self._wake()
 
     def forget(self, session: Hashable) -> None:
         with self._cond:
             self._prefills.pop(session, None)
             self._forgets.append(session)
-            self._cond.notify()
+            self._wake()
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
+            started = self._thread.is_alive()
             self._cond.notify()
-        self._thread.join()
+        if started:
+            self._thread.join()
 
     def _run(self) -> None:
         batched = self.batched

@@ -495,6 +495,8 @@ class RealtimeServer:
             )
         except OSError as exc:
             await self._stop_mqtt()
+            if self.batched is not None:
+                await asyncio.to_thread(self.batched.close)
             raise ServerError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
         self.port = self._server.sockets[0].getsockname()[1]  # the real one when port 0 was asked for
         log.info("listening on %s", self.url)

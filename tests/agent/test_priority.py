@@ -34,6 +34,7 @@ def test_a_free_slot_is_taken_at_once_and_slots_bound_the_users() -> None:
 
 def test_the_gate_hands_the_slot_to_the_urgent_waiter() -> None:
     gate = PriorityGate(1)
+    gate.by_priority = True  # [server] first_clauses_first = true
     gate.acquire(URGENT)  # busy: the others queue behind it
     partial, final = gate.ask(LATER), gate.ask(URGENT)
     assert not partial.is_set() and not final.is_set()
@@ -56,8 +57,7 @@ def test_the_gate_hands_the_slot_to_the_urgent_waiter() -> None:
 
 
 def test_the_gate_is_first_come_first_served_when_priorities_are_off() -> None:
-    gate = PriorityGate(1)
-    gate.by_priority = False  # [server] first_clauses_first = false
+    gate = PriorityGate(1)  # off unless asked for ([server] first_clauses_first = false, talk, demo)
     gate.acquire(LATER)
     partial, final = gate.ask(LATER), gate.ask(URGENT)
     gate.release()
@@ -69,6 +69,7 @@ def test_the_gate_is_first_come_first_served_when_priorities_are_off() -> None:
 
 def test_work_worth_doing_only_when_idle_never_waits() -> None:
     gate = PriorityGate(1)
+    gate.by_priority = True
     assert gate.try_acquire()  # idle: taken
     assert not gate.try_acquire()  # busy: refused at once, nothing queued
     final = gate.ask(URGENT)
