@@ -15,7 +15,7 @@ never retracted and cost little to re-decode).
 
 Threading: everything is synchronous (the pipeline calls it from a worker thread). One
 ``SpeechRecognizer`` holds one model; all model calls are serialised by its lock, so several threads
-may share it (their calls queue). A ``StreamingTranscriber`` belongs to one utterance and one thread.
+may share it (their calls queue, final passes before partials: ``agent.priority``). A ``StreamingTranscriber`` belongs to one utterance and one thread.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .priority import PriorityGate
 
 __all__ = [
     "SAMPLE_RATE",
@@ -251,7 +253,8 @@ class SpeechRecognizer:
         self.silence_peak = silence_peak
         # At most ``workers`` decodes at once, each on its own model replica (CTranslate2's
         # inter_threads): a partial still encoding when the user stops no longer holds up the final.
-        self._slots = threading.BoundedSemaphore(workers)
+        # Served by priority across sessions: final passes (a reply waits on them) before partials.
+        self._slots = PriorityGate(workers)
         self._model = WhisperModel(
             str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=workers
         )
@@ -264,6 +267,11 @@ class SpeechRecognizer:
         self._suppress = list(get_suppressed_tokens(self._tokenizer, [-1]))
         if warmup:
             self._warmup()
+
+    @property
+    def gate(self) -> PriorityGate:
+        """Who decodes next when several callers wait (``agent.priority``)."""
+        return self._slots
 
     # ---------------------------------------------------------------- public API
 
@@ -466,8 +474,14 @@ class StreamingTranscriber:
         if rec._is_silent(audio) or self.audio_s > _MAX_WINDOW_S - 2.0:
             # Too short / silent, or beyond one window: keep what we have (final() still covers all).
             return self._last
-        with rec._slots:
+        # A preview nobody waits for: decoded only when the recognizer is idle, so another session's
+        # final pass never queues behind it (the next partial covers this audio too).
+        if not rec._slots.try_acquire():
+            return self._last
+        try:
             dec = rec._decode(audio, prefix_words=self._committed, abandon=self._abandon)
+        finally:
+            rec._slots.release()
         if dec is None:
             return self._last
         self._decoded_samples = self._n_samples

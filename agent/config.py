@@ -208,6 +208,15 @@ class ServerSection:
     # Browser pages (Origin header) besides the server's own that may connect, e.g. "https://app.example";
     # "*" = any. Clients that send no Origin (SDKs, scripts) are not affected.
     allowed_origins: list[str] = field(default_factory=list)
+    # Replies of all connections denoised together (agent/reply_batch.py): false = one at a time.
+    batch_replies: bool = True
+    reply_batch: int = 4  # rows in one batched forward at most (oldest first blocks first)
+    reply_sessions: int = 32  # sessions whose conversation stays cached (LRU beyond; ~4 MiB each)
+    # Shared ASR and TTS serve urgent work first (agent/priority.py): final passes before partials (and
+    # partials only when the recognizer is idle), a reply's first clause before anyone's later clauses.
+    # Off by default: final transcripts then come sooner, so a turn commits in a short mid-sentence pause
+    # more often (answered as a whole after a merge); false = first come, first served.
+    first_clauses_first: bool = False
 
 
 @dataclass

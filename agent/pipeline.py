@@ -224,6 +224,7 @@ class VoicePipeline:
         # still in flight; with 1 the recognizer serialises them as before.
         self._partial_pool = ThreadPoolExecutor(1, thread_name_prefix="asr-partial")
         self._reply_pool = ThreadPoolExecutor(1, thread_name_prefix="reply")
+        self.reply_model = services.reply.for_session(self)  # a server's batched model: this session's view
         self._utt: _Utterance | None = None
         self._reply: _Reply | None = None
         self._interruption: list[np.ndarray] | None = None  # speech over the reply
@@ -291,6 +292,7 @@ class VoicePipeline:
         self._asr_pool.shutdown(wait=False, cancel_futures=True)
         self._partial_pool.shutdown(wait=False, cancel_futures=True)
         self._reply_pool.shutdown(wait=False, cancel_futures=True)
+        self.reply_model.release()
 
     # -- main loop -----------------------------------------------------------------------------------
     async def run(self, frames: AsyncIterator[AudioFrame]) -> None:
@@ -384,7 +386,7 @@ class VoicePipeline:
 
     def _safe_prefill(self, messages) -> None:
         try:
-            self.services.reply.prefill(messages)
+            self.reply_model.prefill(messages)
         except Exception as exc:  # a failed prefill only costs speed; the reply prefills again
             self._emit_threadsafe(StageError(self._turn, now(), "lm.prefill", str(exc)))
 
@@ -563,7 +565,7 @@ class VoicePipeline:
         Block k+1 is denoised after block k's clauses are synthesized: by then block k is playing,
         and TTS of the first clause is what the user waits for.
         """
-        model, tts = self.services.reply, self.services.tts
+        model, tts = self.reply_model, self.services.tts
         fit = model.fit(messages)  # the prompt always fits the context: oldest history, then the message
         if fit.trimmed:
             self._emit_for_reply(
@@ -586,7 +588,7 @@ class VoicePipeline:
                 if piece.last:
                     finished = True
                     self._lm_finished(reply, model, pieces)
-                for chunk in tts.stream(piece.text, pause_after_last=not piece.last):
+                for chunk in tts.stream(piece.text, pause_after_last=not piece.last, opens_reply=index == 0):
                     if reply.cancel.is_set():
                         return
                     self._emit_for_reply(

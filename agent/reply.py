@@ -105,6 +105,14 @@ class ReplyModel:
     def reset(self) -> None:
         """Forget any cached conversation, so a new session starts from the same state."""
 
+    def for_session(self, key: object) -> ReplyModel:
+        """The model as one session (one conversation) uses it. Shared models that keep a cache per
+        session (``agent.reply_batch.BatchedReply``) return a view of their own; others are their own."""
+        return self
+
+    def release(self) -> None:
+        """A session view's conversation ended: free what it holds (nothing for a plain model)."""
+
     @property
     def last_stats(self) -> ReplyStats:
         raise NotImplementedError

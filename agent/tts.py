@@ -7,13 +7,13 @@ resampling). Here we build the session ourselves, reuse piper's phonemizer and c
 into clauses (``agent.text_split``) and level each clause to one loudness with headroom.
 
 Threading: synchronous; one ``Synthesizer`` may be shared by threads (synthesis calls are
-serialised by a lock, released between clauses of a stream).
+serialised by a lock, released between clauses of a stream, that serves a reply's first clause
+before anyone's later clauses: ``agent.priority``).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.priority import LATER, URGENT, PriorityGate
 from agent.text_split import clause_boundary, speakable, split_clauses
 
 __all__ = [
@@ -203,10 +204,16 @@ class Synthesizer:
         self._syn_defaults = SynthesisConfig(
             length_scale=length_scale, noise_scale=noise_scale, noise_w_scale=noise_w
         )
-        self._lock = threading.Lock()
+        # Served by priority across sessions: a reply's first clause (its user waits) before later ones.
+        self._lock = PriorityGate(1)
         if warmup:
             for _ in range(2):
                 self._render("Hello there.", pause_ms=0.0)
+
+    @property
+    def gate(self) -> PriorityGate:
+        """Who synthesizes next when several callers wait (``agent.priority``)."""
+        return self._lock
 
     # ---------------------------------------------------------------- public API
 
@@ -227,12 +234,15 @@ class Synthesizer:
         noise_scale: float | None = None,
         noise_w: float | None = None,
         pause_after_last: bool = False,
+        opens_reply: bool = True,
     ) -> Iterator[SynthChunk]:
         """Yield one chunk per clause, each synthesized only when the previous one was taken.
 
         Lazy on purpose: closing the generator (barge-in) stops synthesis of the rest.
         ``pause_after_last``: also append the punctuation pause to the last clause (when more text
         follows in another ``stream()`` call, e.g. the next LM block).
+        ``opens_reply``: this text starts a reply, so its first clause goes before other callers' later
+        clauses (False for a reply's next LM block).
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be str, got {type(text).__name__}")
@@ -241,7 +251,12 @@ class Synthesizer:
             last = i == len(parts) - 1
             pause = 0.0 if last and not pause_after_last else self.pause_ms[clause_boundary(clause)]
             chunk = self._render(
-                clause, pause_ms=pause, length_scale=length_scale, noise_scale=noise_scale, noise_w=noise_w
+                clause,
+                pause_ms=pause,
+                length_scale=length_scale,
+                noise_scale=noise_scale,
+                noise_w=noise_w,
+                priority=URGENT if i == 0 and opens_reply else LATER,
             )
             if chunk is not None:
                 yield chunk
@@ -261,6 +276,7 @@ class Synthesizer:
         length_scale: float | None = None,
         noise_scale: float | None = None,
         noise_w: float | None = None,
+        priority: int = URGENT,
     ) -> SynthChunk | None:
         from piper.config import SynthesisConfig
 
@@ -272,7 +288,7 @@ class Synthesizer:
             normalize_audio=False,
         )
         t0 = time.perf_counter()
-        with self._lock:
+        with self._lock.slot(priority):
             pieces = []
             for phonemes in self._voice.phonemize(clause):
                 if phonemes:

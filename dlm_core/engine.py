@@ -291,6 +291,14 @@ class DiffusionEngine:
         stop: threading.Event | None = None,
     ) -> Iterator[BlockResult]:
         """Like ``stream`` for an already tokenised prompt (chat template applied by the caller)."""
+        prompt, resolved, draft_ids = self.resolve(prompt, options, draft)
+        return self._stream(prompt, resolved, draft_ids, stop)
+
+    def resolve(
+        self, prompt: Sequence[int], options: DecodeOptions | None, draft: Sequence[int] | None = None
+    ) -> tuple[list[int], DecodeOptions, list[int]]:
+        """Check a request and resolve its options (block length set, max_tokens within the
+        constraints'): (prompt ids, options, draft ids). Raises ``GenerationError`` for a bad one."""
         options = options if options is not None else DecodeOptions()
         block_len = options.block_len or self.block_len
         if self.cfg.aligned_blocks:
@@ -316,8 +324,7 @@ class DiffusionEngine:
                 f"the context holds {self.max_context}; shorten the history or raise max_context"
             )
         draft_ids = [int(t) for t in draft] if draft else []
-        resolved = replace(options, max_tokens=max_tokens, block_len=block_len)
-        return self._stream(prompt, resolved, draft_ids, stop)
+        return prompt, replace(options, max_tokens=max_tokens, block_len=block_len), draft_ids
 
     @cached_property
     def token_texts(self) -> list[str]:
@@ -431,16 +438,18 @@ class DiffusionEngine:
             return n
         return n - n % self.cfg.block_size
 
-    def _reusable_prefix(self, ids: list[int]) -> int:
+    def _reusable_prefix(self, ids: list[int], cached: list[int] | None = None) -> int:
+        """How many of ``ids`` may stay in a cache holding ``cached`` (default: this engine's)."""
+        cached = self._cached if cached is None else cached
         common = 0
-        for a, b in zip(self._cached, ids):
+        for a, b in zip(cached, ids):
             if a != b:
                 break
             common += 1
         if self.cfg.attention == "full":
-            return common if common == len(ids) == len(self._cached) else 0
+            return common if common == len(ids) == len(cached) else 0
         b = self.cfg.block_size
-        if common == len(self._cached) and len(self._cached) % b == 0:
+        if common == len(cached) and len(cached) % b == 0:
             return common
         return (common // b) * b
 

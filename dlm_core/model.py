@@ -205,7 +205,8 @@ class CopyHead(nn.Module):
         the model glues word tails onto its own words ("I loveur" for "turquoise", "aighter" for
         "firefighter"). A still-masked neighbour is no token of the context, so tails wait until the
         position before them is revealed. ``block`` [B, L] the block's current tokens, ``context``
-        [B, T] the cached ids, ``first_position`` [1] the block's first position. Sync-free.
+        [B, T] the cached ids, ``first_position`` [1] (or [B, 1]: one per row) the block's first
+        position. Sync-free.
         """
         if self.continues is None or self.continuable is None or self.whole_words is None:
             return None
@@ -214,7 +215,7 @@ class CopyHead(nn.Module):
         tail = self.continues[context]
         tail[:, 1:] &= self.continuable[context[:, :-1]]
         tail[:, 0] = False
-        before_first = context.gather(1, (first_position.view(1, 1) - 1).clamp(min=0).expand(b, 1))
+        before_first = context.gather(1, (first_position.view(-1, 1) - 1).clamp(min=0).expand(b, 1))
         before_block = torch.cat([before_first, block[:, :-1]], dim=1)
         follows = before_block[:, :, None] == before_ctx[:, None, :]
         return follows | ~tail[:, None, :] | ~self.whole_words
@@ -373,6 +374,8 @@ class Transformer(nn.Module):
         if user is not None and self.embed_user is not None:
             x = torch.where(user.unsqueeze(-1), self.embed_user(tokens), x)
         cos, sin = self.rotary(positions, x.dtype)
+        if positions.dim() == 2:  # one row of positions per sequence (a batch of sessions' blocks)
+            cos, sin = cos[:, None], sin[:, None]
         for layer in self.layers:
             x = layer(x, cos, sin, mask, **attn_kw)
         return self.norm(x)
@@ -422,8 +425,10 @@ class Transformer(nn.Module):
     ) -> Tensor:
         """One denoising step: logits [B, L, V] for a block attending to cache[:ctx_len] and itself.
 
-        ``key_mask`` (bool [1, 1, 1, ctx_len + L]) hides padded cache slots when ``ctx_len`` is a static
-        bucket bound rather than the true context length (CUDA-graph replay). With a copy head the
+        ``key_mask`` (bool [1|B, 1, 1, ctx_len + L]) hides padded cache slots when ``ctx_len`` is a static
+        bucket bound rather than the true context length (CUDA-graph replay), or, one row per sequence,
+        when sequences of different lengths share one forward (``batch.BatchedEngine``); ``positions``
+        is then [B, L]. With a copy head the
         result is log-probabilities (generator and copies mixed), which samplers use as logits.
         """
         h = self._trunk(tokens, positions, key_mask, mode="block", kv_len=ctx_len)
@@ -436,7 +441,7 @@ class Transformer(nn.Module):
         else:
             valid = key_mask[:, 0, :, :ctx_len]
         valid = valid.expand(h.shape[0], h.shape[1], ctx_len)
-        starts = self.copy_head.copy_start_ok(tokens, self.copy_ids[:, :ctx_len], positions[:1])
+        starts = self.copy_head.copy_start_ok(tokens, self.copy_ids[:, :ctx_len], positions[..., :1])
         if starts is not None:
             valid = valid & starts
         return self.copy_head.mix(logits, h, keys, ids, valid)

@@ -39,6 +39,9 @@ from websockets.typing import Subprotocol
 from agent.config import MQTTSection, QuickturnConfig
 from agent.events import Event, EventBus
 from agent.pipeline import Services, VoicePipeline
+from agent.priority import PriorityGate
+from agent.reply import DiffusionReply
+from agent.reply_batch import BatchedReply
 from audio.formats import float_to_pcm16_bytes, pcm16_bytes_to_float, to_float32
 from audio.framing import Framer
 from audio.resample import StreamResampler
@@ -451,6 +454,17 @@ class RealtimeServer:
         self, cfg: QuickturnConfig, services: Services, *, host: str | None = None, port: int | None = None
     ) -> None:
         self.cfg = cfg
+        self.batched: BatchedReply | None = None
+        if cfg.server.batch_replies and isinstance(services.reply, DiffusionReply):
+            # Every connection's replies denoised together, each session with its own cached prefix.
+            self.batched = BatchedReply(
+                services.reply, max_batch=cfg.server.reply_batch, sessions=cfg.server.reply_sessions
+            )
+            services = dataclasses.replace(services, reply=self.batched)
+        for model in (services.asr, services.tts):  # the process's shared ASR and TTS queues
+            gate = getattr(model, "gate", None)
+            if isinstance(gate, PriorityGate):
+                gate.by_priority = cfg.server.first_clauses_first
         self.services = services
         self.host = cfg.server.host if host is None else host
         self.port = cfg.server.port if port is None else port
@@ -472,6 +486,8 @@ class RealtimeServer:
         problem = bind_problem(self.host, self.cfg.server.api_key, self.cfg.server.insecure)
         if problem is not None:  # the CLI checks this before loading models; a library caller gets it here
             raise ServerError(problem)
+        if self.batched is not None:
+            await asyncio.to_thread(self.batched.warm_batch)
         self._mqtt_task = self._start_mqtt()
         try:
             self._server = await serve(
@@ -486,6 +502,8 @@ class RealtimeServer:
             )
         except OSError as exc:
             await self._stop_mqtt()
+            if self.batched is not None:
+                await asyncio.to_thread(self.batched.close)
             raise ServerError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
         self.port = self._server.sockets[0].getsockname()[1]  # the real one when port 0 was asked for
         log.info("listening on %s", self.url)
@@ -506,6 +524,8 @@ class RealtimeServer:
                 for ws in list(self._server.connections):
                     ws.transport.abort()
         await self._stop_mqtt()
+        if self.batched is not None:
+            await asyncio.to_thread(self.batched.close)  # its thread ends after the step in progress
 
     def keep(self, task: asyncio.Future) -> None:
         self._tasks.add(task)

@@ -191,6 +191,50 @@ def test_spoken_turn_streams_events_in_order(cfg, services):
     run_with_server(cfg, services, scenario)
 
 
+def test_sessions_speaking_at_once_each_complete_their_turn_with_batched_replies(cfg, services):
+    """Three connections speak at the same moment: each gets its own transcript and a spoken reply,
+    the replies denoised by the one batch engine (``[server] batch_replies``, on by default)."""
+    names = ["02_your_name.wav", "03_time.wav", "04_weekday.wav"]
+
+    async def speak(url: str, name: str) -> tuple[str, dict, np.ndarray]:
+        async with connect(url, max_size=None) as ws:
+            c = Client(ws)
+            await c.wait_for("session.created")
+
+            async def microphone() -> None:
+                audio = silence(0.3) + clip_pcm(name)
+                step = 2 * round(CHUNK_S * RATE)
+                for i in range(0, len(audio), step):
+                    await c.send(type="input_audio_buffer.append", audio=b64(audio[i : i + step]))
+                    await asyncio.sleep(CHUNK_S)
+                while True:
+                    await c.send(type="input_audio_buffer.append", audio=b64(silence(CHUNK_S)))
+                    await asyncio.sleep(CHUNK_S)
+
+            mic = asyncio.create_task(microphone())
+            try:
+                await c.wait_for("quickturn.latency", timeout=90)
+            finally:
+                mic.cancel()
+            assert not c.of("error"), c.of("error")
+            done = c.of("response.done")[0]["response"]
+            transcript = c.of("conversation.item.input_audio_transcription.completed")[0]["transcript"]
+            return transcript, done, reply_audio(c, done["id"])
+
+    async def main() -> None:
+        async with RealtimeServer(cfg, services, host="127.0.0.1", port=0) as server:
+            assert server.batched is not None
+            results = await asyncio.gather(*(speak(server.url, n) for n in names))
+            assert server.batched.worker.batched.rows_forwarded > 0
+        for name, (transcript, done, audio) in zip(names, results):
+            assert word_error_rate(MANIFEST[name]["text"], transcript) <= 0.2, transcript
+            assert done["status"] == "completed"
+            assert len(audio) > 0.3 * RATE and rms(audio) > 0.01
+        assert server.batched.worker._thread.is_alive() is False  # closed with the server
+
+    asyncio.run(main())
+
+
 def test_audio_uploaded_at_once_is_taken_in_at_real_time(cfg, services):
     name = "04_weekday.wav"
 
