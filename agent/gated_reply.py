@@ -32,6 +32,7 @@ from .config import GateSection, LMSection
 from .events import ReplyGated
 from .prompt import PromptFit
 from .reply import DiffusionReply, Messages, ReplyModel, ReplyPiece, ReplyStats
+from .reply_batch import BatchedReply, SessionReply
 from .reply_gate import (
     GateInput,
     GateModel,
@@ -95,14 +96,37 @@ def gate_input(messages: Messages, reply: str, probs: Sequence[float] | None, dr
 
 
 class GatedReply(ReplyModel):
-    def __init__(self, inner: DiffusionReply, cfg: GateSection) -> None:
+    """``inner``: the ``DiffusionReply``, or one session's view of a batched one (``SessionReply``: it
+    has the same ``last_draft``, ``last_grounding`` and ``last_confidences``; no re-decode there)."""
+
+    def __init__(
+        self,
+        inner: DiffusionReply | SessionReply,
+        cfg: GateSection,
+        gate: GateModel | None = None,
+        lexicon: Lexicon | None = None,
+        batched: BatchedReply | None = None,
+    ) -> None:
         self.inner = inner
         self.gate_cfg = cfg
-        self.gate = GateModel.load(cfg.weights_path or None)
-        self.lexicon = Lexicon.load()
+        self.gate = gate or GateModel.load(cfg.weights_path or None)
+        self.lexicon = lexicon or Lexicon.load()
+        self.batched = batched  # set: ``inner`` is its default view, and sessions get views of their own
         self.name = inner.name
         self.last_gate: GateDecision | None = None
         self._stats = ReplyStats(self.name)
+
+    def behind_batch(self, batched: BatchedReply) -> GatedReply:
+        """This gate in front of ``batched`` (``quickturn serve``); the scorer and lexicon are shared."""
+        return GatedReply(batched.default_view, self.gate_cfg, self.gate, self.lexicon, batched)
+
+    def for_session(self, key: object) -> ReplyModel:
+        """One session's view of the batched model, behind the same gate; unbatched: this model."""
+        if self.batched is None:
+            return self
+        view = self.batched.for_session(key)
+        assert isinstance(view, SessionReply)
+        return GatedReply(view, self.gate_cfg, self.gate, self.lexicon)
 
     # -- the ReplyModel interface, passed through ------------------------------------------------
     def fit(self, messages: Messages) -> PromptFit:
@@ -110,7 +134,9 @@ class GatedReply(ReplyModel):
 
     def warmup(self) -> None:
         self.inner.warmup()
-        if self.gate_cfg.redecode:  # the re-decode's step count runs once before it is timed
+        if self.gate_cfg.redecode and isinstance(
+            self.inner, DiffusionReply
+        ):  # the re-decode's step count runs once before it is timed
             self.inner.engine.warmup(
                 steps=(self.gate_cfg.redecode_steps,),
                 block_lens=(min(self.inner.cfg.block_len, self.inner.cfg.max_tokens),),
@@ -127,6 +153,12 @@ class GatedReply(ReplyModel):
 
     def reset(self) -> None:
         self.inner.reset()
+
+    def release(self) -> None:
+        self.inner.release()
+
+    def prepare_text(self, text: str) -> None:
+        self.inner.prepare_text(text)
 
     @property
     def drafts_state(self) -> str:
@@ -174,12 +206,14 @@ class GatedReply(ReplyModel):
             self._stats = replace(stats, lm_ms=total)
             yield ReplyPiece(grounding.spoken, True)
             return
-        result = self.inner.engine.last_result
         draft = self.inner.last_draft
         decision = self._choose(
-            messages, " ".join(p for p in pieces if p).strip(), result.confidences, draft, t0
+            messages, " ".join(p for p in pieces if p).strip(), self.inner.last_confidences, draft, t0
         )
-        forwards = stats.forwards + (result.forwards if decision.tried[-1].candidate == "redecode" else 0)
+        redecoded = (
+            self.inner.engine.last_result.forwards if decision.tried[-1].candidate == "redecode" else 0
+        )
+        forwards = stats.forwards + redecoded
         self._stats = replace(stats, lm_ms=decision.total_ms, forwards=forwards, tokens=stats.tokens)
         self.last_gate = decision
         yield ReplyPiece(decision.text, True)
@@ -218,7 +252,12 @@ class GatedReply(ReplyModel):
             and attempt("draft", draft.strip(), None)
         ):
             return decided("draft", draft.strip())
-        if cfg.redecode and (time.perf_counter() - t0) * 1e3 < cfg.redecode_within_ms:
+        # (a session of a batched model has no engine of its own to re-decode on)
+        if (
+            cfg.redecode
+            and isinstance(self.inner, DiffusionReply)
+            and (time.perf_counter() - t0) * 1e3 < cfg.redecode_within_ms
+        ):
             options = replace(self.inner.options, steps=cfg.redecode_steps)
             again_draft = self.inner.draft_ids(messages) if cfg.redecode_drafts else None
             again = self.inner.engine.generate(messages, options, draft=again_draft)

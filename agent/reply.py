@@ -271,6 +271,11 @@ class DiffusionReply(ReplyModel):
         finally:
             gen.close()  # releases the engine lock even when the consumer stops early
 
+    @property
+    def last_confidences(self) -> list[float]:
+        """Each token's probability when it was revealed, for the last reply (the reply gate reads it)."""
+        return self.engine.last_result.confidences
+
     def draft_ids(self, messages: Messages) -> list[int] | None:
         """Token ids of a retrieved draft reply (with its end token), or None. Templates that need a
         context value are filled only from a ``Prompt``'s context."""

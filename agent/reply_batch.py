@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from dlm_core.batch import BatchedEngine, BatchWorker
 
 from .config import LMSection
-from .prompt import PromptFit
+from .prompt import Prompt, PromptFit
 from .reply import DiffusionReply, Messages, ReplyModel, ReplyPiece, ReplyStats
+from .sources import GroundedReply, grounded_reply
 
 
 class BatchedReply(ReplyModel):
@@ -28,6 +29,10 @@ class BatchedReply(ReplyModel):
         self.name = inner.name
         self.worker = BatchWorker(BatchedEngine(inner.engine, max_batch=max_batch, sessions=sessions))
         self._default = SessionReply(self, object())  # for callers without a session of their own
+
+    @property
+    def default_view(self) -> SessionReply:
+        return self._default
 
     def for_session(self, key: object) -> ReplyModel:
         return SessionReply(self, key)
@@ -75,20 +80,57 @@ class SessionReply(ReplyModel):
         self.key = key
         self.name = parent.name
         self._stats = ReplyStats(self.name)
+        # What the reply gate reads of the last reply (``DiffusionReply`` has the same three).
+        self.last_draft: str | None = None
+        self.last_grounding: GroundedReply | None = None
+        self.last_confidences: list[float] = []
+
+    @property
+    def drafts_state(self) -> str:
+        return self.parent.inner.drafts_state
 
     def fit(self, messages: Messages) -> PromptFit:
         return self.parent.inner.fit(messages)
 
     def stream(self, messages: Messages, cancel: threading.Event | None = None) -> Iterator[ReplyPiece]:
+        """``DiffusionReply.stream`` through the batch: a request an offline source answers is said as
+        the source says it, or (``lm.phrase_grounded``) in the model's words when they say that fact."""
+        context = messages.context if isinstance(messages, Prompt) else None
+        self.last_grounding = None
+        answer = context.grounding if context is not None else None
+        if answer is not None and not self.parent.inner.cfg.phrase_grounded:
+            self._stats = ReplyStats(self.name)  # no LM pass
+            self.last_draft, self.last_confidences = answer.sentence, []
+            self.last_grounding = GroundedReply(answer, "", answer.sentence, "source")
+            yield ReplyPiece(answer.sentence, True)
+            return
+        if answer is None:
+            yield from self._decode(messages, cancel)
+            return
+        pieces = [p.text.strip() for p in self._decode(messages, cancel)]
+        if cancel is not None and cancel.is_set():
+            return
+        self.last_grounding = grounded_reply(
+            answer, " ".join(p for p in pieces if p), messages[-1]["content"]
+        )
+        yield ReplyPiece(self.last_grounding.spoken, True)
+
+    def _decode(self, messages: Messages, cancel: threading.Event | None) -> Iterator[ReplyPiece]:
         inner = self.parent.inner
         t0 = time.perf_counter()
         messages = self.fit(messages).messages  # a prompt that does not fit must never fail the turn
-        draft = inner.draft_ids(messages)
+        # draft_text returns this call's draft (the shared model's ``last_draft`` is any session's)
+        self.last_draft = inner.draft_text(messages)
+        draft = None
+        if self.last_draft is not None:
+            draft = inner.engine.tokenizer.encode(self.last_draft) + list(inner.engine.cfg.eos_token_ids[:1])
+        self.last_confidences = []
         prompt = inner.engine.tokenizer.encode_chat(messages, add_generation_prompt=True)
         blocks = self.parent.worker.stream(self.key, prompt, inner.options, draft=draft, stop=cancel)
         try:
             for block in blocks:
                 r = blocks.result
+                self.last_confidences = r.confidences
                 self._stats = ReplyStats(
                     self.name,
                     steps=inner.cfg.steps,
@@ -102,6 +144,9 @@ class SessionReply(ReplyModel):
                     break
         finally:
             blocks.close()  # a consumer that stops early leaves the batch at the next step
+
+    def prepare_text(self, text: str) -> None:
+        self.parent.inner.prepare_text(text)
 
     def prefill(self, messages: Messages) -> None:
         tok = self.parent.inner.engine.tokenizer

@@ -36,9 +36,9 @@ import torch
 from torch import Tensor, nn
 
 from .copies import PromptWords
-from .engine import BlockResult, DecodeOptions, DiffusionEngine, GenerationResult
+from .engine import BlockResult, DecodeOptions, DiffusionEngine, GenerationResult, carry_probs
 from .errors import GenerationError
-from .sampling import StepPlan, accept_draft, denoise_step, reveal_first
+from .sampling import StepPlan, accept_draft_probs, denoise_step_probs, reveal_first_probs
 
 
 # -- sans-I/O decisions ---------------------------------------------------------------------------------
@@ -198,6 +198,7 @@ class _Row:
     drafting: bool = False
     suggestion: Tensor | None = None
     guide: Tensor | None = None
+    probs: Tensor | None = None  # each position's probability when it was revealed (the engine's too)
     settled_at: int | None = None
     t_block: float = 0.0
 
@@ -498,9 +499,11 @@ class BatchedEngine:
         r.free = fixed_host.count(False) - int(ar_first)
         r.n_steps = min(opts.steps, r.free)
         r.plan = self._plan(r, max(1, r.n_steps))
+        r.probs = torch.where(x == self.cfg.mask_token_id, torch.nan, 1.0)
         if ar_first:
             assert anchor is not None
-            x = reveal_first(anchor, x, fixed, opts.sampler, r.plan)
+            first, p = reveal_first_probs(anchor, x, fixed, opts.sampler, r.plan)
+            x = self._reveal(r, first, torch.nn.functional.pad(p, (0, x.shape[1] - 1)), x)
         r.x, r.fixed, r.s, r.spent, r.guide = x, fixed, 0, 0, None
         r.settled_at = len(r.lead) + r.n_reply if opts.early_exit else None
         r.drafting = bool(block_draft) and r.n_steps > 1
@@ -554,7 +557,8 @@ class BatchedEngine:
         n_lead = len(r.lead)
         if r.drafting:  # the first step checks the draft instead of revealing from scratch
             assert r.suggestion is not None
-            r.x = accept_draft(logits, r.x, r.fixed, r.suggestion, opts.draft_threshold, r.plan)
+            step = accept_draft_probs(logits, r.x, r.fixed, r.suggestion, opts.draft_threshold, r.plan)
+            r.x = self._reveal(r, *step, r.x)
             r.guide = r.suggestion if opts.draft_guidance else None
             r.drafting = False
             if r.settled_at is not None and self.engine._settled(r.x, n_lead, r.settled_at):
@@ -563,13 +567,22 @@ class BatchedEngine:
             r.plan = self._plan(r, r.n_steps)
             r.spent = 1
             return []
-        r.x = denoise_step(logits, r.x, r.fixed, r.s, opts.sampler, r.plan, r.guide, opts.draft_threshold)
+        step = denoise_step_probs(
+            logits, r.x, r.fixed, r.s, opts.sampler, r.plan, r.guide, opts.draft_threshold
+        )
+        r.x = self._reveal(r, *step, r.x)
         r.s += 1
         if r.s >= r.n_steps:
             return self._finish_block(r, r.n_steps + r.spent)
         if r.settled_at is not None and self.engine._settled(r.x, n_lead, r.settled_at):
             return self._finish_block(r, r.s + r.spent)
         return []
+
+    def _reveal(self, r: _Row, new_x: Tensor, p: Tensor, old_x: Tensor) -> Tensor:
+        """Keep the probability of every position this step revealed (``_denoise_block``'s ``reveal``)."""
+        mask_id = self.cfg.mask_token_id
+        r.probs = torch.where((old_x == mask_id) & (new_x != mask_id), p, r.probs)
+        return new_x
 
     def _finish_block(self, r: _Row, steps: int) -> list[tuple[BatchRequest, object]]:
         """``DiffusionEngine._stream`` after ``_denoise_block``: cut, commit, yield."""
@@ -579,10 +592,15 @@ class BatchedEngine:
         ids = r.x[0].tolist()
         n_lead = len(r.lead)
         kept, ended = self.engine._cut_at_terminator(ids[n_lead : n_lead + r.n_reply])
+        probs = r.probs[0].tolist() if r.probs is not None else [float("nan")] * len(ids)
+        kept_probs = probs[n_lead : n_lead + len(kept)]
         r.reply_pos += r.n_reply
         finished = ended or r.reply_pos >= r.req.options.max_tokens
         if r.copies is not None:  # the cache keeps the block as denoised; the text gets the whole words
-            kept = r.copies.finish(kept, self.engine.token_texts, open_end=not finished)
+            finished_ids = r.copies.finish(kept, self.engine.token_texts, open_end=not finished)
+            if finished_ids != kept:
+                kept_probs = carry_probs(kept, kept_probs, finished_ids)
+            kept = finished_ids
         if not finished:  # commit the block so the next one can attend to it
             cached = r.state.cached
             self._context_forward(r.row, cached + ids, len(cached))
@@ -594,9 +612,11 @@ class BatchedEngine:
             finished=finished,
             denoise_ms=(time.perf_counter() - r.t_block) * 1e3,
             steps=steps,
+            confidences=kept_probs,
         )
         r.req.result.blocks.append(block)
         r.req.result.token_ids.extend(kept)
+        r.req.result.confidences.extend(kept_probs)
         r.index += 1
         events: list[tuple[BatchRequest, object]] = [(r.req, block)]
         if finished:

@@ -387,7 +387,7 @@ class DiffusionEngine:
                 if copies is not None:  # the cache keeps the block as denoised; the text gets the whole words
                     finished_ids = copies.finish(kept, self.token_texts, open_end=not finished)
                     if finished_ids != kept:
-                        kept_probs = _carry_probs(kept, kept_probs, finished_ids)
+                        kept_probs = carry_probs(kept, kept_probs, finished_ids)
                     kept = finished_ids
                 if not finished:  # commit the block so the next one can attend to it
                     self._append(ids)
@@ -640,7 +640,7 @@ class DiffusionEngine:
         return ids, False
 
 
-def _carry_probs(before: list[int], probs: list[float], after: list[int]) -> list[float]:
+def carry_probs(before: list[int], probs: list[float], after: list[int]) -> list[float]:
     """Reveal probabilities for ``after`` (``before`` with copies finished or cut back): a kept token
     keeps its own, a token a copy was finished with gets 1.0 (it was copied from the prompt)."""
     out = [1.0] * len(after)

@@ -38,6 +38,7 @@ from websockets.typing import Subprotocol
 
 from agent.config import MQTTSection, QuickturnConfig
 from agent.events import Event, EventBus
+from agent.gated_reply import GatedReply
 from agent.pipeline import Services, VoicePipeline
 from agent.priority import PriorityGate
 from agent.reply import DiffusionReply
@@ -455,12 +456,16 @@ class RealtimeServer:
     ) -> None:
         self.cfg = cfg
         self.batched: BatchedReply | None = None
-        if cfg.server.batch_replies and isinstance(services.reply, DiffusionReply):
-            # Every connection's replies denoised together, each session with its own cached prefix.
+        reply = services.reply
+        model = reply.inner if isinstance(reply, GatedReply) else reply
+        if cfg.server.batch_replies and isinstance(model, DiffusionReply):
+            # Every connection's replies denoised together, each session with its own cached prefix,
+            # behind the same reply gate as unbatched.
             self.batched = BatchedReply(
-                services.reply, max_batch=cfg.server.reply_batch, sessions=cfg.server.reply_sessions
+                model, max_batch=cfg.server.reply_batch, sessions=cfg.server.reply_sessions
             )
-            services = dataclasses.replace(services, reply=self.batched)
+            gated = reply.behind_batch(self.batched) if isinstance(reply, GatedReply) else self.batched
+            services = dataclasses.replace(services, reply=gated)
         for model in (services.asr, services.tts):  # the process's shared ASR and TTS queues
             gate = getattr(model, "gate", None)
             if isinstance(gate, PriorityGate):

@@ -316,3 +316,30 @@ def test_a_blocked_reply_about_the_user_falls_back_to_what_they_said(gated):
     d = gated._choose(msgs, "Weees make car and car.", [0.3] * 6, None, time.perf_counter())
     assert [t.candidate for t in d.tried] == ["model", "recall"]
     assert d.text == "You told me you drive an old red Volvo."
+
+
+def test_a_batched_session_is_gated_and_grounded_as_the_plain_model_is(gated, cfg):
+    """``quickturn serve`` batches replies across sessions: each session's view sits behind the same
+    gate, judged with the same reveal probabilities, and a source's fact is spoken as it is."""
+    from agent.reply_batch import BatchedReply
+
+    batched = BatchedReply(gated.inner, max_batch=2, sessions=2)
+    try:
+        view = gated.behind_batch(batched).for_session("session-a")
+        assert isinstance(view, GatedReply) and view.inner is not gated.inner
+        conv = Conversation(cfg.agent.name, cfg.agent.history_turns)
+        now = datetime(2026, 5, 14, 16, 20)
+        for user in ("What's the capital of Spain?", "Tell me a riddle.", "I feel lonely sometimes."):
+            prompt = conv.prompt_for(user, now)
+            gated.reset()
+            alone = gated.reply(prompt)
+            spoken = view.reply(prompt)
+            assert spoken == alone and view.last_gate is not None and gated.last_gate is not None
+            assert view.last_gate.candidate == gated.last_gate.candidate
+            assert view.last_gate.tried[0].verdict.score == pytest.approx(
+                gated.last_gate.tried[0].verdict.score
+            )
+        assert "Madrid" in view.reply(conv.prompt_for("What's the capital of Spain?", now))
+        assert view.last_gate.candidate == "source"
+    finally:
+        batched.close()

@@ -75,8 +75,12 @@ def test_a_batch_decodes_each_reply_as_it_would_alone(engine: DiffusionEngine) -
     events = batched.step() + batched.step()
     batched.submit(requests[3])  # joins mid-block, at the next step
     events += run(batched)
-    for req, want in zip(requests, expected):
+    for req, want, p, d in zip(requests, expected, prompts, drafts):
         assert req.result is not None and req.result.token_ids == want
+        engine.reset()  # the reply gate reads these: the same reveal probabilities as decoding alone
+        confidences = engine.generate_ids(p, OPTIONS, draft=d).confidences
+        assert len(req.result.confidences) == len(want)
+        assert req.result.confidences == pytest.approx(confidences, abs=1e-5, nan_ok=True)
         blocks = [e for r, e in events if r is req and e is not END]
         assert [t for b in blocks for t in b.token_ids] == want  # streamed as it went
         assert [e for r, e in events if r is req][-1] is END
