@@ -7,11 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import pwd
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +31,7 @@ from agent.events import (
     PlaybackFinished,
     SpeechStarted,
 )
+from agent.local_broker import LocalBroker, mosquitto_path
 from agent.mqtt import (
     BridgeOptions,
     EventMapper,
@@ -50,9 +47,7 @@ from agent.mqtt import (
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = BridgeOptions(backoff_initial_s=0.1, backoff_max_s=0.3, timeout_s=3.0)
-MOSQUITTO = shutil.which("mosquitto") or next(
-    (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
-)
+MOSQUITTO = mosquitto_path()
 no_mosquitto = pytest.mark.skipif(
     MOSQUITTO is None, reason="mosquitto binary not installed (apt install mosquitto)"
 )
@@ -189,52 +184,7 @@ def test_backoff_doubles_up_to_its_cap() -> None:
 # -- a real broker -----------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    """A throwaway mosquitto on 127.0.0.1 with its own persistence folder (survives stop/start)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = _free_port()
-        self.folder = folder
-        self.conf = folder / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {folder}/\n"
-            # As root, mosquitto would switch to the 'mosquitto' user and lose access to the folder.
-            f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert MOSQUITTO is not None
-        with (self.folder / "mosquitto.log").open("ab") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {(self.folder / 'mosquitto.log').read_text()[-500:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"mosquitto did not listen on port {self.port} within 10 s")
-
-    def stop(self) -> None:
-        """SIGTERM: connections drop as in a crash, but the broker saves sessions and retained messages."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+Broker = LocalBroker  # agent/local_broker.py: the demo's hub, the tests' broker
 
 
 @pytest.fixture

@@ -62,6 +62,18 @@ def clip_pcm(name: str) -> bytes:
     return float_to_pcm16_bytes(read_wav(DEMO / name, target_rate=RATE).samples)
 
 
+async def open_mic(c: Client, name: str) -> None:
+    """A microphone left open: 0.3 s of silence, the clip in 100 ms chunks in real time, then silence."""
+    audio = silence(0.3) + clip_pcm(name)
+    step = 2 * round(CHUNK_S * RATE)
+    for i in range(0, len(audio), step):
+        await c.send(type="input_audio_buffer.append", audio=b64(audio[i : i + step]))
+        await asyncio.sleep(CHUNK_S)
+    while True:
+        await c.send(type="input_audio_buffer.append", audio=b64(silence(CHUNK_S)))
+        await asyncio.sleep(CHUNK_S)
+
+
 def silence(seconds: float) -> bytes:
     return bytes(2 * round(seconds * RATE))
 
@@ -137,17 +149,7 @@ def test_spoken_turn_streams_events_in_order(cfg, services):
             updated = await c.wait_for("session.updated")
             assert updated["session"]["audio"]["input"]["turn_detection"]["silence_duration_ms"] == 400
 
-            async def microphone() -> None:  # 100 ms chunks in real time, then silence like an open mic
-                audio = silence(0.3) + clip_pcm(name)
-                step = 2 * round(CHUNK_S * RATE)
-                for i in range(0, len(audio), step):
-                    await c.send(type="input_audio_buffer.append", audio=b64(audio[i : i + step]))
-                    await asyncio.sleep(CHUNK_S)
-                while True:
-                    await c.send(type="input_audio_buffer.append", audio=b64(silence(CHUNK_S)))
-                    await asyncio.sleep(CHUNK_S)
-
-            mic = asyncio.create_task(microphone())
+            mic = asyncio.create_task(open_mic(c, name))
             try:
                 latency = await c.wait_for("quickturn.latency", timeout=60)
             finally:
@@ -201,17 +203,7 @@ def test_sessions_speaking_at_once_each_complete_their_turn_with_batched_replies
             c = Client(ws)
             await c.wait_for("session.created")
 
-            async def microphone() -> None:
-                audio = silence(0.3) + clip_pcm(name)
-                step = 2 * round(CHUNK_S * RATE)
-                for i in range(0, len(audio), step):
-                    await c.send(type="input_audio_buffer.append", audio=b64(audio[i : i + step]))
-                    await asyncio.sleep(CHUNK_S)
-                while True:
-                    await c.send(type="input_audio_buffer.append", audio=b64(silence(CHUNK_S)))
-                    await asyncio.sleep(CHUNK_S)
-
-            mic = asyncio.create_task(microphone())
+            mic = asyncio.create_task(open_mic(c, name))
             try:
                 await c.wait_for("quickturn.latency", timeout=90)
             finally:
@@ -822,17 +814,7 @@ def test_a_spoken_request_becomes_a_function_call(cfg, services):
             })  # fmt: skip
             await c.wait_for("session.updated")
 
-            async def microphone() -> None:  # 100 ms chunks in real time, then silence like an open mic
-                audio = silence(0.3) + clip_pcm(name)
-                step = 2 * round(CHUNK_S * RATE)
-                for i in range(0, len(audio), step):
-                    await c.send(type="input_audio_buffer.append", audio=b64(audio[i : i + step]))
-                    await asyncio.sleep(CHUNK_S)
-                while True:
-                    await c.send(type="input_audio_buffer.append", audio=b64(silence(CHUNK_S)))
-                    await asyncio.sleep(CHUNK_S)
-
-            mic = asyncio.create_task(microphone())
+            mic = asyncio.create_task(open_mic(c, name))
             try:
                 latency = await c.wait_for("quickturn.latency", timeout=60)
             finally:
