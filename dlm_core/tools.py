@@ -358,11 +358,17 @@ class ToolCaller:
     (banning ``speech_banned_ids`` so speech never starts a call).
     """
 
-    def __init__(self, engine: DiffusionEngine, *, call_threshold: float = 0.5) -> None:
+    def __init__(
+        self, engine: DiffusionEngine, *, call_threshold: float = 0.5, name_pass: bool = False
+    ) -> None:
+        """``name_pass``: score the tool names in a forward of their own, the call mark fixed at
+        position 0 (names conditioned on "this is a call"), instead of in the first forward's
+        fully masked block: one forward more per call."""
         if not 0.0 < call_threshold <= 1.0:
             raise ToolCallError(f"call_threshold must be in (0, 1], got {call_threshold}")
         self.engine = engine
         self.call_threshold = call_threshold
+        self.name_pass = name_pass
         self.format = CallFormat(engine.tokenizer, engine.cfg.pad_token_id)
         self.last_trace: dict[str, Any] = {}
 
@@ -405,6 +411,9 @@ class ToolCaller:
             if choice == "auto" and p_call < self.call_threshold:
                 self.last_trace["ms"] = (time.perf_counter() - t0) * 1e3
                 return None
+            if self.name_pass:
+                block = [self.engine.cfg.mask_token_id] * block_len
+                lp = self._forward(prompt, [self.format.mark_id, *block[1:]])
             cands = torch.tensor([self.format.padded(self.format.words(n), width) for n in names])
             scores = _sequence_scores(lp[1 : 1 + width], cands)
             probs = torch.softmax(scores, dim=0)

@@ -51,10 +51,10 @@ def same_arguments(got: dict[str, Any], want: dict[str, Any]) -> bool:
     return {k: norm(v) for k, v in got.items()} == {k: norm(v) for k, v in want.items()}
 
 
-def evaluate(model: str, path: Path = EVAL, limit: int = 0) -> dict[str, Any]:
+def evaluate(model: str, path: Path = EVAL, limit: int = 0, name_pass: bool = False) -> dict[str, Any]:
     torch.set_num_threads(1)
     engine = DiffusionEngine.from_pretrained(model, max_context=512)
-    caller = ToolCaller(engine)
+    caller = ToolCaller(engine, name_pass=name_pass)
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if limit:
         rows = rows[:limit]
@@ -80,7 +80,12 @@ def evaluate(model: str, path: Path = EVAL, limit: int = 0) -> dict[str, Any]:
         item["right_tool"] = want is not None and got is not None and got["name"] == want["name"]
         item["all_args"] = item["right_tool"] and same_arguments(got["arguments"], want["arguments"])  # type: ignore[index]
         items.append(item)
-    return {"model": str(model), "n": len(items), **summary(items, times), "items": items}
+    return {
+        "model": str(model) + (" +name pass" if name_pass else ""),
+        "n": len(items),
+        **summary(items, times),
+        "items": items,
+    }
 
 
 def summary(items: list[dict[str, Any]], times: list[float]) -> dict[str, Any]:
@@ -123,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=EVAL)
     ap.add_argument("--n", type=int, default=0, help="only the first N items")
     ap.add_argument("--json", metavar="OUT", help="write every item's result here")
+    ap.add_argument("--name-pass", action="store_true", help="score tool names in a forward of their own")
     args = ap.parse_args(argv)
-    results = [evaluate(m, args.data, args.n) for m in (args.model or [str(EMBEDDED_MODEL)])]
+    results = [evaluate(m, args.data, args.n, args.name_pass) for m in (args.model or [str(EMBEDDED_MODEL)])]
     print(
         "model | calls | right tool % | all args % | false calls % | seen tool/args % | unseen tool/args % | decide p50/p95 ms"
     )
