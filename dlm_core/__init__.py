@@ -13,6 +13,7 @@ from .engine import BlockResult, DecodeOptions, DiffusionEngine, GenerationResul
 from .errors import DLMError, GenerationError, ModelLoadError, ShapeError
 from .loader import LoadedModel, load_model, save_quickturn_model
 from .sampling import SamplerConfig
+from .tools import Tool, ToolCall, ToolCaller, ToolCallError, ToolSchemaError, tools_sentence, with_tools
 
 __all__ = [
     "BlockResult",
@@ -27,10 +28,17 @@ __all__ = [
     "ModelLoadError",
     "SamplerConfig",
     "ShapeError",
+    "Tool",
+    "ToolCall",
+    "ToolCallError",
+    "ToolCaller",
+    "ToolSchemaError",
     "ar_generate",
     "banned_token_ids",
     "infill",
     "load_model",
     "prefix",
     "save_quickturn_model",
+    "tools_sentence",
+    "with_tools",
 ]

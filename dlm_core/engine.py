@@ -326,6 +326,38 @@ class DiffusionEngine:
         draft_ids = [int(t) for t in draft] if draft else []
         return prompt, replace(options, max_tokens=max_tokens, block_len=block_len), draft_ids
 
+    def block_log_probs(self, prompt: Sequence[int], block: Sequence[int]) -> Tensor:
+        """Log-probabilities [L, V] (fp32, host) of one denoising forward of ``block`` after ``prompt``.
+
+        ``block`` holds token ids with ``mask_token_id`` where a position is unknown; nothing is
+        banned (a copy head's mixture is used as is), so constrained scoring sees every candidate.
+        The prompt is prefilled as for a reply (its cached prefix reused). This is the primitive for
+        slot scoring (``tools.ToolCaller``): one forward, a fixed cost whatever the candidates.
+        """
+        if self.cfg.aligned_blocks:
+            raise GenerationError(
+                f"block_log_probs needs unaligned denoising blocks; the {self.cfg.family!r} model attends "
+                f"in aligned blocks of {self.cfg.block_size}"
+            )
+        prompt = [int(t) for t in prompt]
+        if not prompt:
+            raise GenerationError("the prompt is empty")
+        if len(prompt) + len(block) > self.max_context:
+            raise GenerationError(
+                f"prompt of {len(prompt)} tokens + block of {len(block)} needs {len(prompt) + len(block)} "
+                f"context positions but the context holds {self.max_context}"
+            )
+        with self._lock, torch.inference_mode():
+            self._prefill(prompt, fresh=self.cfg.attention == "full")
+            ctx_len = len(self._cached)
+            x = torch.tensor([list(block)], dtype=torch.long, device=self.device)
+            positions = torch.arange(ctx_len, ctx_len + x.shape[1], device=self.device)
+            self._whole_word_copies(False)
+            logits = self._block_logits(x, positions, ctx_len)[0].float()
+            if self.model.copy_head is None:  # raw logits: normalise (a copy head returns log-probs)
+                logits = torch.log_softmax(logits, dim=-1)
+            return logits.cpu()
+
     @cached_property
     def token_texts(self) -> list[str]:
         """Each id's text, for finding words (computed on first use: one decode per vocabulary entry)."""
