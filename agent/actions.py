@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from dlm_core.tools import Tool, ToolCall
 
@@ -27,6 +27,7 @@ from .events import Event, ToolCalled
 from .skills import Skill, SkillError, SkillResult
 from .skills.home import CommandQueue, HomeSkill, load_devices, run_device_link
 from .skills.timers import TimerBook, TimerClock, TimerSkill
+from .tool_calls import ToolDecider, load_tool_caller
 
 if TYPE_CHECKING:
     from .pipeline import VoicePipeline
@@ -34,29 +35,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("quickturn.actions")
 
 
-class ToolDecider(Protocol):
-    """``dlm_core.tools.ToolCaller``'s interface: the call to make, or None to speak."""
-
-    def decide(
-        self, messages: Sequence[Mapping[str, str]], tools: Sequence[Tool], tool_choice: Any = "auto"
-    ) -> ToolCall | None: ...
-
-
 class ToolsUnavailable(RuntimeError):
     """``tools.enabled`` but no tool caller can be built for this reply model."""
 
 
-def load_tool_caller(reply: object) -> ToolDecider:
-    """A ``dlm_core.tools.ToolCaller`` on the reply model's diffusion engine."""
-    from dlm_core import tools as dlm_tools
-
-    caller_cls = getattr(dlm_tools, "ToolCaller", None)
-    engine = getattr(reply, "engine", None)
-    if caller_cls is None:
-        raise ToolsUnavailable("tools.enabled needs dlm_core.tools.ToolCaller, which this build lacks")
-    if engine is None:
+def require_tool_caller(reply: object) -> ToolDecider:
+    """A ``dlm_core.tools.ToolCaller`` on the reply model's diffusion engine, or ``ToolsUnavailable``."""
+    caller = load_tool_caller(reply)
+    if caller is None:
         raise ToolsUnavailable(f"tools.enabled needs the diffusion reply model, not {type(reply).__name__}")
-    return caller_cls(engine)
+    return caller
 
 
 @dataclass

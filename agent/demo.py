@@ -153,10 +153,10 @@ async def run_demo(
 async def _skills_home(cfg: QuickturnConfig, services: Services, console):
     """The demo's skills: on whenever this build has a tool caller; a local mosquitto plays the home
     hub (unless [[home.devices]] are declared) and every message to the device topics is printed."""
-    from .actions import ToolsUnavailable, load_tool_caller
+    from .actions import ToolsUnavailable, require_tool_caller
 
     try:
-        caller = load_tool_caller(services.reply)
+        caller = require_tool_caller(services.reply)
     except ToolsUnavailable as exc:
         console.print(f"[dim]skills turns skipped: {exc}[/dim]")
         yield cfg, None

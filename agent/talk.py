@@ -94,10 +94,10 @@ def start_skills(cfg: QuickturnConfig, pipeline, services, console):
     """Timers and home control for ``pipeline`` when ``[tools] enabled`` (agent/actions.py)."""
     if not cfg.tools.enabled:
         return None
-    from .actions import SkillRuntime, ToolsUnavailable, load_tool_caller
+    from .actions import SkillRuntime, ToolsUnavailable, require_tool_caller
 
     try:
-        caller = load_tool_caller(services.reply)
+        caller = require_tool_caller(services.reply)
     except ToolsUnavailable as exc:
         raise UsageError(f"config: {exc}; set tools.enabled=false") from None
     runtime = SkillRuntime(cfg, pipeline, caller)

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dlm_core.tools import Tool, ToolCall
+from dlm_core import DiffusionEngine
+from dlm_core.tools import Tool, ToolCall, ToolCaller, tool_slots
 
 # "auto" | "none" | "required" | {"type": "function", "name": ...}: the OpenAI shape, as the decider takes it
 ToolChoice = str | Mapping[str, str]
@@ -45,29 +46,18 @@ class ToolRequest:
 
 
 def load_tool_caller(reply: object) -> ToolDecider | None:
-    """The tool caller on the reply model's engine, or None when this build or model has none.
-
-    ``dlm_core.tools.ToolCaller`` is built on a ``DiffusionEngine``; a reply model without one (the AR
-    baseline, the teacher) cannot call tools.
-    """
+    """The tool caller on the reply model's diffusion engine (through any wrapper: the reply gate), or
+    None for a reply model without one (the AR baseline, the teacher cannot call tools)."""
+    while getattr(reply, "engine", None) is None and getattr(reply, "inner", None) is not None:
+        reply = reply.inner  # type: ignore[attr-defined]
     engine = getattr(reply, "engine", None)
-    try:
-        from dlm_core.tools import ToolCaller  # type: ignore[attr-defined]  # lands with h/toolmodel
-    except ImportError:
-        return None
-    if engine is None:
-        return None
-    return ToolCaller(engine)
+    return ToolCaller(engine) if isinstance(engine, DiffusionEngine) else None
 
 
-def schema_checker() -> Callable[[Tool], object] | None:
+def schema_checker() -> Callable[[Tool], object]:
     """The decoder's own check of a tool's schema (``dlm_core.tools.tool_slots``: raises
     ``ToolSchemaError`` naming a construct it cannot fill), so a client hears of it when it declares
-    the tool rather than when a response fails. None when this build has no decoder."""
-    try:
-        from dlm_core.tools import tool_slots  # type: ignore[attr-defined]  # lands with h/toolmodel
-    except ImportError:
-        return None
+    the tool rather than when a response fails."""
     return tool_slots
 
 

@@ -400,10 +400,8 @@ def test_a_schema_the_decoder_cannot_fill_is_refused_when_declared():
     assert code(s.receive(refused, busy=False)) == "unsupported_tool_schema"
 
 
-def test_the_decoders_own_schema_check_is_used_when_it_is_there():
+def test_the_decoders_own_schema_check_refuses_what_it_cannot_fill():
     check = schema_checker()
-    if check is None:
-        pytest.skip("no dlm_core.tools.tool_slots in this build (branch h/toolmodel)")
     s = RealtimeSession(replace(DEFAULTS, check_tool=check))
     assert code(s.receive(session_update(tools=[LIST_TOOL]), busy=False)) == "unsupported_tool_schema"
     set_tools, updated = s.receive(session_update(tools=[WEATHER, TIMER]), busy=False)
