@@ -18,7 +18,7 @@ import argparse
 import json
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,9 @@ from dlm_core.families import FAMILIES
 from dlm_core.tokenizer import ChatTokenizer
 from dlm_core.tools import CallFormat, Tool, tools_sentence
 from dlm_core.train.data import read_chat_jsonl
+from recipe.filters import normalise_prompt
 from recipe.intents import random_ctx
+from recipe.listener_eval.prompts import load_prompts, user_texts
 
 DATA = Path(__file__).resolve().parent / "data"
 ROOMS = ["kitchen", "bedroom", "living_room", "bathroom", "hallway", "office", "garage", "porch", "nursery"]
@@ -730,6 +732,10 @@ def main(argv: list[str] | None = None) -> int:
         convs += read_chat_jsonl(DATA / f"{part}.jsonl")
     speech += [speech_with_tools(rng, conv, TRAIN, "tool_speech") for conv in rng.sample(convs, args.speech)]
     rng.shuffle(speech)
+    # Never a user message the listener evaluation asks (its prompts stay held out of every data set).
+    listener = {normalise_prompt(t) for item in load_prompts() for t in user_texts(item)}
+    calls = [r for r in calls if not any(_asks(r, listener))]
+    speech = [r for r in speech if not any(_asks(r, listener))]
     # Calls and speech apart: the calls' reply tokens join the output vocabulary, speech adds none.
     # The training rows drop their tool definitions (they are in the system sentence).
     _write(DATA / "train_tools.jsonl", [{k: v for k, v in r.items() if k != "tools"} for r in calls])
@@ -751,6 +757,10 @@ def main(argv: list[str] | None = None) -> int:
         f"train_tools.jsonl: {len(calls)} calls, train_tools_speech.jsonl: {len(speech)}, tool_eval.jsonl: {len(evals)} (unseen tools: {sorted(UNSEEN)})"
     )
     return 0
+
+
+def _asks(row: dict, texts: set[str]) -> Iterator[bool]:
+    return (m["role"] == "user" and normalise_prompt(m["content"]) in texts for m in row["messages"])
 
 
 def _write(path: Path, rows: list[dict]) -> None:
