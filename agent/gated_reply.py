@@ -39,9 +39,11 @@ from .reply_gate import (
     Lexicon,
     Verdict,
     honest_reply,
+    new_names,
     recall_reply,
     request_kind,
     signals,
+    words_of,
 )
 from .sources import GroundedReply
 
@@ -179,11 +181,14 @@ class GatedReply(ReplyModel):
         s = signals(gate_input(messages, text, probs, draft), self.lexicon)
         return self.gate.judge(s, self.gate_cfg.threshold or None)
 
-    def _draft_fits(self, messages: Messages, model_verdict: Verdict) -> bool:
+    def _draft_fits(self, messages: Messages, draft: str, model_text: str, model_verdict: Verdict) -> bool:
         """The draft as written only where it likely answers this message: the model's own reply kept
         enough of it (a draft retrieved for another question is mostly vetoed by the model), or the
         message is a greeting, goodbye or thanks (where any retrieved reply of its kind fits).
-        Measured on the listener-eval prompts: docs/notes/reply-gate.md."""
+        Measured on the listener-eval prompts: docs/notes/reply-gate.md. Never a draft that puts a name of
+        its own where the model said the user's word ("Hello Will!" / "Hello Sam!" to "My name is Sam.")."""
+        if draft_in_users_words(draft, model_text, messages) or names_over_users(draft, messages):
+            return False
         if model_verdict.signals.get("draft_agreement", 0.0) >= self.gate_cfg.draft_min_agreement:
             return True
         return request_kind(messages[-1]["content"] if messages else "") in _ANY_DRAFT_OF_ITS_KIND
@@ -248,10 +253,13 @@ class GatedReply(ReplyModel):
         if (
             draft
             and draft.strip() != text
-            and self._draft_fits(messages, tried[0].verdict)
+            and self._draft_fits(messages, draft.strip(), text, tried[0].verdict)
             and attempt("draft", draft.strip(), None)
         ):
             return decided("draft", draft.strip())
+        in_their_words = draft_in_users_words(draft or "", text, messages)
+        if in_their_words and attempt("draft", in_their_words, None):
+            return decided("draft", in_their_words)  # "Hello Will! ..." said with the user's own name
         # (a session of a batched model has no engine of its own to re-decode on)
         if (
             cfg.redecode
@@ -271,6 +279,34 @@ class GatedReply(ReplyModel):
         honest = honest_reply(user)
         tried.append(Tried("honest", honest, Verdict(True, 0.0, {}, (request_kind(user),))))
         return decided("honest", honest)
+
+
+def draft_in_users_words(draft: str, reply: str, messages: Messages) -> str | None:
+    """The model's reply, when it is the draft with only the draft's made-up names replaced by words of
+    the user's message ("Hello Will! I'll remember that." → "Hello Sam! I'll remember that." after "My
+    name is Sam."): the draft's wording, the user's facts. None otherwise."""
+    if not draft or not messages or not new_names(draft, messages):
+        return None
+    user = {w.lower() for w in words_of(messages[-1]["content"])}
+    a, b = words_of(draft), words_of(reply)
+    if len(a) != len(b) or a == b:
+        return None
+    if all(x == y or y.lower() in user for x, y in zip(a, b)):
+        return reply
+    return None
+
+
+def names_over_users(draft: str, messages: Messages) -> bool:
+    """The draft names someone nobody mentioned while a name the user just said is missing from it
+    ("Hello Will!" to "My name is Sam."; "The capital of Italy is Rome." to a question about Italy is fine)."""
+    if not messages or not new_names(draft, messages[:-1] or messages):
+        return False
+    said = {
+        w
+        for w in words_of(messages[-1]["content"])[1:]
+        if w[:1].isupper() and w != "I" and not w.startswith("I'")
+    }
+    return bool(said - set(words_of(draft)))
 
 
 def with_gate(reply: ReplyModel, cfg: GateSection) -> ReplyModel:

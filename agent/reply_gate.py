@@ -76,7 +76,7 @@ _CHEER = _set(
     "fun best yay brilliant"
 )
 _FAREWELL = ("bye", "goodbye", "good night", "goodnight", "see you", "see ya", "talk to you later",
-             "talk later", "later", "leave you")  # fmt: skip
+             "talk later", "catch you later", "leave you")  # fmt: skip
 _GREETING = _set("hello hi hey greetings morning")
 _TIME_WORDS = _set("time clock o'clock hour hours minute minutes late early now")
 _DATE_WORDS = _set("date day today tomorrow yesterday weekday week month year")
@@ -270,7 +270,7 @@ def signals(inp: GateInput, lexicon: Lexicon) -> dict[str, float]:
     numbers = [w for w in ws if _DIGITS.search(w)]
     s["unasked_number"] = float(bool(numbers) and not times and not asked_number)
     s["cheer_on_sad"] = float(bool(set(user_ws) & _SAD) and bool(set(low) & _CHEER))
-    farewell = _has_phrase(inp.user, _FAREWELL)
+    farewell = says_goodbye(inp.user)
     s["farewell_mismatch"] = float(farewell and ("?" in reply or bool(set(low) & _GREETING)))
     if inp.draft:
         s["has_draft"] = 1.0
@@ -353,13 +353,32 @@ _HELLO = _set("hello hi hey hiya howdy yo greetings morning afternoon evening")
 _BYE = ("have a nice", "have a good", "take care", "good night", "goodnight")
 
 
+def says_goodbye(user: str) -> bool:
+    """ "Bye!", "See you later.", "Later!" — not "I'm going for a walk later." (a lone "later" only ends
+    a message of a few words)."""
+    ws = [w.lower() for w in words_of(user)]
+    return _has_phrase(user, _FAREWELL) or (bool(ws) and ws[-1] == "later" and len(ws) <= 3)
+
+
+def new_names(text: str, messages: Sequence[Mapping[str, str]]) -> set[str]:
+    """Capitalised words inside a sentence of ``text`` ("Hello Will!") that no message holds: a name the
+    reply would make up (a stored reply said as written can carry another user's name)."""
+    known = {w.lower() for m in messages for w in words_of(m["content"])}
+    names = set()
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        for w in words_of(sentence)[1:]:
+            if w[:1].isupper() and not w.startswith("I'") and w != "I" and w.lower() not in known:
+                names.add(w)
+    return names
+
+
 def request_kind(user: str) -> str:
     """The kind of what the user said, for a fitting honest reply (a keyword rule: cheap, testable)."""
     ws = [w.lower() for w in words_of(user)]
     if not ws:
         return "unclear"
     words = set(ws)
-    if _has_phrase(user, _FAREWELL) or _has_phrase(user, _BYE):
+    if says_goodbye(user) or _has_phrase(user, _BYE):
         return "farewell"
     if words & {"thanks", "thank"}:
         return "thanks"

@@ -343,3 +343,34 @@ def test_a_batched_session_is_gated_and_grounded_as_the_plain_model_is(gated, cf
         assert view.last_gate.candidate == "source"
     finally:
         batched.close()
+
+
+def test_a_lone_later_is_no_goodbye():
+    """make demo, 2026-12-07 23:24: "I was thinking about going for a walk later." got "Goodbye!"."""
+    from agent.reply_gate import request_kind, says_goodbye
+
+    assert not says_goodbye("I was thinking about going for a walk later.")
+    assert request_kind("I was thinking about going for a walk later.") == "statement"
+    for bye in ("Later!", "See you later.", "Catch you later", "Bye now."):
+        assert says_goodbye(bye) and request_kind(bye) == "farewell"
+
+
+def test_a_draft_never_puts_its_own_name_where_the_user_gave_theirs(gated):
+    """make demo, 2026-12-07 23:24: "My name is Sam." got the stored "Hello Will! I'll remember that."
+    as written; the draft's wording with the user's own name is spoken instead, a made-up name never."""
+    from agent.gated_reply import draft_in_users_words
+    from agent.reply_gate import new_names
+
+    msgs = messages("My name is Sam.")
+    assert new_names("Hello Will! I'll remember that.", msgs) == {"Will"}
+    assert new_names("Hello Sam! I'll remember that.", msgs) == set()
+    fixed = draft_in_users_words("Hello Will! I'll remember that.", "Hello Sam! I'll remember that.", msgs)
+    assert fixed == "Hello Sam! I'll remember that."
+    assert (
+        draft_in_users_words("Hello Will! I'll remember that.", "Hello Bob! I'll remember that.", msgs)
+        is None
+    )
+    t0 = time.perf_counter()
+    for model_reply in ("Hello Sam! I'll remember that.", "Hello Sa! remember that."):
+        d = gated._choose(msgs, model_reply, [0.01] * 8, "Hello Will! I'll remember that.", t0)
+        assert "Will" not in d.text
