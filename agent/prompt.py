@@ -115,12 +115,15 @@ class Context:
         return values | {f.placeholder: f.spoken for f in self.facts}
 
 
-def ground(user_text: str, previous_user_text: str | None, now: datetime) -> SourceAnswer | None:
+def ground(
+    user_text: str, previous_user_text: str | None, now: datetime, turn: int = 0
+) -> SourceAnswer | None:
     """The offline sources' answer to the request (``previous_user_text`` for follow-ups: "And of
-    Portugal?"); the clock's minute picks which joke, so asking again later gives another one."""
+    Portugal?"); the clock's minute and the conversation's turn pick which joke, so asking again — in
+    the next turn or later — gives another one."""
     if not user_text.strip():
         return None
-    return look_up(user_text, previous_user_text, seed=now.hour * 60 + now.minute)
+    return look_up(user_text, previous_user_text, seed=now.hour * 60 + now.minute + turn)
 
 
 class Prompt(list[dict[str, str]]):
@@ -165,7 +168,7 @@ class Conversation:
 
     def context_for(self, user_text: str, now: datetime) -> Context:
         previous = next((m.content for m in reversed(self.turns) if m.role == "user"), None)
-        grounding = ground(user_text, previous, now)
+        grounding = ground(user_text, previous, now, turn=sum(m.role == "user" for m in self.turns))
         return Context(self.assistant_name, now, self.memory.ordered(), worked_sum(user_text), grounding)
 
     def messages_for(self, user_text: str, now: datetime) -> list[Message]:

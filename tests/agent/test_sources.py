@@ -216,3 +216,15 @@ def test_an_honest_reply_never_says_back_words_the_matcher_caught_by_mistake(
 def test_the_name_of_a_countrys_capital_is_its_capital() -> None:
     answer = look_up("Tell me the name of Germany's capital.")
     assert answer is not None and answer.sentence == "The capital of Germany is Berlin."
+
+
+def test_a_joke_asked_for_again_in_the_next_turn_is_another_one() -> None:
+    """make demo, 2026-12-07 23:30: "tell me a funny joke" then "Do you know any good jokes?" got the
+    same joke twice within a minute."""
+    conv = Conversation("Quinn")
+    first = conv.context_for("Tell me a funny joke.", NOW).grounding
+    conv.add_user("Tell me a funny joke.")
+    assert first is not None
+    conv.add_assistant(first.sentence)
+    second = conv.context_for("Do you know any good jokes?", NOW).grounding
+    assert second is not None and second.kind == "joke" and second.sentence != first.sentence
