@@ -279,7 +279,10 @@ class DiffusionReply(ReplyModel):
     def draft_ids(self, messages: Messages) -> list[int] | None:
         """Token ids of a retrieved draft reply (with its end token), or None. Templates that need a
         context value are filled only from a ``Prompt``'s context."""
-        text = self.draft_text(messages)
+        return self.draft_tokens(self.draft_text(messages))
+
+    def draft_tokens(self, text: str | None) -> list[int] | None:
+        """A draft reply as the engine takes it: its tokens and the end token (None stays None)."""
         if text is None:
             return None
         return self.engine.tokenizer.encode(text) + list(self.engine.cfg.eos_token_ids[:1])

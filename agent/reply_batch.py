@@ -121,9 +121,7 @@ class SessionReply(ReplyModel):
         messages = self.fit(messages).messages  # a prompt that does not fit must never fail the turn
         # draft_text returns this call's draft (the shared model's ``last_draft`` is any session's)
         self.last_draft = inner.draft_text(messages)
-        draft = None
-        if self.last_draft is not None:
-            draft = inner.engine.tokenizer.encode(self.last_draft) + list(inner.engine.cfg.eos_token_ids[:1])
+        draft = inner.draft_tokens(self.last_draft)
         self.last_confidences = []
         prompt = inner.engine.tokenizer.encode_chat(messages, add_generation_prompt=True)
         blocks = self.parent.worker.stream(self.key, prompt, inner.options, draft=draft, stop=cancel)
